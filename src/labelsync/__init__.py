@@ -1,0 +1,88 @@
+"""labelsync: push an administrator's default synced mail labels to every User, exactly.
+
+The pure core (`apply_defaults`, `email_tab`) answers "what would a push do?";
+`LabelSync` runs the push as a resumable background job over a `Store`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from labelsync.changes import Changes, LabelChange, LabelSummary, Skip, Summary
+from labelsync.exceptions import (
+    AlreadyExists,
+    InvalidInput,
+    JobSuperseded,
+    LabelSyncError,
+    MissingExtra,
+    NotFound,
+    PermissionDenied,
+    UnknownJob,
+    UnknownTenant,
+    UnknownUser,
+)
+from labelsync.model import (
+    Defaults,
+    EmailTab,
+    EmailTabRow,
+    Label,
+    LabelSet,
+    Mailbox,
+    Permission,
+    Provider,
+    PushCounts,
+    PushRecord,
+    SkipReason,
+    SystemLabel,
+    Tenant,
+    User,
+)
+from labelsync.providers import gmail_label, graph_folder, imap_mailbox, imap_role
+from labelsync.rules import UserOutcome, apply_defaults, apply_to_user, email_tab, onboard
+
+try:
+    __version__ = version("labelsync")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AlreadyExists",
+    "Changes",
+    "Defaults",
+    "EmailTab",
+    "EmailTabRow",
+    "InvalidInput",
+    "JobSuperseded",
+    "Label",
+    "LabelChange",
+    "LabelSet",
+    "LabelSummary",
+    "LabelSyncError",
+    "Mailbox",
+    "MissingExtra",
+    "NotFound",
+    "Permission",
+    "PermissionDenied",
+    "Provider",
+    "PushCounts",
+    "PushRecord",
+    "Skip",
+    "SkipReason",
+    "Summary",
+    "SystemLabel",
+    "Tenant",
+    "UnknownJob",
+    "UnknownTenant",
+    "UnknownUser",
+    "User",
+    "UserOutcome",
+    "__version__",
+    "apply_defaults",
+    "apply_to_user",
+    "email_tab",
+    "gmail_label",
+    "graph_folder",
+    "imap_mailbox",
+    "imap_role",
+    "onboard",
+]

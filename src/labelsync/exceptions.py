@@ -1,0 +1,91 @@
+"""Every error labelsync raises on purpose is a `LabelSyncError`.
+
+Errors about bad input are also `ValueError`s (and unknown ids also
+`LookupError`s), so callers can catch the builtin they already expect.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "InvalidInput",
+    "JobSuperseded",
+    "LabelSyncError",
+    "MissingExtra",
+    "NotFound",
+    "PermissionDenied",
+    "UnknownJob",
+    "UnknownTenant",
+    "UnknownUser",
+]
+
+
+class LabelSyncError(Exception):
+    """Raised for every failure labelsync reports on purpose; the base to catch."""
+
+
+class InvalidInput(LabelSyncError, ValueError):
+    """Raised when a value is malformed; names the field and the value, and nothing is stored."""
+
+    field: str
+    value: object
+    problem: str
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}: {value!r} {problem}")
+
+
+class NotFound(InvalidInput, LookupError):
+    """Raised when an id names nothing that exists."""
+
+
+class UnknownTenant(NotFound):
+    """Raised when a tenant id is not in the store."""
+
+    def __init__(self, tenant_id: object) -> None:
+        super().__init__("tenant_id", tenant_id, "is not a known tenant")
+
+
+class UnknownUser(NotFound):
+    """Raised when a user id is not a User of the tenant."""
+
+    def __init__(self, user_id: object, tenant_id: object) -> None:
+        super().__init__("user_id", user_id, f"is not a User of tenant {tenant_id!r}")
+
+
+class UnknownJob(NotFound):
+    """Raised when a push job id is not in the store."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__("job_id", job_id, "is not a known push job")
+
+
+class AlreadyExists(InvalidInput):
+    """Raised when creating something whose id is already taken."""
+
+
+class PermissionDenied(LabelSyncError):
+    """Raised when the actor lacks the permission a use case needs (R1, R8)."""
+
+
+class JobSuperseded(LabelSyncError):
+    """Raised when running a push job that a newer push for the same tenant replaced (R10)."""
+
+    def __init__(self, job_id: str, by: str | None) -> None:
+        self.job_id = job_id
+        self.by = by
+        newer = f" by job {by!r}" if by else ""
+        super().__init__(f"job_id: {job_id!r} was superseded{newer}; it writes nothing more")
+
+
+class MissingExtra(LabelSyncError, ImportError):
+    """Raised when a feature needs an optional dependency that is not installed."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs {module!r}, which is not installed; "
+            f"install the extra: pip install 'labelsync[{extra}]'"
+        )

@@ -1,0 +1,452 @@
+"""The values labelsync reasons about: labels, mailboxes, Users, tenants and defaults.
+
+Every value is an immutable, slotted attrs class validated at construction, so
+a value that exists is a valid one; a new state is a new value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
+
+import attrs
+from attrs import field, frozen
+
+from labelsync import _validate as v
+from labelsync.exceptions import InvalidInput, UnknownUser
+
+__all__ = [
+    "SYNC_ENABLED_NOTE",
+    "Defaults",
+    "EmailTab",
+    "EmailTabRow",
+    "Label",
+    "LabelSet",
+    "Mailbox",
+    "Permission",
+    "Provider",
+    "PushCounts",
+    "PushRecord",
+    "SkipReason",
+    "SystemLabel",
+    "Tenant",
+    "User",
+]
+
+
+class SystemLabel(enum.Enum):
+    """A label every mailbox has, recognised by its role and never by its display name (R2, R9)."""
+
+    INBOX = "INBOX"
+    SENT = "SENT"
+
+    @property
+    def title(self) -> str:
+        """The English name the admin's checkbox shows."""
+        return self.name.title()
+
+
+class Permission(enum.Enum):
+    """A workflow permission of a User's role."""
+
+    ADMIN_ACCESS = "ADMIN_ACCESS"
+    """May push defaults to every User (R1)."""
+    EMAIL_SYNC = "EMAIL_SYNC"
+    """May see their own Email tab (R8)."""
+
+
+class Provider(enum.Enum):
+    """Where a mailbox lives; decides how system labels are recognised (B3)."""
+
+    GMAIL = "GMAIL"
+    MICROSOFT = "MICROSOFT"
+    IMAP = "IMAP"
+    OTHER = "OTHER"
+
+
+class SkipReason(enum.Enum):
+    """Why a push could not cover a User or one of their labels (R7)."""
+
+    NO_MAILBOX = "NO_MAILBOX"
+    """The User has no connected mailbox; the whole User is skipped."""
+    LABEL_MISSING = "LABEL_MISSING"
+    """The mailbox has no label with that system role; only that label is skipped."""
+
+
+def _label_ids(value: object) -> frozenset[str]:
+    if isinstance(value, str | bytes):
+        # A lone string would silently become a set of its characters.
+        raise InvalidInput(
+            "LabelSet.ids", value, "must be a collection of label ids, not one string"
+        )
+    if isinstance(value, frozenset) and all(isinstance(i, str) and i for i in value):
+        return value  # already a valid frozenset of ids: no copy
+    try:
+        ids: frozenset[object] = frozenset(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidInput("LabelSet.ids", value, "must be a collection of label ids") from None
+    for label_id in ids:
+        if not isinstance(label_id, str) or not label_id.strip():
+            raise InvalidInput("LabelSet.ids", label_id, "must be a non-empty string label id")
+    return cast(frozenset[str], ids)
+
+
+@frozen(repr=False)
+class LabelSet:
+    """The ids of the labels a User has selected for sync.
+
+    Ids, not names: a label is the same label after the provider renames it.
+    Ids that the User's mailbox no longer has are allowed and kept (see `User`).
+    """
+
+    ids: frozenset[str] = field(default=frozenset(), converter=_label_ids)
+
+    @classmethod
+    def _trusted(cls, ids: frozenset[str]) -> LabelSet:
+        # Hot path of a push: the ids came from a valid LabelSet and a valid
+        # Mailbox, so validating them again would only cost time.
+        new = object.__new__(cls)
+        object.__setattr__(new, "ids", ids)
+        return new
+
+    def __contains__(self, label_id: object) -> bool:
+        return label_id in self.ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"LabelSet({sorted(self.ids)!r})"
+
+    def with_ids(self, *label_ids: str) -> LabelSet:
+        """This selection plus `label_ids`."""
+        return LabelSet(self.ids.union(label_ids))
+
+    def without(self, *label_ids: str) -> LabelSet:
+        """This selection minus `label_ids`."""
+        return LabelSet(self.ids.difference(label_ids))
+
+
+def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
+    return tuple(labels)
+
+
+def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
+    return tuple(users)
+
+
+@frozen
+class Label:
+    """A label (Gmail) or folder (Outlook, IMAP) of one mailbox.
+
+    `system` is the role for INBOX/SENT and None for the User's own labels; the
+    role, not `name`, is what a push goes by.
+    """
+
+    id: str = field(validator=v.non_empty_str)
+    name: str = field(validator=v.non_empty_str)
+    system: SystemLabel | None = field(
+        default=None, validator=v.member_of(SystemLabel, optional=True)
+    )
+
+    @property
+    def is_system(self) -> bool:
+        """True for INBOX and SENT."""
+        return self.system is not None
+
+
+def _role_ids(mailbox: Mailbox) -> tuple[str | None, str | None]:
+    inbox = sent = None
+    for label in mailbox.labels:
+        if label.system is SystemLabel.INBOX:
+            inbox = label.id
+        elif label.system is SystemLabel.SENT:
+            sent = label.id
+    return inbox, sent
+
+
+def _distinct_labels(instance: Mailbox, attribute: attrs.Attribute[Any], labels: Any) -> None:
+    seen_ids: set[str] = set()
+    seen_roles: set[SystemLabel] = set()
+    for index, label in enumerate(labels):
+        where = f"Mailbox.labels[{index}]"
+        if not isinstance(label, Label):
+            raise InvalidInput(where, label, "is not a Label")
+        if label.id in seen_ids:
+            raise InvalidInput(f"{where}.id", label.id, "is a duplicate label id in this mailbox")
+        if label.system is not None and label.system in seen_roles:
+            raise InvalidInput(
+                f"{where}.system",
+                label.system.name,
+                "is held by another label of this mailbox; a role belongs to one label",
+            )
+        seen_ids.add(label.id)
+        if label.system is not None:
+            seen_roles.add(label.system)
+
+
+@frozen
+class Mailbox:
+    """A User's connected mail account with its labels/folders."""
+
+    provider: Provider = field(validator=v.member_of(Provider))
+    address: str = field(validator=v.non_empty_str)
+    labels: tuple[Label, ...] = field(
+        default=(), converter=_labels_tuple, validator=_distinct_labels
+    )
+    # Role -> label id, computed once: a push asks it twice per User.
+    _roles: tuple[str | None, str | None] = field(
+        init=False, repr=False, eq=False, default=attrs.Factory(_role_ids, takes_self=True)
+    )
+
+    def label_id(self, role: SystemLabel) -> str | None:
+        """The id of the label with `role`, or None when this mailbox lacks it."""
+        return self._roles[0] if role is SystemLabel.INBOX else self._roles[1]
+
+    def label(self, role: SystemLabel) -> Label | None:
+        """The label with `role`, or None when this mailbox lacks it."""
+        return next((lb for lb in self.labels if lb.system is role), None)
+
+    def get(self, label_id: str) -> Label | None:
+        """The label with `label_id`, or None."""
+        return next((lb for lb in self.labels if lb.id == label_id), None)
+
+
+@frozen
+class User:
+    """A person in the tenant, their connected mailbox and what they sync.
+
+    `synced` may name ids the mailbox does not have (a label deleted at the
+    provider, or a mailbox since disconnected): such stale ids are kept as they
+    are and never touched by a push (R5). `version` grows by one on every change
+    of `synced`, so stores can detect a concurrent edit.
+    """
+
+    id: str = field(validator=v.non_empty_str)
+    email: str = field(validator=v.non_empty_str)
+    permissions: frozenset[Permission] = field(
+        default=frozenset(),
+        converter=frozenset,
+        validator=v.each_instance_of(Permission, what="a Permission"),
+    )
+    mailbox: Mailbox | None = field(
+        default=None, validator=v.optional_instance_of(Mailbox, what="a Mailbox")
+    )
+    synced: LabelSet = field(
+        default=LabelSet(), validator=v.instance_of(LabelSet, what="a LabelSet")
+    )
+    version: int = field(default=0, validator=v.count)
+
+    def can(self, permission: Permission) -> bool:
+        """Whether this User's role holds `permission`."""
+        return permission in self.permissions
+
+    def _with_selection(self, synced: LabelSet) -> User:
+        # Hot path of a push: every other field is copied from a valid User, so
+        # this skips __init__'s validation. The version moves on with the change.
+        new = object.__new__(User)
+        setter = object.__setattr__
+        setter(new, "id", self.id)
+        setter(new, "email", self.email)
+        setter(new, "permissions", self.permissions)
+        setter(new, "mailbox", self.mailbox)
+        setter(new, "synced", synced)
+        setter(new, "version", self.version + 1)
+        return new
+
+    def with_selection(self, synced: LabelSet) -> User:
+        """This User after they (or a push) set `synced`; the version moves on."""
+        if not isinstance(synced, LabelSet):
+            raise InvalidInput("synced", synced, "is not a LabelSet")
+        return self._with_selection(synced)
+
+
+@frozen
+class Defaults:
+    """The admin's two checkboxes: each system label checked or not; both are pushed (R2)."""
+
+    inbox: bool = field(validator=v.strict_bool)
+    sent: bool = field(validator=v.strict_bool)
+
+    def checked(self, label: SystemLabel) -> bool:
+        """Whether the checkbox of `label` is checked."""
+        return self.inbox if label is SystemLabel.INBOX else self.sent
+
+    def items(self) -> tuple[tuple[SystemLabel, bool], ...]:
+        """Each system label with its checkbox, INBOX first."""
+        return ((SystemLabel.INBOX, self.inbox), (SystemLabel.SENT, self.sent))
+
+    def describe(self) -> str:
+        """A short human phrase, e.g. ``Inbox on, Sent off``."""
+        return ", ".join(f"{label.title} {'on' if on else 'off'}" for label, on in self.items())
+
+
+@frozen
+class PushCounts:
+    """What a push did, counted: Users changed, labels flipped, skips by reason (R7, R11)."""
+
+    users_changed: int = field(default=0, validator=v.count)
+    selected: int = field(default=0, validator=v.count)
+    deselected: int = field(default=0, validator=v.count)
+    no_mailbox: int = field(default=0, validator=v.count)
+    label_missing: int = field(default=0, validator=v.count)
+
+    def __add__(self, other: PushCounts) -> PushCounts:
+        if not isinstance(other, PushCounts):
+            return NotImplemented
+        return PushCounts(
+            users_changed=self.users_changed + other.users_changed,
+            selected=self.selected + other.selected,
+            deselected=self.deselected + other.deselected,
+            no_mailbox=self.no_mailbox + other.no_mailbox,
+            label_missing=self.label_missing + other.label_missing,
+        )
+
+    @property
+    def changes(self) -> int:
+        """Label changes in all: selections plus deselections."""
+        return self.selected + self.deselected
+
+    @property
+    def skipped(self) -> int:
+        """Skips in all, whatever the reason."""
+        return self.no_mailbox + self.label_missing
+
+    def skipped_by_reason(self) -> Mapping[SkipReason, int]:
+        """Skips counted per reason (B2)."""
+        return {
+            SkipReason.NO_MAILBOX: self.no_mailbox,
+            SkipReason.LABEL_MISSING: self.label_missing,
+        }
+
+
+@frozen
+class PushRecord:
+    """The audit record of a finished push (R11)."""
+
+    job_id: str = field(validator=v.non_empty_str)
+    actor_id: str = field(validator=v.non_empty_str)
+    defaults: Defaults = field(validator=v.instance_of(Defaults, what="a Defaults"))
+    started_at: dt.datetime = field(validator=v.aware_datetime)
+    finished_at: dt.datetime = field(validator=v.aware_datetime)
+    roster_size: int = field(validator=v.count)
+    counts: PushCounts = field(validator=v.instance_of(PushCounts, what="a PushCounts"))
+
+
+@frozen(repr=False)
+class Tenant:
+    """One organisation: its Users, the admin's checkbox settings and the last push.
+
+    User ids are unique within a tenant; `user(id)` finds one in O(1).
+    """
+
+    id: str = field(validator=v.non_empty_str)
+    name: str = field(validator=v.non_empty_str)
+    users: tuple[User, ...] = field(
+        default=(), converter=_users_tuple, validator=v.each_instance_of(User, what="a User")
+    )
+    defaults: Defaults | None = field(
+        default=None, validator=v.optional_instance_of(Defaults, what="a Defaults")
+    )
+    last_push: PushRecord | None = field(
+        default=None, validator=v.optional_instance_of(PushRecord, what="a PushRecord")
+    )
+    onboard_new_users: bool = field(default=False, validator=v.strict_bool)
+    _index: Mapping[str, int] = field(init=False, eq=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        index = {user.id: position for position, user in enumerate(self.users)}
+        if len(index) != len(self.users):
+            seen: set[str] = set()
+            for position, user in enumerate(self.users):
+                if user.id in seen:
+                    raise InvalidInput(
+                        f"Tenant.users[{position}].id", user.id, "is a duplicate user id"
+                    )
+                seen.add(user.id)
+        object.__setattr__(self, "_index", index)
+
+    def __repr__(self) -> str:
+        return (
+            f"Tenant(id={self.id!r}, name={self.name!r}, users=<{len(self.users)} Users>, "
+            f"defaults={self.defaults!r}, onboard_new_users={self.onboard_new_users!r}, "
+            f"last_push={self.last_push!r})"
+        )
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._index
+
+    def user(self, user_id: str) -> User:
+        """The User with `user_id`; `UnknownUser` if there is none."""
+        try:
+            return self.users[self._index[user_id]]
+        except (KeyError, TypeError):
+            raise UnknownUser(user_id, self.id) from None
+
+    def _copy(self, **changes: Any) -> Tenant:
+        # For rosters whose ids and order are unchanged: validating and indexing
+        # a million Users again would cost more than the push itself.
+        new = object.__new__(Tenant)
+        for attribute in attrs.fields(Tenant):
+            value = changes.get(attribute.name, getattr(self, attribute.name))
+            object.__setattr__(new, attribute.name, value)
+        return new
+
+    def _with_pushed(self, users: list[User], defaults: Defaults) -> Tenant:
+        """This tenant after a push: `users` is the roster position by position, ids unchanged."""
+        return self._copy(users=tuple(users), defaults=defaults)
+
+    def _replacing(self, user: User) -> Tenant:
+        """This tenant with the User of the same id replaced by `user`."""
+        users = list(self.users)
+        users[self._index[user.id]] = user
+        return self._copy(users=tuple(users))
+
+    def with_users(self, users: Iterable[User]) -> Tenant:
+        """This tenant with its roster replaced by `users` (validated again)."""
+        return attrs.evolve(self, users=tuple(users))
+
+    def adding(self, user: User) -> Tenant:
+        """This tenant with `user` added at the end of the roster."""
+        return attrs.evolve(self, users=(*self.users, user))
+
+
+@frozen
+class EmailTabRow:
+    """One line of a User's Email tab: a label, whether it syncs, and the note shown beside it."""
+
+    label: Label
+    selected: bool
+    note: str | None
+
+
+SYNC_ENABLED_NOTE = "Sync is enabled for this label"
+
+
+@frozen
+class EmailTab:
+    """What a User sees on the Email tab of their profile (R8)."""
+
+    user_id: str
+    address: str | None
+    rows: tuple[EmailTabRow, ...]
+
+    @property
+    def selected(self) -> tuple[Label, ...]:
+        """The labels shown as selected, in display order."""
+        return tuple(row.label for row in self.rows if row.selected)
+
+    def __str__(self) -> str:
+        if self.address is None:
+            return f"{self.user_id}: no mailbox connected"
+        lines = [f"{self.user_id} <{self.address}>"]
+        for row in self.rows:
+            mark = "[x]" if row.selected else "[ ]"
+            note = f"  ({row.note})" if row.note else ""
+            lines.append(f"  {mark} {row.label.name}{note}")
+        return "\n".join(lines)
