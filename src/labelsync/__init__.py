@@ -37,8 +37,11 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.ports import Clock, JobStatus, PushJob, Store
 from labelsync.providers import gmail_label, graph_folder, imap_mailbox, imap_role
+from labelsync.push import PushReport
 from labelsync.rules import UserOutcome, apply_defaults, apply_to_user, email_tab, onboard
+from labelsync.service import LabelSync, RevertReport
 
 try:
     __version__ = version("labelsync")
@@ -48,15 +51,18 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "AlreadyExists",
     "Changes",
+    "Clock",
     "Defaults",
     "EmailTab",
     "EmailTabRow",
     "InvalidInput",
+    "JobStatus",
     "JobSuperseded",
     "Label",
     "LabelChange",
     "LabelSet",
     "LabelSummary",
+    "LabelSync",
     "LabelSyncError",
     "Mailbox",
     "MissingExtra",
@@ -65,9 +71,13 @@ __all__ = [
     "PermissionDenied",
     "Provider",
     "PushCounts",
+    "PushJob",
     "PushRecord",
+    "PushReport",
+    "RevertReport",
     "Skip",
     "SkipReason",
+    "Store",
     "Summary",
     "SystemLabel",
     "Tenant",

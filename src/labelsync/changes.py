@@ -21,6 +21,26 @@ ChangeRow = tuple[str, SystemLabel, str, bool]
 SkipRow = tuple[str, SystemLabel | None, SkipReason]
 
 
+def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -> PushCounts:
+    """The `PushCounts` of a run of rows from the rule (one roster or one batch)."""
+    users: set[str] = set()
+    selected = deselected = 0
+    for user_id, _, _, is_selected in change_rows:
+        users.add(user_id)
+        if is_selected:
+            selected += 1
+        else:
+            deselected += 1
+    reasons = Counter(row[2] for row in skip_rows)
+    return PushCounts(
+        users_changed=len(users),
+        selected=selected,
+        deselected=deselected,
+        no_mailbox=reasons[SkipReason.NO_MAILBOX],
+        label_missing=reasons[SkipReason.LABEL_MISSING],
+    )
+
+
 @frozen
 class LabelChange:
     """One system label of one User that a push selected (`selected=True`) or deselected."""
@@ -120,15 +140,7 @@ class Changes:
 
     def counts(self) -> PushCounts:
         """The totals that a push job's audit record keeps (R11)."""
-        selected = sum(1 for row in self._change_rows if row[3])
-        reasons = Counter(row[2] for row in self._skip_rows)
-        return PushCounts(
-            users_changed=len(self.changed_user_ids),
-            selected=selected,
-            deselected=len(self._change_rows) - selected,
-            no_mailbox=reasons[SkipReason.NO_MAILBOX],
-            label_missing=reasons[SkipReason.LABEL_MISSING],
-        )
+        return count_rows(self._change_rows, self._skip_rows)
 
     def summary(self) -> Summary:
         """Counts per label: selected, deselected, unchanged, skipped by reason."""

@@ -17,7 +17,8 @@ from attrs import field, frozen
 
 from labelsync import _validate as v
 from labelsync.changes import ChangeRow, LabelChange, Skip, SkipRow
-from labelsync.model import Defaults, PushCounts, Tenant, User
+from labelsync.exceptions import InvalidInput
+from labelsync.model import Defaults, PushCounts, PushRecord, Tenant, User
 
 __all__ = [
     "BatchWrite",
@@ -72,6 +73,20 @@ class PushJob:
     def finished(self) -> bool:
         """True once the job will write nothing more (DONE or SUPERSEDED)."""
         return self.status in (JobStatus.DONE, JobStatus.SUPERSEDED)
+
+    def record(self) -> PushRecord:
+        """The audit record (R11) of this job once DONE; stores build `Tenant.last_push` with it."""
+        if self.status is not JobStatus.DONE or self.finished_at is None:
+            raise InvalidInput("PushJob.status", self.status.name, "has no audit record until DONE")
+        return PushRecord(
+            job_id=self.id,
+            actor_id=self.actor_id,
+            defaults=self.defaults,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            roster_size=self.total,
+            counts=self.counts,
+        )
 
 
 @frozen

@@ -87,12 +87,22 @@ def apply_to_user(user: User, defaults: Defaults) -> UserOutcome:
     )
 
 
-def _apply_many(users: Iterable[User], defaults: Defaults) -> tuple[list[User], Changes]:
-    """The per-User rule mapped over `users`: the Users after, and the changes."""
+def apply_rows(
+    users: Iterable[User], defaults: Defaults
+) -> tuple[list[User], list[ChangeRow], list[SkipRow]]:
+    """The per-User rule mapped over `users`: the Users after, and the change and skip rows.
+
+    `apply_defaults` runs it over a whole roster, the push job over one batch.
+    """
     plan = _plan(defaults)
     changes: list[ChangeRow] = []
     skips: list[SkipRow] = []
     after = [_apply(user, plan, changes, skips) for user in users]
+    return after, changes, skips
+
+
+def _apply_many(users: Iterable[User], defaults: Defaults) -> tuple[list[User], Changes]:
+    after, changes, skips = apply_rows(users, defaults)
     return after, Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=len(after))
 
 

@@ -1,0 +1,274 @@
+"""`LabelSync`: the use cases of default synced labels, over a `Store` and a `Clock`.
+
+The application service is the imperative shell: it checks who may do what,
+reads from the store, asks the pure rules what to do, and writes the result
+back with compare-and-set. Wire one at start-up and share it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from itertools import groupby, islice
+
+from attrs import frozen
+
+from labelsync import push as _push
+from labelsync.changes import Changes
+from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
+from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
+from labelsync.ports import Clock, JobStatus, PushJob, Store, StoredChange
+from labelsync.push import Progress, PushReport
+from labelsync.rules import apply_defaults, apply_rows, email_tab
+
+__all__ = ["LabelSync", "RevertReport"]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@frozen
+class RevertReport:
+    """What `revert_push` did (B5): Users restored, and Users left alone as they changed since."""
+
+    job_id: str
+    reverted: tuple[str, ...]
+    changed_since: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (
+            f"revert of push {self.job_id}: {len(self.reverted)} Users restored, "
+            f"{len(self.changed_since)} left alone (changed since the push)"
+        )
+
+
+class LabelSync:
+    """Default synced labels for every User of a tenant, run over `store` with time from `clock`.
+
+    `new_id` makes push job ids (random UUIDs unless given, e.g. for tests).
+    """
+
+    def __init__(self, *, store: Store, clock: Clock, new_id: Callable[[], str] = _new_id) -> None:
+        self.store = store
+        self.clock = clock
+        self._new_id = new_id
+
+    def __repr__(self) -> str:
+        return f"LabelSync(store={self.store!r}, clock={self.clock!r})"
+
+    # -- tenants and Users ------------------------------------------------------
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Store a new tenant with its Users; `AlreadyExists` if the id is taken."""
+        if not isinstance(tenant, Tenant):
+            raise InvalidInput("tenant", tenant, "is not a Tenant")
+        self.store.add_tenant(tenant)
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        """The tenant as stored: Users, checkbox settings, onboarding switch, last push."""
+        return self.store.get_tenant(tenant_id)
+
+    def user(self, tenant_id: str, user_id: str) -> User:
+        """One User as stored."""
+        return self.store.get_user(tenant_id, user_id)
+
+    def add_user(self, tenant_id: str, user: User) -> User:
+        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6)."""
+        if not isinstance(user, User):
+            raise InvalidInput("user", user, "is not a User")
+        settings = self.store.get_tenant(tenant_id, users=False)
+        if settings.onboard_new_users and settings.last_push is not None:
+            user = apply_rows((user,), settings.last_push.defaults)[0][0]
+        self.store.add_user(tenant_id, user)
+        return user
+
+    def set_selection(self, tenant_id: str, user_id: str, synced: LabelSet) -> User:
+        """A User edits their own Email tab: `synced` becomes their selection (R12 keeps it).
+
+        Newly selected ids must be labels of their mailbox; ids already selected
+        stay allowed even if stale. Returns the User as stored.
+        """
+        if not isinstance(synced, LabelSet):
+            raise InvalidInput("synced", synced, "is not a LabelSet")
+        user = self.store.get_user(tenant_id, user_id)
+        known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
+        unknown = sorted(synced.ids - user.synced.ids - known)
+        if unknown:
+            raise InvalidInput(
+                "synced", unknown[0], f"is not a label of the mailbox of User {user_id!r}"
+            )
+        while synced != user.synced:
+            wanted = user.with_selection(synced)
+            if not self.store.save_users(tenant_id, [(wanted, user.version)]):
+                return wanted
+            # A push wrote this User in between; the User's own edit still wins.
+            user = self.store.get_user(tenant_id, user_id)
+        return user
+
+    def _admin(self, tenant_id: str, actor_id: str) -> User:
+        self.store.get_tenant(tenant_id, users=False)  # UnknownTenant before anything else
+        try:
+            actor = self.store.get_user(tenant_id, actor_id)
+        except UnknownUser:
+            raise PermissionDenied(
+                f"actor_id: {actor_id!r} is not a User of tenant {tenant_id!r}"
+            ) from None
+        if not actor.can(Permission.ADMIN_ACCESS):
+            raise PermissionDenied(
+                f"actor_id: {actor_id!r} lacks {Permission.ADMIN_ACCESS.name} "
+                f"in tenant {tenant_id!r}"
+            )
+        return actor
+
+    def save_defaults(self, tenant_id: str, *, actor_id: str, defaults: Defaults) -> None:
+        """Save the checkbox settings without pushing them (R11); admins only (R1)."""
+        if not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
+        self._admin(tenant_id, actor_id)
+        onboarding = self.store.get_tenant(tenant_id, users=False).onboard_new_users
+        self.store.save_settings(tenant_id, defaults=defaults, onboard_new_users=onboarding)
+
+    def set_onboarding(self, tenant_id: str, *, actor_id: str, enabled: bool) -> None:
+        """Turn on (or off) giving every new User the last push's defaults (B4); admins only."""
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", enabled, "must be True or False")
+        self._admin(tenant_id, actor_id)
+        saved = self.store.get_tenant(tenant_id, users=False).defaults
+        self.store.save_settings(tenant_id, defaults=saved, onboard_new_users=enabled)
+
+    def onboard(self, tenant_id: str, user_id: str) -> Changes:
+        """Give one User the defaults of the last finished push (B4) and return what changed."""
+        last_push = self.store.get_tenant(tenant_id, users=False).last_push
+        if last_push is None:
+            raise InvalidInput(
+                "tenant.last_push", None, f"means tenant {tenant_id!r} has no finished push yet"
+            )
+        while True:
+            user = self.store.get_user(tenant_id, user_id)
+            after, changes, skips = apply_rows((user,), last_push.defaults)
+            if after[0] is user or not self.store.save_users(tenant_id, [(after[0], user.version)]):
+                return Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=1)
+
+    def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
+        """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
+        return email_tab(self.store.get_user(tenant_id, user_id))
+
+    # -- pushes -------------------------------------------------------------------
+
+    def preview(self, tenant_id: str, defaults: Defaults) -> Changes:
+        """What pushing `defaults` now would change, without writing anything (B1)."""
+        return apply_defaults(self.store.get_tenant(tenant_id), defaults)[1]
+
+    def start_push(self, tenant_id: str, *, actor_id: str, defaults: Defaults) -> PushJob:
+        """ "Apply to all users": fix the roster now (R6) and persist a job; admins only (R1).
+
+        An unfinished earlier push of the tenant is superseded (R10).
+        """
+        if not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
+        self._admin(tenant_id, actor_id)
+        job = PushJob(
+            id=self._new_id(),
+            tenant_id=tenant_id,
+            actor_id=actor_id,
+            defaults=defaults,
+            status=JobStatus.PENDING,
+            started_at=_push.now(self.clock),
+        )
+        return self.store.start_job(job)
+
+    def run_push(
+        self, job_id: str, *, batch_size: int = 500, progress: Progress | None = None
+    ) -> PushReport:
+        """Run the job, or resume it after its last checkpoint, until DONE; report what it did.
+
+        `progress(job)` is called after each committed batch. A superseded job
+        raises `JobSuperseded`; a DONE job is reported again, changing nothing.
+        """
+        _push.check_batch_size(batch_size)
+        return PushReport(
+            _push.run_job(self.store, self.clock, job_id, batch_size=batch_size, progress=progress)
+        )
+
+    def push(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        defaults: Defaults,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """`start_push` then `run_push`."""
+        _push.check_batch_size(batch_size)
+        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+        return self.run_push(job.id, batch_size=batch_size, progress=progress)
+
+    def job(self, job_id: str) -> PushJob:
+        """A push job: status, processed/total, counts."""
+        return self.store.get_job(job_id)
+
+    def jobs(self, tenant_id: str | None = None) -> list[PushJob]:
+        """Push jobs (of one tenant, or all), newest first."""
+        if tenant_id is not None:
+            self.store.get_tenant(tenant_id, users=False)
+        return self.store.list_jobs(tenant_id)
+
+    def changes(self, job_id: str) -> Changes:
+        """Everything a push job changed and skipped so far, as `Changes` (R7, R9)."""
+        job = self.store.get_job(job_id)
+        return Changes.of(
+            (stored.change for stored in self.store.job_changes(job_id)),
+            self.store.job_skips(job_id),
+            users=job.processed,
+        )
+
+    def revert_push(self, job_id: str, *, actor_id: str, batch_size: int = 500) -> RevertReport:
+        """Undo a finished push for each User it changed who has not changed since (B5); admins.
+
+        A User edited, pushed or onboarded after the push is left as they are and listed in
+        `changed_since`.
+        """
+        _push.check_batch_size(batch_size)
+        job = self.store.get_job(job_id)
+        self._admin(job.tenant_id, actor_id)
+        if job.status is not JobStatus.DONE:
+            raise InvalidInput(
+                "job_id",
+                job_id,
+                f"is {job.status.name}; only a finished (DONE) push can be reverted",
+            )
+        reverted: list[str] = []
+        changed_since: list[str] = []
+        per_user = groupby(self.store.job_changes(job_id), key=lambda s: s.change.user_id)
+        # Each group must be read before groupby moves on, hence the inner list().
+        while chunk := [(user_id, list(group)) for user_id, group in islice(per_user, batch_size)]:
+            reverted_now, stale = self._revert_chunk(job.tenant_id, chunk)
+            reverted += reverted_now
+            changed_since += stale
+        return RevertReport(
+            job_id=job_id, reverted=tuple(reverted), changed_since=tuple(changed_since)
+        )
+
+    def _revert_chunk(
+        self, tenant_id: str, chunk: list[tuple[str, list[StoredChange]]]
+    ) -> tuple[list[str], list[str]]:
+        current = {
+            u.id: u for u in self.store.get_users(tenant_id, [user_id for user_id, _ in chunk])
+        }
+        writes: list[tuple[User, int]] = []
+        stale: list[str] = []
+        for user_id, stored in chunk:
+            user = current.get(user_id)
+            if user is None or user.version != stored[-1].version_after:
+                stale.append(user_id)
+                continue
+            ids = set(user.synced.ids)
+            for s in stored:
+                # Undo the flip: what the push selected is deselected, and back.
+                (ids.discard if s.change.selected else ids.add)(s.change.label_id)
+            writes.append((user.with_selection(LabelSet(ids)), user.version))
+        conflicts = set(self.store.save_users(tenant_id, writes))
+        stale += [user.id for user, _ in writes if user.id in conflicts]
+        return [user.id for user, _ in writes if user.id not in conflicts], stale
