@@ -1,0 +1,396 @@
+"""JSON snapshots of a tenant: a documented, versioned file format read and written with cattrs.
+
+A snapshot is one JSON object with two keys::
+
+    {"format": 1, "tenant": {...}}
+
+``format`` is the version of this layout (an integer; this labelsync reads and
+writes 1) and ``tenant`` holds every field of a `Tenant`, so that
+``loads(dumps(t)) == t``:
+
+- ``tenant``: ``id``, ``name``, ``users`` (a list), ``defaults`` (``{"inbox":
+  bool, "sent": bool}`` or null), ``last_push`` (a push record or null) and
+  ``onboard_new_users`` (bool, default false).
+- a User: ``id``, ``email``, ``permissions`` (a list of ``ADMIN_ACCESS``,
+  ``EMAIL_SYNC``), ``mailbox`` (or null when none is connected), ``synced``
+  (the selected label ids) and ``version`` (a whole number, default 0).
+- a mailbox: ``provider`` (``GMAIL``, ``MICROSOFT``, ``IMAP``, ``OTHER``),
+  ``address`` and ``labels``; a label: ``id``, ``name`` and ``system``
+  (``INBOX``, ``SENT`` or null for the User's own labels).
+- a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
+  ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
+  (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
+  ``label_missing``).
+
+Enums are written by name, sets as sorted lists, and every field is written,
+defaults included. On reading, fields with a default may be left out, unknown
+fields are refused (a typo must not silently become a default), and every bad
+value found is reported at once in an `InvalidSnapshot` with its path, e.g.
+``tenant.users[3].mailbox.labels[0].system: 'SNET' is not one of INBOX, SENT``.
+The full reference with an example is ``docs/reference/snapshot-format.md``.
+
+Needs the ``json`` extra (cattrs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import json
+import os
+import reprlib
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from labelsync.exceptions import InvalidInput, MissingExtra
+from labelsync.model import LabelSet, Tenant
+
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "InvalidSnapshot",
+    "dump",
+    "dumps",
+    "from_dict",
+    "load",
+    "loads",
+    "to_dict",
+]
+
+SNAPSHOT_FORMAT = 1
+"""The version of the snapshot layout this labelsync reads and writes."""
+
+_ROOT = "(top level)"
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlist = _short.maxdict = 4
+_short.maxlevel = 2
+
+
+class InvalidSnapshot(InvalidInput):
+    """Raised when a JSON snapshot cannot be read; `problems` gives each bad value with its path."""
+
+    problems: tuple[str, ...]
+    source: str | None
+
+    def __init__(self, problems: Iterable[str], *, source: str | None = None) -> None:
+        self.problems = tuple(problems) or ("(unknown problem)",)
+        self.source = source
+        self.field = "snapshot"
+        self.value = source
+        self.problem = "; ".join(self.problems)
+        where = f"snapshot {source}" if source else "snapshot"
+        if len(self.problems) == 1:
+            message = f"{where}: {self.problems[0]}"
+        else:
+            listed = "".join(f"\n  {problem}" for problem in self.problems)
+            message = f"{where} has {len(self.problems)} problems:{listed}"
+        # InvalidInput formats one field and value; a snapshot can have many.
+        super(InvalidInput, self).__init__(message)
+
+
+class _Bad(Exception):
+    """A value the format refuses; the walker adds the path where it was found."""
+
+    def __init__(self, value: object, problem: str) -> None:
+        super().__init__(value, problem)
+        self.value = value
+        self.problem = problem
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def to_dict(tenant: Tenant) -> dict[str, Any]:
+    """The snapshot of `tenant` as plain JSON-ready data: ``{"format": 1, "tenant": {...}}``."""
+    if not isinstance(tenant, Tenant):
+        raise InvalidInput("tenant", tenant, "is not a Tenant")
+    return {"format": SNAPSHOT_FORMAT, "tenant": _converter().unstructure(tenant, Tenant)}
+
+
+def dumps(tenant: Tenant) -> str:
+    """The snapshot of `tenant` as JSON text: indented, one label per line, UTF-8 names kept."""
+    return _pretty(to_dict(tenant), "") + "\n"
+
+
+def dump(tenant: Tenant, path: str | os.PathLike[str]) -> None:
+    """Write the snapshot of `tenant` to the file at `path` (UTF-8), replacing it."""
+    # The whole text is built first, so a tenant that cannot be written leaves the file as it was.
+    Path(path).write_text(dumps(tenant), encoding="utf-8")
+
+
+def _pretty(value: object, indent: str) -> str:
+    # json.dumps(indent=2) spreads every label over five lines; a list or object
+    # holding only scalars reads better on one line, so a User fits on a screen.
+    if isinstance(value, dict | list) and value and not _flat(value):
+        inner = indent + "  "
+        if isinstance(value, dict):
+            items = [f"{json.dumps(k)}: {_pretty(v, inner)}" for k, v in value.items()]
+            open_, close = "{", "}"
+        else:
+            items = [_pretty(v, inner) for v in value]
+            open_, close = "[", "]"
+        body = ",\n".join(inner + item for item in items)
+        return f"{open_}\n{body}\n{indent}{close}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_pretty(v, '')}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_pretty(v, "") for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _flat(value: dict[str, Any] | list[Any]) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    return all(not isinstance(item, dict | list) for item in items)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def from_dict(document: object, *, source: str | None = None) -> Tenant:
+    """The `Tenant` in a parsed snapshot; `InvalidSnapshot` lists every bad value with its path."""
+    converter = _converter()  # first: MissingExtra before anything else
+    import cattrs
+
+    if not isinstance(document, dict):
+        raise InvalidSnapshot(
+            [f"{_ROOT}: {_short.repr(document)} must be a JSON object with 'format' and 'tenant'"],
+            source=source,
+        )
+    problems = list(_frame_problems(document))
+    if problems:
+        raise InvalidSnapshot(problems, source=source)
+    try:
+        return converter.structure(document["tenant"], Tenant)
+    except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
+        raise InvalidSnapshot(_problems(error, "tenant", None), source=source) from None
+
+
+def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
+    """The `Tenant` in snapshot `text`; `source` (a file name) only goes into error messages."""
+    if not isinstance(text, str | bytes):
+        raise InvalidInput("text", text, "is not a str or bytes")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidSnapshot(
+            [f"line {error.lineno}, column {error.colno}: {error.msg} (not valid JSON)"],
+            source=source,
+        ) from None
+    except UnicodeDecodeError as error:
+        raise InvalidSnapshot(
+            [f"{_ROOT}: is not UTF-8 text ({error.reason})"], source=source
+        ) from None
+    return from_dict(document, source=source)
+
+
+def load(path: str | os.PathLike[str]) -> Tenant:
+    """The `Tenant` in the snapshot file at `path` (an `OSError` if it cannot be opened)."""
+    data = Path(path).read_bytes()
+    return loads(data, source=os.fspath(path))
+
+
+def _frame_problems(document: dict[str, Any]) -> Iterator[str]:
+    if "format" not in document:
+        yield f'format: is missing; a snapshot is {{"format": {SNAPSHOT_FORMAT}, "tenant": ...}}'
+    elif type(document["format"]) is not int or document["format"] != SNAPSHOT_FORMAT:
+        yield (
+            f"format: {_short.repr(document['format'])} is not a snapshot format this "
+            f"labelsync reads (it reads format {SNAPSHOT_FORMAT})"
+        )
+    if "tenant" not in document:
+        yield "tenant: is missing"
+    for key in sorted(document.keys() - {"format", "tenant"}, key=str):
+        yield f"{key}: is not a key of a snapshot (it has 'format' and 'tenant')"
+
+
+def _problems(error: BaseException, path: str, cls: type | None) -> Iterator[str]:
+    """Every leaf problem in a cattrs validation error, as ``path: value problem``.
+
+    The same walk as `cattrs.transform_error`, but it also turns the
+    ``Class.field`` of a labelsync validation error raised while building an
+    object into a path below that object (``users[4].id``).
+    """
+    import cattrs
+
+    if isinstance(error, cattrs.IterableValidationError):
+        items, without = error.group_exceptions()
+        for sub, item in items:
+            yield from _problems(sub, f"{path}[{item.index}]", None)
+        for sub in without:
+            yield from _problems(sub, path, error.cl)
+    elif isinstance(error, cattrs.ClassValidationError):
+        fields, others = error.group_exceptions()
+        for sub, attribute in fields:
+            yield from _problems(sub, f"{path}.{attribute.name}", None)
+        for sub in others:
+            yield from _problems(sub, path, error.cl)
+    elif isinstance(error, cattrs.ForbiddenExtraKeysError):
+        known = ", ".join(a.name for a in attrs.fields(error.cl) if a.init)
+        for name in sorted(error.extra_fields):
+            yield f"{path}.{name}: is not a field of {error.cl.__name__} (it has {known})"
+    elif isinstance(error, KeyError):
+        yield f"{path}: is missing"
+    elif isinstance(error, _Bad):
+        yield f"{path}: {_short.repr(error.value)} {error.problem}"
+    elif isinstance(error, InvalidInput):
+        # Raised by a model validator as "Class.field[...]": a path below `path`.
+        owner, dot, below = error.field.partition(".")
+        if cls is not None and dot and owner == cls.__name__:
+            path = f"{path}.{below}"
+        yield f"{path}: {_short.repr(error.value)} {error.problem}"
+    else:
+        yield f"{path}: {type(error).__name__}: {error}"
+
+
+# -- the converter ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    try:
+        import cattrs
+    except ImportError:
+        raise MissingExtra("JSON snapshots", "json", "cattrs") from None
+    from cattrs.cols import list_structure_factory
+    from cattrs.gen import make_dict_structure_fn
+
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+
+    # JSON has exact types; cattrs' defaults would turn 5 into "5" and "no" into True.
+    converter.register_structure_hook(str, _exact(str, "a string"))
+    converter.register_structure_hook(bool, _exact(bool, "true or false"))
+    converter.register_structure_hook(int, _whole_number)
+
+    converter.register_unstructure_hook_factory(_is_enum, lambda _: _enum_name)
+    converter.register_structure_hook_factory(_is_enum, _enum_by_name)
+
+    converter.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
+    converter.register_structure_hook(dt.datetime, _aware_datetime)
+
+    converter.register_unstructure_hook(LabelSet, list)  # iterates in sorted order
+    converter.register_structure_hook(LabelSet, _label_set)
+
+    def unstructure_set(items: frozenset[Any]) -> list[Any]:
+        return sorted((converter.unstructure(item) for item in items), key=str)
+
+    def unstructure_tuple(items: tuple[Any, ...]) -> list[Any]:
+        return [converter.unstructure(item) for item in items]
+
+    converter.register_unstructure_hook_factory(_is_frozenset, lambda _: unstructure_set)
+    converter.register_unstructure_hook_factory(_is_tuple, lambda _: unstructure_tuple)
+
+    def collection(cls: Any) -> Callable[[object, Any], object]:
+        build = typing.get_origin(cls)
+        item_type = typing.get_args(cls)[0]
+        as_list = list_structure_factory(
+            cast(type, types.GenericAlias(list, (item_type,))), converter
+        )
+
+        def structure(value: object, _: Any) -> object:
+            if not isinstance(value, list):
+                raise _Bad(value, "must be a list")
+            return build(as_list(value, list))
+
+        return structure
+
+    converter.register_structure_hook_factory(
+        lambda cls: _is_frozenset(cls) or _is_tuple(cls), collection
+    )
+
+    def attrs_object(cls: type[Any]) -> Callable[[object, Any], object]:
+        build = make_dict_structure_fn(cls, converter)
+
+        def structure(value: object, _: Any) -> object:
+            if not isinstance(value, dict):
+                raise _Bad(value, f"must be a JSON object (a {cls.__name__})")
+            return build(value, cls)
+
+        return structure
+
+    converter.register_structure_hook_factory(attrs.has, attrs_object)
+    return converter
+
+
+def _exact(kind: type, what: str) -> Callable[[object, Any], object]:
+    def structure(value: object, _: Any) -> object:
+        if type(value) is not kind:
+            raise _Bad(value, f"must be {what}")
+        return value
+
+    return structure
+
+
+def _whole_number(value: object, _: Any) -> int:
+    if type(value) is not int:
+        raise _Bad(value, "must be a whole number")
+    return value
+
+
+def _is_enum(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, enum.Enum)
+
+
+def _enum_name(member: enum.Enum) -> str:
+    return member.name
+
+
+def _enum_by_name(cls: type[enum.Enum]) -> Callable[[object, Any], enum.Enum]:
+    names = ", ".join(member.name for member in cls)
+
+    def structure(value: object, _: Any) -> enum.Enum:
+        if isinstance(value, str) and value in cls.__members__:
+            return cls[value]
+        raise _Bad(value, f"is not one of {names}")
+
+    return structure
+
+
+def _is_frozenset(cls: Any) -> bool:
+    return typing.get_origin(cls) is frozenset
+
+
+def _is_tuple(cls: Any) -> bool:
+    args = typing.get_args(cls)
+    return typing.get_origin(cls) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _aware_datetime(value: object, _: Any) -> dt.datetime:
+    problem = (
+        "must be an ISO 8601 date and time with a UTC offset, e.g. '2024-05-01T09:30:00+00:00'"
+    )
+    if not isinstance(value, str):
+        raise _Bad(value, problem)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad(value, problem) from None
+    if moment.utcoffset() is None:
+        raise _Bad(value, problem)
+    return moment
+
+
+def _label_set(value: object, _: Any) -> LabelSet:
+    import cattrs
+
+    if not isinstance(value, list):
+        raise _Bad(value, "must be a list of label ids")
+    errors: list[Exception] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            error = _Bad(item, "must be a non-empty string label id")
+            error.add_note(cattrs.IterableValidationNote(f"@ index {index}", index, str))
+            errors.append(error)
+    if errors:
+        raise cattrs.IterableValidationError("While structuring a LabelSet", errors, LabelSet)
+    return LabelSet(value)
