@@ -136,6 +136,14 @@ def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
     return tuple(labels)
 
 
+def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
+    if isinstance(permissions, str):
+        raise InvalidInput(
+            "User.permissions", permissions, "must be a set of Permission, not a string"
+        )
+    return frozenset(permissions)
+
+
 def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
     return tuple(users)
 
@@ -231,7 +239,7 @@ class User:
     email: str = field(validator=v.non_empty_str)
     permissions: frozenset[Permission] = field(
         default=frozenset(),
-        converter=frozenset,
+        converter=_permission_set,
         validator=v.each_instance_of(Permission, what="a Permission"),
     )
     mailbox: Mailbox | None = field(

@@ -1,0 +1,59 @@
+"""Exists only to be type-checked: the public API, used as a host application would."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import labelsync
+from labelsync import (
+    Changes,
+    Defaults,
+    EmailTab,
+    JobStatus,
+    Label,
+    LabelChange,
+    LabelSet,
+    LabelSync,
+    Mailbox,
+    Permission,
+    Provider,
+    PushJob,
+    PushReport,
+    Skip,
+    SkipReason,
+    SystemLabel,
+    Tenant,
+    User,
+    apply_defaults,
+    email_tab,
+)
+from labelsync.adapters.clock import FixedClock, SystemClock
+from labelsync.adapters.memory import InMemoryStore
+from labelsync.ports import Clock, Store
+
+label = Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX)
+mailbox = Mailbox(provider=Provider.GMAIL, address="a@x.io", labels=(label,))
+user = User(
+    id="u1",
+    email="a@x.io",
+    permissions=frozenset({Permission.EMAIL_SYNC, Permission.ADMIN_ACCESS}),
+    mailbox=mailbox,
+    synced=LabelSet(["INBOX"]),
+)
+tenant = Tenant(id="t1", name="Acme", users=(user,))
+new_tenant, changes = apply_defaults(tenant, Defaults(inbox=True, sent=False))
+typed_changes: Changes = changes
+changed: tuple[LabelChange, ...] = changes.changed
+skipped: tuple[Skip, ...] = changes.skipped
+reasons: list[SkipReason] = [skip.reason for skip in skipped]
+tab: EmailTab = email_tab(new_tenant.user("u1"))
+
+store: Store = InMemoryStore()
+clock: Clock = FixedClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+wall: Clock = SystemClock()
+svc = LabelSync(store=store, clock=clock)
+svc.create_tenant(tenant)
+job: PushJob = svc.start_push("t1", actor_id="u1", defaults=Defaults(inbox=True, sent=True))
+status: JobStatus = job.status
+report: PushReport = svc.run_push(job.id, batch_size=100, progress=lambda j: print(j.processed))
+error: type[labelsync.LabelSyncError] = labelsync.InvalidInput
