@@ -12,8 +12,6 @@ parameter. Needs hypothesis, which is not a core dependency.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any, cast
 
 from labelsync.exceptions import MissingExtra
 from labelsync.model import (
@@ -224,13 +222,10 @@ def users(
     """A User, with a mailbox most of the time (`mailbox` True/False forces it), any version."""
     has_mailbox = draw(_mostly) if mailbox is None else mailbox
     box = draw(mailboxes(max_labels=max_labels)) if has_mailbox else None
-    # Widened because the attrs mypy plugin types User.permissions (converter=frozenset)
-    # as an unbound Iterable[_T_co]; drop the cast once model.py has a typed converter.
-    held = cast("Iterable[Any]", draw(permissions()))
     return User(
         id=draw(user_ids()) if user_id is None else user_id,
         email=box.address if box is not None else draw(addresses()),
-        permissions=held,
+        permissions=draw(permissions()),
         mailbox=box,
         synced=draw(label_sets(box, max_stale=max_stale)),
         version=draw(st.integers(0, 10_000)),
