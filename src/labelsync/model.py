@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import attrs
@@ -107,8 +107,8 @@ class LabelSet:
     def _trusted(cls, ids: frozenset[str]) -> LabelSet:
         # Hot path of a push: the ids came from a valid LabelSet and a valid
         # Mailbox, so validating them again would only cost time.
-        new = object.__new__(cls)
-        object.__setattr__(new, "ids", ids)
+        new = _new(cls)
+        _set_label_set_ids(new, ids)
         return new
 
     def __contains__(self, label_id: object) -> bool:
@@ -132,20 +132,23 @@ class LabelSet:
         return LabelSet(self.ids.difference(label_ids))
 
 
+def _collection(field: str, value: object, what: str) -> Iterable[Any]:
+    # Converters run before validators, so they must refuse bad input themselves.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInput(field, value, f"must be a collection of {what}")
+    return value
+
+
 def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
-    return tuple(labels)
+    return tuple(_collection("Mailbox.labels", labels, "Label"))
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
-    if isinstance(permissions, str):
-        raise InvalidInput(
-            "User.permissions", permissions, "must be a set of Permission, not a string"
-        )
-    return frozenset(permissions)
+    return frozenset(_collection("User.permissions", permissions, "Permission"))
 
 
 def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
-    return tuple(users)
+    return tuple(_collection("Tenant.users", users, "User"))
 
 
 @frozen
@@ -257,14 +260,13 @@ class User:
     def _with_selection(self, synced: LabelSet) -> User:
         # Hot path of a push: every other field is copied from a valid User, so
         # this skips __init__'s validation. The version moves on with the change.
-        new = object.__new__(User)
-        setter = object.__setattr__
-        setter(new, "id", self.id)
-        setter(new, "email", self.email)
-        setter(new, "permissions", self.permissions)
-        setter(new, "mailbox", self.mailbox)
-        setter(new, "synced", synced)
-        setter(new, "version", self.version + 1)
+        new = _new(User)
+        _set_user_id(new, self.id)
+        _set_user_email(new, self.email)
+        _set_user_permissions(new, self.permissions)
+        _set_user_mailbox(new, self.mailbox)
+        _set_user_synced(new, synced)
+        _set_user_version(new, self.version + 1)
         return new
 
     def with_selection(self, synced: LabelSet) -> User:
@@ -272,6 +274,23 @@ class User:
         if not isinstance(synced, LabelSet):
             raise InvalidInput("synced", synced, "is not a LabelSet")
         return self._with_selection(synced)
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[object, Any], None]:
+    setter: Callable[[object, Any], None] = getattr(cls, name).__set__
+    return setter
+
+
+# The slots' own setters, fetched once. Calling a slot descriptor's __set__ is
+# about half the cost of object.__setattr__, and a push may build a million Users.
+_new = object.__new__
+_set_label_set_ids = _slot_setter(LabelSet, "ids")
+_set_user_id = _slot_setter(User, "id")
+_set_user_email = _slot_setter(User, "email")
+_set_user_permissions = _slot_setter(User, "permissions")
+_set_user_mailbox = _slot_setter(User, "mailbox")
+_set_user_synced = _slot_setter(User, "synced")
+_set_user_version = _slot_setter(User, "version")
 
 
 @frozen

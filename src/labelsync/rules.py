@@ -47,21 +47,21 @@ def _apply(user: User, plan: Plan, changes: list[ChangeRow], skips: list[SkipRow
         skips.append((user.id, None, SkipReason.NO_MAILBOX))
         return user
     synced = user.synced.ids
-    new_ids: set[str] | None = None
+    flipped: list[str] | None = None
     for (label, checked), label_id in zip(plan, mailbox._roles, strict=True):
         if label_id is None:
             skips.append((user.id, label, SkipReason.LABEL_MISSING))
         elif (label_id in synced) is not checked:
-            if new_ids is None:
-                new_ids = set(synced)
-            if checked:
-                new_ids.add(label_id)
-            else:
-                new_ids.discard(label_id)
             changes.append((user.id, label, label_id, checked))
-    if new_ids is None:
+            if flipped is None:
+                flipped = [label_id]
+            else:
+                flipped.append(label_id)
+    if flipped is None:
         return user
-    return user._with_selection(LabelSet._trusted(frozenset(new_ids)))
+    # Each flipped id was selected and is now not, or the reverse: exactly a
+    # symmetric difference, built as one new frozenset.
+    return user._with_selection(LabelSet._trusted(synced.symmetric_difference(flipped)))
 
 
 @frozen
