@@ -1,0 +1,968 @@
+"""A `Store` on PostgreSQL (psycopg 3), for hosts that keep their Users in a shared database.
+
+Every table lives in one schema (``labelsync`` unless told) that the store
+creates and migrates itself, recording its version in ``schema_version``. Every
+row carries its tenant id. Each method is one transaction. Push writes are
+fenced on the tenant's current job: they hold a share lock on the tenant row,
+which `start_job` must lock exclusively to supersede a job, so a batch either
+lands before the newer push starts or not at all (R10). Users are written with
+compare-and-set on their version (R12).
+
+It is also a `labelsync.parallel.ParallelStore`: a job's roster is cut once
+into ranges that worker processes claim with ``SELECT ... FOR UPDATE SKIP
+LOCKED`` and a lease (B6).
+
+Needs the ``postgres`` extra (psycopg); nothing connects until a store is made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from labelsync.changes import LabelChange, Skip
+from labelsync.exceptions import (
+    AlreadyExists,
+    InvalidInput,
+    JobSuperseded,
+    LabelSyncError,
+    MissingExtra,
+    UnknownJob,
+    UnknownTenant,
+    UnknownUser,
+)
+from labelsync.model import (
+    Defaults,
+    Label,
+    LabelSet,
+    Mailbox,
+    Permission,
+    Provider,
+    PushCounts,
+    PushRecord,
+    SkipReason,
+    SystemLabel,
+    Tenant,
+    User,
+)
+from labelsync.parallel import Busy, Claim, LeaseLost
+from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+Row = tuple[Any, ...]
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Each entry migrates the schema from version i to i + 1; "{s}" is the schema.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE SEQUENCE {s}.roster_positions;
+    CREATE TABLE {s}.tenants (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        defaults_inbox boolean,
+        defaults_sent boolean,
+        onboard_new_users boolean NOT NULL,
+        current_job_id text,
+        last_push jsonb,
+        CHECK ((defaults_inbox IS NULL) = (defaults_sent IS NULL))
+    );
+    CREATE TABLE {s}.users (
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        id text NOT NULL,
+        position bigint NOT NULL,
+        email text NOT NULL,
+        permissions jsonb NOT NULL,
+        mailbox jsonb,
+        synced jsonb NOT NULL,
+        version bigint NOT NULL,
+        PRIMARY KEY (tenant_id, id),
+        UNIQUE (tenant_id, position)
+    );
+    CREATE TABLE {s}.jobs (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        actor_id text NOT NULL,
+        defaults_inbox boolean NOT NULL,
+        defaults_sent boolean NOT NULL,
+        status text NOT NULL CHECK (status IN ('PENDING', 'RUNNING', 'DONE', 'SUPERSEDED')),
+        started_at timestamptz NOT NULL,
+        total bigint NOT NULL,
+        processed bigint NOT NULL,
+        checkpoint bigint NOT NULL,
+        roster_end bigint NOT NULL,
+        users_changed bigint NOT NULL,
+        selected bigint NOT NULL,
+        deselected bigint NOT NULL,
+        no_mailbox bigint NOT NULL,
+        label_missing bigint NOT NULL,
+        finished_at timestamptz,
+        superseded_by text,
+        batch_size integer
+    );
+    CREATE INDEX ON {s}.jobs (tenant_id, seq);
+    CREATE TABLE {s}.job_changes (
+        tenant_id text NOT NULL,
+        job_id text NOT NULL REFERENCES {s}.jobs (id),
+        batch_key bigint NOT NULL,
+        ord integer NOT NULL,
+        user_id text NOT NULL,
+        label text NOT NULL,
+        label_id text NOT NULL,
+        selected boolean NOT NULL,
+        version_after bigint NOT NULL,
+        PRIMARY KEY (job_id, batch_key, ord)
+    );
+    CREATE TABLE {s}.job_skips (
+        tenant_id text NOT NULL,
+        job_id text NOT NULL REFERENCES {s}.jobs (id),
+        batch_key bigint NOT NULL,
+        ord integer NOT NULL,
+        user_id text NOT NULL,
+        label text,
+        reason text NOT NULL,
+        PRIMARY KEY (job_id, batch_key, ord)
+    );
+    CREATE TABLE {s}.batches (
+        tenant_id text NOT NULL,
+        job_id text NOT NULL REFERENCES {s}.jobs (id),
+        range_no integer NOT NULL,
+        first_position bigint NOT NULL,
+        last_position bigint NOT NULL,
+        size integer NOT NULL,
+        done boolean NOT NULL DEFAULT false,
+        worker_id text,
+        token text,
+        lease_until timestamptz,
+        claims integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (job_id, range_no)
+    );
+    CREATE INDEX batches_open ON {s}.batches (job_id, range_no) WHERE NOT done;
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this labelsync writes; a newer one in the database is refused."""
+
+_JOB_COLUMNS = (
+    "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
+    "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
+    "label_missing, finished_at, superseded_by"
+)
+_USER_COLUMNS = "id, email, permissions, mailbox, synced, version"
+_UNFINISHED = ("PENDING", "RUNNING")
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as error:
+        raise MissingExtra("PostgresStore", "postgres", "psycopg") from error
+    return psycopg
+
+
+def _jsonb(value: object) -> object:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+# -- rows <-> values ------------------------------------------------------------------------------
+
+
+def _mailbox_doc(mailbox: Mailbox | None) -> object:
+    if mailbox is None:
+        return None
+    return {
+        "provider": mailbox.provider.value,
+        "address": mailbox.address,
+        "labels": [
+            [label.id, label.name, None if label.system is None else label.system.value]
+            for label in mailbox.labels
+        ],
+    }
+
+
+def _mailbox_from_doc(doc: Mapping[str, Any] | None) -> Mailbox | None:
+    if doc is None:
+        return None
+    return Mailbox(
+        provider=Provider(doc["provider"]),
+        address=doc["address"],
+        labels=tuple(
+            Label(id=i, name=n, system=None if s is None else SystemLabel(s))
+            for i, n, s in doc["labels"]
+        ),
+    )
+
+
+def _user_row(user: User) -> tuple[str, str, object, object, object, int]:
+    """The stored form of a User: (id, email, permissions, mailbox, synced, version)."""
+    return (
+        user.id,
+        user.email,
+        _jsonb(sorted(p.value for p in user.permissions)),
+        None if user.mailbox is None else _jsonb(_mailbox_doc(user.mailbox)),
+        _jsonb(sorted(user.synced.ids)),
+        user.version,
+    )
+
+
+def _user_from_row(row: Row) -> User:
+    user_id, email, permissions, mailbox, synced, version = row
+    return User(
+        id=user_id,
+        email=email,
+        permissions=frozenset(Permission(p) for p in permissions),
+        mailbox=_mailbox_from_doc(mailbox),
+        synced=LabelSet(synced),
+        version=version,
+    )
+
+
+def _defaults(inbox: bool | None, sent: bool | None) -> Defaults | None:
+    return None if inbox is None or sent is None else Defaults(inbox=inbox, sent=sent)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+def _job_from_row(row: Row) -> PushJob:
+    (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
+    (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
+    finished_at, superseded_by = row[16:18]
+    return PushJob(
+        id=job_id,
+        tenant_id=tenant_id,
+        actor_id=actor_id,
+        defaults=Defaults(inbox=inbox, sent=sent),
+        status=JobStatus(status),
+        started_at=_utc(started_at),
+        total=total,
+        processed=processed,
+        cursor=checkpoint,
+        roster_end=roster_end,
+        counts=PushCounts(
+            users_changed=changed,
+            selected=selected,
+            deselected=deselected,
+            no_mailbox=no_mailbox,
+            label_missing=missing,
+        ),
+        finished_at=None if finished_at is None else _utc(finished_at),
+        superseded_by=superseded_by,
+    )
+
+
+def _counts_doc(counts: PushCounts) -> dict[str, int]:
+    return attrs.asdict(counts)
+
+
+def _record_doc(record: PushRecord) -> dict[str, object]:
+    return {
+        "job_id": record.job_id,
+        "actor_id": record.actor_id,
+        "defaults": {"inbox": record.defaults.inbox, "sent": record.defaults.sent},
+        "started_at": record.started_at.isoformat(),
+        "finished_at": record.finished_at.isoformat(),
+        "roster_size": record.roster_size,
+        "counts": _counts_doc(record.counts),
+    }
+
+
+def _record_from_doc(doc: Mapping[str, Any] | None) -> PushRecord | None:
+    if doc is None:
+        return None
+    return PushRecord(
+        job_id=doc["job_id"],
+        actor_id=doc["actor_id"],
+        defaults=Defaults(**doc["defaults"]),
+        started_at=dt.datetime.fromisoformat(doc["started_at"]),
+        finished_at=dt.datetime.fromisoformat(doc["finished_at"]),
+        roster_size=doc["roster_size"],
+        counts=PushCounts(**doc["counts"]),
+    )
+
+
+class PostgresStore:
+    """Tenants, Users and push jobs in PostgreSQL, in the tables of `schema`.
+
+    `conninfo` is a connection string (the store opens one connection and
+    serialises its use across threads) or a `psycopg_pool.ConnectionPool` (the
+    store borrows a connection per call and never closes the pool). The schema
+    is created or migrated on construction. Use it as a context manager, or
+    call `close()`.
+    """
+
+    def __init__(self, conninfo: str | ConnectionPool[Any], *, schema: str = "labelsync") -> None:
+        pg = _psycopg()
+        checked: object = schema
+        if not isinstance(checked, str) or not _SCHEMA_NAME.fullmatch(checked):
+            raise InvalidInput(
+                "schema", schema, "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, <= 63)"
+            )
+        self.schema = schema
+        self._s = f'"{schema}"'
+        self._lock = threading.RLock()
+        self._conninfo: str | None = None
+        self._conn: psycopg.Connection[Row] | None = None
+        self._pool: ConnectionPool[Any] | None = None
+        if isinstance(conninfo, str):
+            self._conninfo = conninfo
+            self._conn = pg.connect(conninfo, autocommit=True)
+        elif hasattr(conninfo, "connection") and hasattr(conninfo, "getconn"):
+            self._pool = conninfo
+        else:
+            raise InvalidInput(
+                "conninfo", conninfo, "must be a connection string or a psycopg_pool.ConnectionPool"
+            )
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        where = "a pool" if self._pool is not None else "closed"
+        if self._conn is not None and not self._conn.closed:
+            info = self._conn.info
+            where = f"{info.host}:{info.port}/{info.dbname}"
+        return f"<PostgresStore schema={self.schema!r} on {where}>"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store's own connection (a pool given to it is left open); idempotent."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+    # -- connections and transactions -----------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Row]]:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                yield conn
+            return
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                raise InvalidInput("PostgresStore", self, "is closed")
+            if self._conn.broken and self._conninfo is not None:
+                # The server dropped us (restart, idle timeout): a new connection for this call.
+                self._conn = _psycopg().connect(self._conninfo, autocommit=True)
+            assert self._conn is not None
+            yield self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[Row]]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    def _migrate(self) -> None:
+        s = self._s
+        with self._tx() as cur:
+            # Workers starting together must not race to create the same tables.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"labelsync:{self.schema}",))
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)")
+            cur.execute(f"SELECT version FROM {s}.schema_version")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(f"INSERT INTO {s}.schema_version (version) VALUES (0)")
+                version = 0
+            else:
+                version = row[0]
+            if version > SCHEMA_VERSION:
+                raise LabelSyncError(
+                    f"schema_version: {version!r} in schema {self.schema!r} is newer than this "
+                    f"labelsync understands ({SCHEMA_VERSION}); upgrade labelsync"
+                )
+            for migration in _MIGRATIONS[version:]:
+                cur.execute(migration.replace("{s}", s))
+            cur.execute(f"UPDATE {s}.schema_version SET version = %s", (SCHEMA_VERSION,))
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        with self._tx() as cur:
+            cur.execute(f"SELECT version FROM {self._s}.schema_version")
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+    # -- shared steps -----------------------------------------------------------------------------
+
+    def _lock_tenant(self, cur: psycopg.Cursor[Row], tenant_id: object, mode: str) -> Row:
+        """The tenant row (name, defaults, onboarding, current job, last push), locked in `mode`."""
+        if not isinstance(tenant_id, str):
+            raise UnknownTenant(tenant_id)
+        cur.execute(
+            f"SELECT name, defaults_inbox, defaults_sent, onboard_new_users, current_job_id, "
+            f"last_push FROM {self._s}.tenants WHERE id = %s {mode}",
+            (tenant_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise UnknownTenant(tenant_id)
+        return row
+
+    def _job(self, cur: psycopg.Cursor[Row], job_id: object, lock: str = "") -> PushJob:
+        if not isinstance(job_id, str):
+            raise UnknownJob(job_id)
+        cur.execute(f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs WHERE id = %s {lock}", (job_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        return _job_from_row(row)
+
+    def _fence(self, cur: psycopg.Cursor[Row], job_id: object, mode: str) -> str | None:
+        """Lock the job's tenant row in `mode` and return its current job id; `UnknownJob`."""
+        if not isinstance(job_id, str):
+            raise UnknownJob(job_id)
+        cur.execute(
+            f"SELECT t.current_job_id FROM {self._s}.tenants t JOIN {self._s}.jobs j "
+            f"ON j.tenant_id = t.id WHERE j.id = %s {mode} OF t",
+            (job_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        return cast(str | None, row[0])
+
+    @staticmethod
+    def _check_current(job: PushJob, current_job_id: str | None) -> None:
+        if job.status is JobStatus.SUPERSEDED or current_job_id != job.id:
+            raise JobSuperseded(job.id, job.superseded_by or current_job_id)
+
+    def _insert_users(
+        self, cur: psycopg.Cursor[Row], tenant_id: str, users: Sequence[User]
+    ) -> None:
+        if not users:
+            return
+        s = self._s
+        # Positions are global and increasing: the roster order, and R6's cut-off.
+        cur.execute(
+            f"SELECT nextval('{s}.roster_positions') FROM generate_series(1, %s)", (len(users),)
+        )
+        positions = sorted(row[0] for row in cur.fetchall())
+        with cur.copy(
+            f"COPY {s}.users (tenant_id, position, id, email, permissions, mailbox, synced, "
+            f"version) FROM STDIN"
+        ) as copy:
+            for position, user in zip(positions, users, strict=True):
+                copy.write_row((tenant_id, position, *_user_row(user)))
+
+    def _cas_users(
+        self, cur: psycopg.Cursor[Row], tenant_id: str, writes: Sequence[tuple[User, int]]
+    ) -> tuple[str, ...]:
+        """Lock the Users in id order and return the ids whose version is not the paired one."""
+        if not writes:
+            return ()
+        cur.execute(
+            f"SELECT id, version FROM {self._s}.users WHERE tenant_id = %s AND id = ANY(%s) "
+            f"ORDER BY id FOR UPDATE",
+            (tenant_id, [user.id for user, _ in writes]),
+        )
+        stored = dict(cast(list[tuple[str, int]], cur.fetchall()))
+        return tuple(user.id for user, expected in writes if stored.get(user.id) != expected)
+
+    def _update_users(
+        self, cur: psycopg.Cursor[Row], tenant_id: str, users: Sequence[User]
+    ) -> None:
+        if not users:
+            return
+        rows = [_user_row(user) for user in users]
+        columns = list(zip(*rows, strict=True))
+        cur.execute(
+            f"UPDATE {self._s}.users AS u SET email = w.email, permissions = w.permissions, "
+            f"mailbox = w.mailbox, synced = w.synced, version = w.version "
+            f"FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::jsonb[], "
+            f"%s::bigint[]) AS w(id, email, permissions, mailbox, synced, version) "
+            f"WHERE u.tenant_id = %s AND u.id = w.id",
+            (*[list(column) for column in columns], tenant_id),
+        )
+
+    def _write_rows(
+        self, cur: psycopg.Cursor[Row], job: PushJob, key: int, batch: BatchWrite
+    ) -> Conflict | None:
+        """Compare-and-set the batch's Users and record its changes and skips; or a `Conflict`.
+
+        `key` orders this batch's rows among the job's: its first roster position - 1.
+        """
+        s = self._s
+        conflicts = self._cas_users(cur, job.tenant_id, batch.writes)
+        if conflicts:
+            return Conflict(conflicts)
+        self._update_users(cur, job.tenant_id, [user for user, _ in batch.writes])
+        versions = {user.id: user.version for user, _ in batch.writes}
+        if batch.changes:
+            cur.execute(
+                f"INSERT INTO {s}.job_changes (tenant_id, job_id, batch_key, ord, user_id, label, "
+                f"label_id, selected, version_after) SELECT %s, %s, %s, t.ord, t.u, t.l, t.i, "
+                f"t.sel, t.v FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[], "
+                f"%s::bigint[]) WITH ORDINALITY AS t(u, l, i, sel, v, ord)",
+                (
+                    job.tenant_id,
+                    job.id,
+                    key,
+                    [c[0] for c in batch.changes],
+                    [c[1].value for c in batch.changes],
+                    [c[2] for c in batch.changes],
+                    [c[3] for c in batch.changes],
+                    [versions[c[0]] for c in batch.changes],
+                ),
+            )
+        if batch.skips:
+            cur.execute(
+                f"INSERT INTO {s}.job_skips (tenant_id, job_id, batch_key, ord, user_id, label, "
+                f"reason) SELECT %s, %s, %s, t.ord, t.u, t.l, t.r FROM unnest(%s::text[], "
+                f"%s::text[], %s::text[]) WITH ORDINALITY AS t(u, l, r, ord)",
+                (
+                    job.tenant_id,
+                    job.id,
+                    key,
+                    [k[0] for k in batch.skips],
+                    [None if k[1] is None else k[1].value for k in batch.skips],
+                    [k[2].value for k in batch.skips],
+                ),
+            )
+        return None
+
+    def _advance_job(
+        self, cur: psycopg.Cursor[Row], job_id: str, batch: BatchWrite, checkpoint: int | None
+    ) -> PushJob:
+        """Add the batch's counts to the job, mark it RUNNING, move the checkpoint if given.
+
+        The last step of a batch: the job row is the one row every worker writes.
+        """
+        c = batch.counts
+        cur.execute(
+            f"UPDATE {self._s}.jobs SET status = 'RUNNING', "
+            f"checkpoint = coalesce(%s, checkpoint), processed = processed + %s, "
+            f"users_changed = users_changed + %s, selected = selected + %s, "
+            f"deselected = deselected + %s, no_mailbox = no_mailbox + %s, "
+            f"label_missing = label_missing + %s WHERE id = %s RETURNING {_JOB_COLUMNS}",
+            (
+                checkpoint,
+                batch.processed,
+                c.users_changed,
+                c.selected,
+                c.deselected,
+                c.no_mailbox,
+                c.label_missing,
+                job_id,
+            ),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        return _job_from_row(row)
+
+    # -- tenants and Users ----------------------------------------------------------------------
+
+    def add_tenant(self, tenant: Tenant) -> None:
+        defaults = tenant.defaults
+        last_push = None if tenant.last_push is None else _jsonb(_record_doc(tenant.last_push))
+        with self._tx() as cur:
+            cur.execute(
+                f"INSERT INTO {self._s}.tenants (id, name, defaults_inbox, defaults_sent, "
+                f"onboard_new_users, last_push) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"ON CONFLICT (id) DO NOTHING",
+                (
+                    tenant.id,
+                    tenant.name,
+                    None if defaults is None else defaults.inbox,
+                    None if defaults is None else defaults.sent,
+                    tenant.onboard_new_users,
+                    last_push,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
+            self._insert_users(cur, tenant.id, tenant.users)
+
+    def tenant_ids(self) -> list[str]:
+        with self._tx() as cur:
+            cur.execute(f'SELECT id FROM {self._s}.tenants ORDER BY id COLLATE "C"')
+            return [row[0] for row in cur.fetchall()]
+
+    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
+        with self._tx() as cur:
+            name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
+            roster: list[User] = []
+            if users:
+                cur.execute(
+                    f"SELECT {_USER_COLUMNS} FROM {self._s}.users WHERE tenant_id = %s "
+                    f"ORDER BY position",
+                    (tenant_id,),
+                )
+                roster = [_user_from_row(row) for row in cur.fetchall()]
+        return Tenant(
+            id=tenant_id,
+            name=name,
+            users=roster,
+            defaults=_defaults(inbox, sent),
+            last_push=_record_from_doc(last_push),
+            onboard_new_users=onboard,
+        )
+
+    def save_settings(
+        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
+    ) -> None:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(
+                f"UPDATE {self._s}.tenants SET defaults_inbox = %s, defaults_sent = %s, "
+                f"onboard_new_users = %s WHERE id = %s",
+                (
+                    None if defaults is None else defaults.inbox,
+                    None if defaults is None else defaults.sent,
+                    onboard_new_users,
+                    tenant_id,
+                ),
+            )
+
+    def add_user(self, tenant_id: str, user: User) -> None:
+        with self._tx() as cur:
+            # A share lock: new Users and a starting push's roster cut (R6) never interleave.
+            self._lock_tenant(cur, tenant_id, "FOR SHARE")
+            cur.execute(
+                f"SELECT 1 FROM {self._s}.users WHERE tenant_id = %s AND id = %s",
+                (tenant_id, user.id),
+            )
+            if cur.fetchone() is not None:
+                raise AlreadyExists(
+                    "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
+                )
+            self._insert_users(cur, tenant_id, [user])
+
+    def get_user(self, tenant_id: str, user_id: str) -> User:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            if isinstance(user_id, str):
+                cur.execute(
+                    f"SELECT {_USER_COLUMNS} FROM {self._s}.users WHERE tenant_id = %s AND id = %s",
+                    (tenant_id, user_id),
+                )
+                row = cur.fetchone()
+                if row is not None:
+                    return _user_from_row(row)
+        raise UnknownUser(user_id, tenant_id)
+
+    def get_users(self, tenant_id: str, user_ids: Sequence[str]) -> list[User]:
+        ids: Sequence[object] = user_ids
+        wanted = [i for i in ids if isinstance(i, str)]
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT {_USER_COLUMNS} FROM {self._s}.users "
+                f"WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_id, wanted),
+            )
+            found = {user.id: user for user in map(_user_from_row, cur.fetchall())}
+        return [found[i] for i in wanted if i in found]
+
+    def save_users(self, tenant_id: str, writes: Sequence[tuple[User, int]]) -> tuple[str, ...]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            conflicts = self._cas_users(cur, tenant_id, writes)
+            rejected = set(conflicts)
+            self._update_users(cur, tenant_id, [u for u, _ in writes if u.id not in rejected])
+            return conflicts
+
+    # -- push jobs --------------------------------------------------------------------------------
+
+    def start_job(self, job: PushJob) -> PushJob:
+        s = self._s
+        with self._tx() as cur:
+            # Exclusive against the share lock every batch write holds: no batch of the
+            # job superseded here can land after this commits (R10).
+            self._lock_tenant(cur, job.tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(f"SELECT 1 FROM {s}.jobs WHERE id = %s", (job.id,))
+            if cur.fetchone() is not None:
+                raise AlreadyExists("job.id", job.id, "is already a stored push job")
+            cur.execute(
+                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.users WHERE tenant_id = %s",
+                (job.tenant_id,),
+            )
+            counted = cur.fetchone()
+            assert counted is not None
+            stored = attrs.evolve(
+                job, status=JobStatus.PENDING, total=counted[0], roster_end=counted[1]
+            )
+            cur.execute(
+                f"UPDATE {s}.jobs SET status = 'SUPERSEDED', superseded_by = %s "
+                f"WHERE tenant_id = %s AND status = ANY(%s)",
+                (job.id, job.tenant_id, list(_UNFINISHED)),
+            )
+            c = stored.counts
+            cur.execute(
+                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
+                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    stored.id,
+                    stored.tenant_id,
+                    stored.actor_id,
+                    stored.defaults.inbox,
+                    stored.defaults.sent,
+                    stored.status.value,
+                    stored.started_at,
+                    stored.total,
+                    stored.processed,
+                    stored.cursor,
+                    stored.roster_end,
+                    c.users_changed,
+                    c.selected,
+                    c.deselected,
+                    c.no_mailbox,
+                    c.label_missing,
+                    stored.finished_at,
+                    stored.superseded_by,
+                ),
+            )
+            cur.execute(
+                f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
+                f"defaults_sent = %s WHERE id = %s",
+                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+            )
+            return stored
+
+    def get_job(self, job_id: str) -> PushJob:
+        with self._tx() as cur:
+            return self._job(cur, job_id)
+
+    def list_jobs(self, tenant_id: str | None = None) -> list[PushJob]:
+        with self._tx() as cur:
+            if tenant_id is None:
+                cur.execute(f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs ORDER BY seq DESC")
+            else:
+                cur.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs WHERE tenant_id = %s "
+                    f"ORDER BY seq DESC",
+                    (tenant_id,),
+                )
+            return [_job_from_row(row) for row in cur.fetchall()]
+
+    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
+        with self._tx() as cur:
+            job = self._job(cur, job_id)
+            cur.execute(
+                f"SELECT position, {_USER_COLUMNS} FROM {self._s}.users WHERE tenant_id = %s "
+                f"AND position > %s AND position <= %s ORDER BY position LIMIT %s",
+                (job.tenant_id, after, job.roster_end, limit),
+            )
+            return [(row[0], _user_from_row(row[1:])) for row in cur.fetchall()]
+
+    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
+        with self._tx() as cur:
+            current = self._fence(cur, batch.job_id, "FOR SHARE")
+            job = self._job(cur, batch.job_id, "FOR UPDATE")
+            self._check_current(job, current)
+            if job.status is JobStatus.DONE:
+                raise JobSuperseded(job.id, None)
+            if self._has_ranges(cur, job.id):
+                raise InvalidInput(
+                    "worker_id",
+                    None,
+                    f"cannot run job {job.id!r}: parallel workers run it; pass a worker_id",
+                )
+            if job.cursor != batch.cursor_before:
+                return StaleCheckpoint(job)
+            conflict = self._write_rows(cur, job, batch.cursor_before, batch)
+            if conflict is not None:
+                return conflict
+            return self._advance_job(cur, job.id, batch, batch.cursor_after)
+
+    def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
+        s = self._s
+        with self._tx() as cur:
+            current = self._fence(cur, job_id, "FOR NO KEY UPDATE")
+            job = self._job(cur, job_id, "FOR UPDATE")
+            self._check_current(job, current)
+            if job.status is JobStatus.DONE:
+                return job
+            cur.execute(
+                f"SELECT count(*) FROM {s}.batches WHERE job_id = %s AND NOT done", (job_id,)
+            )
+            open_ranges = cur.fetchone()
+            if open_ranges is not None and open_ranges[0]:
+                raise InvalidInput(
+                    "job_id", job_id, f"has {open_ranges[0]} batches not done yet; it cannot finish"
+                )
+            cur.execute(
+                f"UPDATE {s}.jobs SET status = 'DONE', finished_at = %s WHERE id = %s "
+                f"RETURNING {_JOB_COLUMNS}",
+                (finished_at, job_id),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            done = attrs.evolve(_job_from_row(row), finished_at=finished_at)
+            cur.execute(
+                f"UPDATE {s}.tenants SET last_push = %s WHERE id = %s",
+                (_jsonb(_record_doc(done.record())), job.tenant_id),
+            )
+            return done
+
+    def job_changes(self, job_id: str) -> Iterator[StoredChange]:
+        with self._tx() as cur:
+            self._job(cur, job_id)
+            cur.execute(
+                f"SELECT user_id, label, label_id, selected, version_after FROM "
+                f"{self._s}.job_changes WHERE job_id = %s ORDER BY batch_key, ord",
+                (job_id,),
+            )
+            rows = cur.fetchall()
+        return iter(
+            [
+                StoredChange(
+                    change=LabelChange(
+                        user_id=u, label=SystemLabel(label), label_id=i, selected=selected
+                    ),
+                    version_after=v,
+                )
+                for u, label, i, selected, v in rows
+            ]
+        )
+
+    def job_skips(self, job_id: str) -> Iterator[Skip]:
+        with self._tx() as cur:
+            self._job(cur, job_id)
+            cur.execute(
+                f"SELECT user_id, label, reason FROM {self._s}.job_skips WHERE job_id = %s "
+                f"ORDER BY batch_key, ord",
+                (job_id,),
+            )
+            rows = cur.fetchall()
+        return iter(
+            [
+                Skip(
+                    user_id=u,
+                    label=None if label is None else SystemLabel(label),
+                    reason=SkipReason(reason),
+                )
+                for u, label, reason in rows
+            ]
+        )
+
+    # -- parallel workers (labelsync.parallel.ParallelStore) -----------------------------------
+
+    def _has_ranges(self, cur: psycopg.Cursor[Row], job_id: str) -> bool:
+        cur.execute(f"SELECT batch_size FROM {self._s}.jobs WHERE id = %s", (job_id,))
+        row = cur.fetchone()
+        return row is not None and row[0] is not None
+
+    def claim_batch(
+        self, job_id: str, worker_id: str, batch_size: int, lease_seconds: float
+    ) -> Claim | Busy | None:
+        s = self._s
+        with self._tx() as cur:
+            job = self._job(cur, job_id)
+            if job.status is JobStatus.SUPERSEDED:
+                raise JobSuperseded(job.id, job.superseded_by)
+            if job.status is JobStatus.DONE:
+                return None
+            if not self._has_ranges(cur, job_id):
+                # Cut the roster once; whoever holds the job row does it, the others wait.
+                job = self._job(cur, job_id, "FOR UPDATE")
+                if not self._has_ranges(cur, job_id):
+                    cur.execute(
+                        f"INSERT INTO {s}.batches (tenant_id, job_id, range_no, first_position, "
+                        f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
+                        f"max(position), count(*) FROM (SELECT position, "
+                        f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
+                        f"FROM {s}.users WHERE tenant_id = %(tenant)s AND position > %(after)s "
+                        f"AND position <= %(end)s) AS r GROUP BY n",
+                        {
+                            "tenant": job.tenant_id,
+                            "job": job_id,
+                            "size": batch_size,
+                            "after": job.cursor,
+                            "end": job.roster_end,
+                        },
+                    )
+                    cur.execute(
+                        f"UPDATE {s}.jobs SET batch_size = %s WHERE id = %s", (batch_size, job_id)
+                    )
+            token = uuid.uuid4().hex
+            cur.execute(
+                f"WITH next AS (SELECT range_no FROM {s}.batches WHERE job_id = %s AND NOT done "
+                f"AND (lease_until IS NULL OR lease_until < clock_timestamp()) "
+                f"ORDER BY range_no LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {s}.batches AS b SET worker_id = %s, token = %s, claims = b.claims + 1, "
+                f"lease_until = clock_timestamp() + make_interval(secs => %s::float8) FROM next "
+                f"WHERE b.job_id = %s AND b.range_no = next.range_no "
+                f"RETURNING b.range_no, b.first_position, b.last_position, b.size, "
+                f"b.lease_until, b.claims",
+                (job_id, worker_id, token, lease_seconds, job_id),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                range_no, first, last, size, lease_until, attempt = row
+                return Claim(
+                    job=job,
+                    worker_id=worker_id,
+                    range_no=range_no,
+                    after=first - 1,
+                    last=last,
+                    size=size,
+                    token=token,
+                    lease_until=_utc(lease_until),
+                    attempt=attempt,
+                )
+            cur.execute(
+                f"SELECT count(*), extract(epoch FROM min(lease_until) - clock_timestamp()) "
+                f"FROM {s}.batches WHERE job_id = %s AND NOT done",
+                (job_id,),
+            )
+            left = cur.fetchone()
+            assert left is not None
+            if not left[0]:
+                return None
+            return Busy(retry_in=max(0.0, float(left[1] or 0)))
+
+    def commit_claimed(self, claim: Claim, batch: BatchWrite) -> PushJob | Conflict | LeaseLost:
+        if batch.job_id != claim.job.id:
+            raise InvalidInput(
+                "batch.job_id", batch.job_id, f"is not the claimed job {claim.job.id!r}"
+            )
+        with self._tx() as cur:
+            current = self._fence(cur, claim.job.id, "FOR SHARE")
+            job = self._job(cur, claim.job.id)
+            self._check_current(job, current)
+            if job.status is JobStatus.DONE:
+                return LeaseLost(claim)
+            cur.execute(
+                f"SELECT token, done FROM {self._s}.batches WHERE job_id = %s "
+                f"AND range_no = %s FOR UPDATE",
+                (job.id, claim.range_no),
+            )
+            lease = cur.fetchone()
+            if lease is None or lease[0] != claim.token or lease[1]:
+                return LeaseLost(claim)
+            conflict = self._write_rows(cur, job, claim.after, batch)
+            if conflict is not None:
+                return conflict
+            cur.execute(
+                f"UPDATE {self._s}.batches SET done = true, lease_until = NULL "
+                f"WHERE job_id = %s AND range_no = %s",
+                (job.id, claim.range_no),
+            )
+            return self._advance_job(cur, job.id, batch, None)
