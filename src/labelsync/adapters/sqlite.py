@@ -885,6 +885,10 @@ class SqliteStore:
 
         Fenced like `commit_batch`; finishing a DONE job again returns it unchanged.
         """
+        # PushJob does not validate finished_at, and a naive one stored here would
+        # make every later get_tenant fail building the PushRecord.
+        if finished_at.utcoffset() is None:
+            raise InvalidInput("finished_at", finished_at, "must be a timezone-aware datetime")
         with self._writing() as conn:
             job = self._fenced(conn, job_id)
             if job.status is JobStatus.DONE:

@@ -1,0 +1,1005 @@
+"""A conformance suite for the `labelsync.ports.Store` contract, to run against any Store.
+
+labelsync runs it against its own stores; a host application runs it against
+its adapter. Subclass `StoreContract` in a test module, under a name pytest
+collects (``Test...``), and give it a ``store`` fixture that yields a fresh,
+empty store and releases it afterwards::
+
+    from collections.abc import Iterator
+
+    import pytest
+
+    from labelsync.testing.conformance import StoreContract
+    from myapp.store import PostgresStore
+
+
+    class TestPostgresStore(StoreContract):
+        @pytest.fixture
+        def store(self) -> Iterator[PostgresStore]:
+            with PostgresStore.connect(DSN, schema="test_fresh") as store:
+                yield store
+
+Every test method is inherited, so the class body needs nothing else. Only
+pytest is required; one property test also uses hypothesis and is skipped
+without it. Each test cites the clause of `Store`'s docstrings (or the rule)
+it checks; where the docstrings leave a choice open, the test's docstring
+says which reading labelsync's own stores follow.
+"""
+
+# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Sequence
+
+import attrs
+import pytest
+
+from labelsync.changes import LabelChange, Skip
+from labelsync.exceptions import (
+    AlreadyExists,
+    InvalidInput,
+    JobSuperseded,
+    UnknownJob,
+    UnknownTenant,
+    UnknownUser,
+)
+from labelsync.model import (
+    Defaults,
+    Label,
+    LabelSet,
+    Mailbox,
+    Permission,
+    Provider,
+    PushCounts,
+    PushRecord,
+    SkipReason,
+    SystemLabel,
+    Tenant,
+    User,
+)
+from labelsync.ports import (
+    BatchWrite,
+    Conflict,
+    JobStatus,
+    PushJob,
+    StaleCheckpoint,
+    Store,
+    StoredChange,
+)
+from labelsync.rules import apply_to_user
+
+__all__ = ["StoreContract"]
+
+# -- values the tests build on ----------------------------------------------------
+
+_START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+_CEST = dt.timezone(dt.timedelta(hours=2))
+
+INBOX = Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX)
+SENT = Label(id="SENT", name="Sent", system=SystemLabel.SENT)
+PROJECT = Label(id="Label_7", name="Project X", system=None)
+
+BOTH = Defaults(inbox=True, sent=True)
+NEITHER = Defaults(inbox=False, sent=False)
+
+
+def _at(minutes: int) -> dt.datetime:
+    return _START + dt.timedelta(minutes=minutes)
+
+
+def _gmail(address: str) -> Mailbox:
+    return Mailbox(provider=Provider.GMAIL, address=address, labels=(INBOX, SENT, PROJECT))
+
+
+def _user(
+    user_id: str,
+    *,
+    email: str | None = None,
+    mailbox: bool = True,
+    synced: Sequence[str] = (),
+    version: int = 0,
+) -> User:
+    """A Gmail User (or one with no mailbox) whose email defaults to ``<id>@acme.test``."""
+    address = email or f"{user_id}@acme.test"
+    return User(
+        id=user_id,
+        email=address,
+        permissions=frozenset({Permission.EMAIL_SYNC}),
+        mailbox=_gmail(address) if mailbox else None,
+        synced=LabelSet(synced),
+        version=version,
+    )
+
+
+def _tenant(tenant_id: str, *user_ids: str, domain: str = "acme.test") -> Tenant:
+    return Tenant(
+        id=tenant_id,
+        name=f"Tenant {tenant_id}",
+        users=tuple(_user(u, email=f"{u}@{domain}") for u in user_ids),
+    )
+
+
+def _every_kind_of_user() -> tuple[User, ...]:
+    """Users covering every value a store must keep exactly."""
+    outlook = Mailbox(
+        provider=Provider.MICROSOFT,
+        address="jürgen@beispiel.de",
+        labels=(
+            Label(id="AAMk-inbox", name="Posteingang", system=SystemLabel.INBOX),
+            Label(id="AAMk-sent", name="Gesendete Elemente", system=SystemLabel.SENT),
+            Label(id="AAMk-7", name='Projekt "Ä" / 2024 ✉', system=None),
+        ),
+    )
+    imap_without_sent = Mailbox(
+        provider=Provider.IMAP, address="c@imap.test", labels=(Label(id="INBOX", name="INBOX"),)
+    )
+    imap_inbox = Mailbox(
+        provider=Provider.IMAP,
+        address="d@imap.test",
+        labels=(Label(id="INBOX", name="INBOX", system=SystemLabel.INBOX),),
+    )
+    return (
+        User(
+            id="admin",
+            email="admin@acme.test",
+            permissions=frozenset({Permission.ADMIN_ACCESS, Permission.EMAIL_SYNC}),
+            mailbox=_gmail("admin@acme.test"),
+            synced=LabelSet(["INBOX", "Label_7", "Label_deleted_at_gmail"]),
+            version=7,
+        ),
+        User(
+            id="no-mailbox",
+            email="nobox@acme.test",
+            permissions=frozenset(),
+            mailbox=None,
+            synced=LabelSet(["INBOX", "from-a-disconnected-mailbox"]),
+            version=2,
+        ),
+        User(id="jürgen", email="jürgen@beispiel.de", mailbox=outlook, synced=LabelSet()),
+        User(id="imap-no-sent", email="c@imap.test", mailbox=imap_without_sent),
+        User(
+            id="imap",
+            email="d@imap.test",
+            mailbox=imap_inbox,
+            synced=LabelSet(["INBOX"]),
+            version=10_000,
+        ),
+        User(
+            id="empty-mailbox",
+            email="e@other.test",
+            mailbox=Mailbox(provider=Provider.OTHER, address="e@other.test", labels=()),
+        ),
+    )
+
+
+def _new_job(
+    job_id: str, tenant_id: str, *, defaults: Defaults = BOTH, minutes: int = 0
+) -> PushJob:
+    return PushJob(
+        id=job_id,
+        tenant_id=tenant_id,
+        actor_id="admin",
+        defaults=defaults,
+        status=JobStatus.PENDING,
+        started_at=_at(minutes),
+    )
+
+
+def _plan(store: Store, job: PushJob, *, limit: int = 100) -> BatchWrite:
+    """The next batch of `job` as a push runner would build it: the rule over the roster batch."""
+    rows = store.roster_batch(job.id, job.cursor, limit)
+    writes: list[tuple[User, int]] = []
+    changes: list[tuple[str, SystemLabel, str, bool]] = []
+    skips: list[tuple[str, SystemLabel | None, SkipReason]] = []
+    for _, user in rows:
+        outcome = apply_to_user(user, job.defaults)
+        if outcome.user is not user:
+            writes.append((outcome.user, user.version))
+        changes.extend((c.user_id, c.label, c.label_id, c.selected) for c in outcome.changed)
+        skips.extend((s.user_id, s.label, s.reason) for s in outcome.skipped)
+    selected = sum(1 for change in changes if change[3])
+    return BatchWrite(
+        job_id=job.id,
+        cursor_before=job.cursor,
+        cursor_after=rows[-1][0] if rows else job.cursor,
+        processed=len(rows),
+        writes=tuple(writes),
+        changes=tuple(changes),
+        skips=tuple(skips),
+        counts=PushCounts(
+            users_changed=len({change[0] for change in changes}),
+            selected=selected,
+            deselected=len(changes) - selected,
+            no_mailbox=sum(1 for skip in skips if skip[2] is SkipReason.NO_MAILBOX),
+            label_missing=sum(1 for skip in skips if skip[2] is SkipReason.LABEL_MISSING),
+        ),
+    )
+
+
+def _committed(result: PushJob | Conflict | StaleCheckpoint) -> PushJob:
+    assert isinstance(result, PushJob), f"commit_batch should have written, got {result!r}"
+    return result
+
+
+def _run(store: Store, job: PushJob, *, limit: int = 100) -> PushJob:
+    """Commit every remaining batch of `job`; returns the job after the last."""
+    while job.cursor < job.roster_end:
+        job = _committed(store.commit_batch(_plan(store, job, limit=limit)))
+    return job
+
+
+def _roster(store: Store, job_id: str) -> list[tuple[int, User]]:
+    return store.roster_batch(job_id, 0, 1_000_000)
+
+
+Snapshot = tuple[list[Tenant], list[PushJob], list[tuple[list[StoredChange], list[Skip]]]]
+
+
+def _snapshot(store: Store) -> Snapshot:
+    """Everything a store lets a caller see, to compare before and after a call."""
+    tenants = [store.get_tenant(tenant_id) for tenant_id in store.tenant_ids()]
+    jobs = store.list_jobs()
+    trail = [(list(store.job_changes(job.id)), list(store.job_skips(job.id))) for job in jobs]
+    return tenants, jobs, trail
+
+
+def _seed(store: Store) -> PushJob:
+    """Two tenants with the same user ids, a finished push and a pending one on t1."""
+    store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+    store.add_tenant(_tenant("t2", "u1", "u2", domain="globex.test"))
+    done = _run(store, store.start_job(_new_job("j1", "t1", minutes=0)))
+    store.finish_job(done.id, _at(1))
+    return store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2))
+
+
+def _no_batch(job_id: str) -> BatchWrite:
+    return BatchWrite(
+        job_id=job_id,
+        cursor_before=0,
+        cursor_after=0,
+        processed=0,
+        writes=(),
+        changes=(),
+        skips=(),
+        counts=PushCounts(),
+    )
+
+
+Call = Callable[[Store], object]
+
+_UNKNOWN_TENANT_CALLS: dict[str, Call] = {
+    "get_tenant": lambda s: s.get_tenant("nope"),
+    "get_tenant(users=False)": lambda s: s.get_tenant("nope", users=False),
+    "save_settings": lambda s: s.save_settings("nope", defaults=BOTH, onboard_new_users=True),
+    "add_user": lambda s: s.add_user("nope", _user("u9")),
+    "get_user": lambda s: s.get_user("nope", "u1"),
+    "get_users": lambda s: s.get_users("nope", ["u1"]),
+    "save_users": lambda s: s.save_users("nope", [(_user("u1", version=1), 0)]),
+    "start_job": lambda s: s.start_job(_new_job("j9", "nope")),
+}
+
+_UNKNOWN_JOB_CALLS: dict[str, Call] = {
+    "get_job": lambda s: s.get_job("nope"),
+    "roster_batch": lambda s: s.roster_batch("nope", 0, 10),
+    "commit_batch": lambda s: s.commit_batch(_no_batch("nope")),
+    "finish_job": lambda s: s.finish_job("nope", _at(9)),
+    "job_changes": lambda s: s.job_changes("nope"),
+    "job_skips": lambda s: s.job_skips("nope"),
+}
+
+
+class StoreContract:
+    """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
+
+    The fixture must yield a fresh, empty store (no tenants, no jobs) for each
+    test and close it afterwards. See the module docstring for an example.
+    """
+
+    # -- tenants: add_tenant, tenant_ids, get_tenant -------------------------------
+
+    def test_a_new_store_has_no_tenants_and_no_jobs(self, store: Store) -> None:
+        assert [] == store.tenant_ids()
+        assert [] == store.list_jobs()
+
+    def test_a_tenant_comes_back_with_its_users_in_roster_order(self, store: Store) -> None:
+        tenant = _tenant("t1", "zoe", "adam", "mia")
+
+        store.add_tenant(tenant)
+
+        assert tenant == store.get_tenant("t1")
+        assert ["zoe", "adam", "mia"] == [u.id for u in store.get_tenant("t1").users]
+
+    def test_every_kind_of_user_value_round_trips(self, store: Store) -> None:
+        """No mailbox, custom and localised labels, stale ids, versions, any permissions."""
+        users = _every_kind_of_user()
+        store.add_tenant(Tenant(id="t1", name="Société Générale", users=users))
+
+        assert users == store.get_tenant("t1").users
+        assert list(users) == [store.get_user("t1", u.id) for u in users]
+
+    def test_every_kind_of_user_value_round_trips_through_add_and_save(self, store: Store) -> None:
+        users = _every_kind_of_user()
+        store.add_tenant(Tenant(id="t1", name="Acme"))
+        for user in users:
+            store.add_user("t1", attrs.evolve(user, synced=LabelSet(), version=0))
+
+        assert () == store.save_users("t1", [(user, 0) for user in users])
+        assert users == store.get_tenant("t1").users
+
+    def test_tenant_settings_round_trip(self, store: Store) -> None:
+        tenant = Tenant(id="t1", name="Acme", defaults=Defaults(inbox=True, sent=False))
+        tenant = attrs.evolve(tenant, onboard_new_users=True)
+
+        store.add_tenant(tenant)
+
+        assert tenant == store.get_tenant("t1")
+
+    def test_get_tenant_without_users_has_the_settings_and_no_users(self, store: Store) -> None:
+        _seed(store)
+
+        light = store.get_tenant("t1", users=False)
+
+        assert attrs.evolve(store.get_tenant("t1"), users=()) == light
+
+    def test_tenant_ids_are_sorted(self, store: Store) -> None:
+        for tenant_id in ("globex", "acme", "Zeta", "initech"):
+            store.add_tenant(_tenant(tenant_id))
+
+        assert ["Zeta", "acme", "globex", "initech"] == store.tenant_ids()
+
+    def test_adding_a_taken_tenant_id_raises_already_exists_and_keeps_the_stored_one(
+        self, store: Store
+    ) -> None:
+        _seed(store)
+        before = _snapshot(store)
+
+        with pytest.raises(AlreadyExists) as raised:
+            store.add_tenant(Tenant(id="t1", name="Impostor", users=(_user("u9"),)))
+
+        assert "t1" == raised.value.value
+        assert before == _snapshot(store)
+
+    def test_generated_tenants_round_trip(self, store: Store) -> None:
+        """Property: any tenant the shared strategies draw comes back equal (needs hypothesis)."""
+        pytest.importorskip("hypothesis")
+        from hypothesis import HealthCheck, given, settings
+
+        from labelsync.testing.strategies import tenants
+
+        fresh_ids = (f"generated-{n}" for n in itertools.count())
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(tenants(last_push=False, max_users=5))
+        def round_trip(tenant: Tenant) -> None:
+            tenant = attrs.evolve(tenant, id=next(fresh_ids))
+            store.add_tenant(tenant)
+            assert tenant == store.get_tenant(tenant.id)
+
+        round_trip()
+
+    # -- settings ----------------------------------------------------------------
+
+    def test_save_settings_stores_the_checkboxes_and_the_onboarding_switch(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+
+        store.save_settings("t1", defaults=Defaults(inbox=False, sent=True), onboard_new_users=True)
+
+        tenant = store.get_tenant("t1")
+        assert (Defaults(inbox=False, sent=True), True) == (
+            tenant.defaults,
+            tenant.onboard_new_users,
+        )
+
+    def test_save_settings_can_clear_the_checkboxes(self, store: Store) -> None:
+        store.add_tenant(attrs.evolve(_tenant("t1", "u1"), defaults=BOTH, onboard_new_users=True))
+
+        store.save_settings("t1", defaults=None, onboard_new_users=False)
+
+        tenant = store.get_tenant("t1")
+        assert (None, False) == (tenant.defaults, tenant.onboard_new_users)
+
+    # -- Users: add_user, get_user, get_users -------------------------------------------
+
+    def test_add_user_appends_to_the_end_of_the_roster(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u2", "u1"))
+
+        store.add_user("t1", _user("u0", version=4))
+
+        assert ["u2", "u1", "u0"] == [u.id for u in store.get_tenant("t1").users]
+        assert _user("u0", version=4) == store.get_user("t1", "u0")
+
+    def test_adding_a_taken_user_id_raises_already_exists_and_keeps_the_stored_user(
+        self, store: Store
+    ) -> None:
+        _seed(store)
+        before = _snapshot(store)
+
+        with pytest.raises(AlreadyExists) as raised:
+            store.add_user("t1", _user("u2", email="impostor@evil.test"))
+
+        assert "u2" == raised.value.value
+        assert before == _snapshot(store)
+
+    def test_get_user_of_an_unknown_id_raises_unknown_user(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+
+        with pytest.raises(UnknownUser) as raised:
+            store.get_user("t1", "ghost")
+
+        assert "ghost" == raised.value.value
+
+    def test_get_users_keeps_the_order_given_and_leaves_out_unknown_ids(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+
+        users = store.get_users("t1", ["u3", "ghost", "u1"])
+
+        assert [_user("u3"), _user("u1")] == users
+        assert [] == store.get_users("t1", [])
+
+    # -- save_users: compare-and-set ------------------------------------------------------
+
+    def test_save_users_stores_every_user_whose_version_still_matches(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        u1 = _user("u1").with_selection(LabelSet(["Label_7"]))
+        u2 = _user("u2").with_selection(LabelSet(["INBOX"]))
+
+        assert () == store.save_users("t1", [(u1, 0), (u2, 0)])
+
+        assert (u1, u2) == store.get_tenant("t1").users
+
+    def test_save_users_reports_users_whose_version_moved_on_and_stores_the_rest(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        edited = _user("u2").with_selection(LabelSet(["Label_7"]))
+        store.save_users("t1", [(edited, 0)])
+        u1, u2, u3 = (_user(u).with_selection(LabelSet(["SENT"])) for u in ("u1", "u2", "u3"))
+
+        assert ("u2",) == store.save_users("t1", [(u1, 0), (u2, 0), (u3, 0)])
+
+        assert (u1, edited, u3) == store.get_tenant("t1").users
+
+    def test_save_users_reports_an_unknown_user_as_not_stored_and_adds_nobody(
+        self, store: Store
+    ) -> None:
+        """Reading chosen: an id the tenant lacks is returned like a moved-on one."""
+        store.add_tenant(_tenant("t1", "u1"))
+        u1 = _user("u1").with_selection(LabelSet(["INBOX"]))
+
+        assert ("ghost",) == store.save_users("t1", [(_user("ghost", version=1), 0), (u1, 0)])
+
+        assert (u1,) == store.get_tenant("t1").users
+
+    def test_save_users_keeps_roster_positions(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        job = store.start_job(_new_job("j1", "t1"))
+        positions = [position for position, _ in _roster(store, job.id)]
+
+        store.save_users("t1", [(_user("u1").with_selection(LabelSet(["INBOX"])), 0)])
+
+        assert positions == [position for position, _ in _roster(store, job.id)]
+        assert ["u1", "u2", "u3"] == [u.id for u in store.get_tenant("t1").users]
+
+    def test_save_users_of_nothing_changes_nothing(self, store: Store) -> None:
+        _seed(store)
+        before = _snapshot(store)
+
+        assert () == store.save_users("t1", [])
+
+        assert before == _snapshot(store)
+
+    # -- unknown ids ------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "call", list(_UNKNOWN_TENANT_CALLS.values()), ids=list(_UNKNOWN_TENANT_CALLS)
+    )
+    def test_a_call_naming_an_unknown_tenant_raises_unknown_tenant_and_changes_nothing(
+        self, store: Store, call: Call
+    ) -> None:
+        _seed(store)
+        before = _snapshot(store)
+
+        with pytest.raises(UnknownTenant) as raised:
+            call(store)
+
+        assert "nope" == raised.value.value
+        assert before == _snapshot(store)
+
+    @pytest.mark.parametrize(
+        "call", list(_UNKNOWN_JOB_CALLS.values()), ids=list(_UNKNOWN_JOB_CALLS)
+    )
+    def test_a_call_naming_an_unknown_job_raises_unknown_job_and_changes_nothing(
+        self, store: Store, call: Call
+    ) -> None:
+        """`job_changes`/`job_skips` raise at the call, not at the first item."""
+        _seed(store)
+        before = _snapshot(store)
+
+        with pytest.raises(UnknownJob) as raised:
+            call(store)
+
+        assert "nope" == raised.value.value
+        assert before == _snapshot(store)
+
+    def test_list_jobs_of_an_unknown_tenant_is_empty(self, store: Store) -> None:
+        _seed(store)
+
+        assert [] == store.list_jobs("nope")
+
+    # -- start_job -------------------------------------------------------------------
+
+    def test_start_job_stores_a_pending_job_with_its_roster_fixed(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        store.add_user("t1", _user("u4", mailbox=False))
+
+        job = store.start_job(_new_job("j1", "t1", defaults=Defaults(inbox=True, sent=False)))
+
+        roster = _roster(store, "j1")
+        assert (JobStatus.PENDING, 4, 0, 0, PushCounts()) == (
+            job.status,
+            job.total,
+            job.processed,
+            job.cursor,
+            job.counts,
+        )
+        assert roster[-1][0] == job.roster_end
+        assert job == store.get_job("j1")
+        assert Defaults(inbox=True, sent=False) == store.get_tenant("t1").defaults
+
+    def test_start_job_keeps_what_the_job_says(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        started = dt.datetime(2024, 5, 1, 11, 0, 0, 123456, tzinfo=_CEST)
+        job = attrs.evolve(_new_job("j1", "t1"), actor_id="admin-7", started_at=started)
+
+        stored = store.start_job(job)
+
+        assert (job.id, "t1", "admin-7", BOTH, started) == (
+            stored.id,
+            stored.tenant_id,
+            stored.actor_id,
+            stored.defaults,
+            stored.started_at,
+        )
+        assert stored == store.get_job("j1")
+        assert (None, None) == (stored.finished_at, stored.superseded_by)
+
+    def test_start_job_on_a_tenant_without_users_has_an_empty_roster(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1"))
+
+        job = store.start_job(_new_job("j1", "t1"))
+
+        assert (0, 0, []) == (job.total, job.processed, store.roster_batch("j1", 0, 10))
+
+    def test_start_job_supersedes_every_unfinished_job_of_the_tenant(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        store.start_job(_new_job("pending", "t1", minutes=0))
+        running = store.start_job(_new_job("running", "t1", minutes=1))
+        running = _committed(store.commit_batch(_plan(store, running, limit=1)))
+
+        store.start_job(_new_job("newest", "t1", minutes=2))
+
+        assert (JobStatus.SUPERSEDED, "running") == (
+            store.get_job("pending").status,
+            store.get_job("pending").superseded_by,
+        )
+        assert attrs.evolve(running, status=JobStatus.SUPERSEDED, superseded_by="newest") == (
+            store.get_job("running")
+        )
+        assert JobStatus.PENDING == store.get_job("newest").status
+
+    def test_start_job_leaves_finished_jobs_and_the_last_push_alone(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        done = store.finish_job(_run(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
+        last_push = store.get_tenant("t1").last_push
+
+        store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2))
+
+        assert done == store.get_job("j1")
+        assert last_push == store.get_tenant("t1").last_push
+        assert NEITHER == store.get_tenant("t1").defaults
+
+    def test_starting_a_job_with_a_taken_id_raises_already_exists_and_changes_nothing(
+        self, store: Store
+    ) -> None:
+        """Job ids are unique across tenants: `get_job` takes no tenant."""
+        _seed(store)
+        before = _snapshot(store)
+
+        for tenant_id in ("t1", "t2"):
+            with pytest.raises(AlreadyExists) as raised:
+                store.start_job(_new_job("j2", tenant_id, minutes=9))
+            assert "j2" == raised.value.value
+
+        assert before == _snapshot(store)
+
+    # -- get_job, list_jobs -----------------------------------------------------------
+
+    def test_list_jobs_is_newest_first_for_all_or_one_tenant(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        store.add_tenant(_tenant("t2", "u1"))
+        for minutes, (job_id, tenant_id) in enumerate(
+            [("a", "t1"), ("b", "t2"), ("c", "t1"), ("d", "t2"), ("e", "t1")]
+        ):
+            store.start_job(_new_job(job_id, tenant_id, minutes=minutes))
+
+        assert ["e", "d", "c", "b", "a"] == [job.id for job in store.list_jobs()]
+        assert ["e", "c", "a"] == [job.id for job in store.list_jobs("t1")]
+        assert ["d", "b"] == [job.id for job in store.list_jobs("t2")]
+        assert [store.get_job(job.id) for job in store.list_jobs()] == store.list_jobs()
+
+    # -- roster_batch --------------------------------------------------------------------
+
+    def test_roster_batch_pages_the_roster_by_increasing_position(self, store: Store) -> None:
+        ids = [f"u{n}" for n in range(7)]
+        store.add_tenant(_tenant("t1", *ids[:4]))
+        for user_id in ids[4:]:
+            store.add_user("t1", _user(user_id))
+        store.start_job(_new_job("j1", "t1"))
+
+        pages: list[list[tuple[int, User]]] = []
+        after = 0
+        while page := store.roster_batch("j1", after, 3):
+            pages.append(page)
+            after = page[-1][0]
+
+        assert [3, 3, 1] == [len(page) for page in pages]
+        rows = [row for page in pages for row in page]
+        assert ids == [user.id for _, user in rows]
+        positions = [position for position, _ in rows]
+        assert sorted(set(positions)) == positions
+        assert [] == store.roster_batch("j1", positions[-1], 3)
+
+    def test_roster_batch_starts_after_the_given_position(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        store.start_job(_new_job("j1", "t1"))
+        roster = _roster(store, "j1")
+
+        assert roster[1:] == store.roster_batch("j1", roster[0][0], 10)
+        assert roster[2:] == store.roster_batch("j1", roster[1][0], 10)
+
+    def test_users_added_after_the_job_started_are_not_in_its_roster(self, store: Store) -> None:
+        """R6: the roster is the Users stored when the push started."""
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        job = store.start_job(_new_job("j1", "t1"))
+
+        store.add_user("t1", _user("late"))
+
+        assert ["u1", "u2"] == [user.id for _, user in _roster(store, job.id)]
+        assert 2 == store.get_job("j1").total
+        later = store.start_job(_new_job("j2", "t1", minutes=1))
+        assert ["u1", "u2", "late"] == [user.id for _, user in _roster(store, later.id)]
+
+    def test_roster_batch_returns_each_user_as_stored_now(self, store: Store) -> None:
+        """A User's own edit after the push started is what the push reads (R12)."""
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        store.start_job(_new_job("j1", "t1"))
+        edited = _user("u2").with_selection(LabelSet(["Label_7"]))
+
+        store.save_users("t1", [(edited, 0)])
+
+        assert [_user("u1"), edited] == [user for _, user in _roster(store, "j1")]
+
+    # -- commit_batch ------------------------------------------------------------------
+
+    def test_commit_batch_stores_users_changes_skips_and_moves_the_job(self, store: Store) -> None:
+        imap = Mailbox(provider=Provider.IMAP, address="c@imap.test", labels=(INBOX,))
+        users = (
+            _user("u1", synced=["Label_7"]),
+            _user("u2", mailbox=False, synced=["stale"]),
+            User(id="u3", email="c@imap.test", mailbox=imap, synced=LabelSet(["INBOX"])),
+        )
+        store.add_tenant(Tenant(id="t1", name="Acme", users=users))
+        job = store.start_job(_new_job("j1", "t1", defaults=BOTH))
+        batch = _plan(store, job)
+
+        stored = _committed(store.commit_batch(batch))
+
+        pushed = users[0].with_selection(LabelSet(["INBOX", "SENT", "Label_7"]))
+        assert (pushed, users[1], users[2]) == store.get_tenant("t1").users
+        assert 1 == pushed.version
+        expected_job = attrs.evolve(
+            job,
+            status=JobStatus.RUNNING,
+            cursor=batch.cursor_after,
+            processed=3,
+            counts=PushCounts(users_changed=1, selected=2, no_mailbox=1, label_missing=1),
+        )
+        assert expected_job == stored
+        assert expected_job == store.get_job("j1")
+        assert [
+            StoredChange(
+                change=LabelChange("u1", SystemLabel.INBOX, "INBOX", True), version_after=1
+            ),
+            StoredChange(change=LabelChange("u1", SystemLabel.SENT, "SENT", True), version_after=1),
+        ] == list(store.job_changes("j1"))
+        assert [
+            Skip("u2", None, SkipReason.NO_MAILBOX),
+            Skip("u3", SystemLabel.SENT, SkipReason.LABEL_MISSING),
+        ] == list(store.job_skips("j1"))
+
+    def test_commit_batch_stores_the_version_as_given(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        job = store.start_job(_new_job("j1", "t1"))
+        jumped = attrs.evolve(_user("u1", synced=["INBOX"]), version=41)
+        change = ("u1", SystemLabel.INBOX, "INBOX", True)
+        batch = attrs.evolve(_plan(store, job), writes=((jumped, 0),), changes=(change,), skips=())
+
+        _committed(store.commit_batch(batch))
+
+        assert jumped == store.get_user("t1", "u1")
+        assert [41] == [stored.version_after for stored in store.job_changes("j1")]
+
+    def test_successive_batches_add_up_and_keep_roster_order(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3", "u4"))
+        store.add_user("t1", _user("u5", mailbox=False))
+        store.save_users("t1", [(_user("u3", synced=["INBOX", "SENT"], version=1), 0)])
+        job = store.start_job(_new_job("j1", "t1", defaults=Defaults(inbox=True, sent=False)))
+
+        cursors = []
+        while job.cursor < job.roster_end:
+            job = _committed(store.commit_batch(_plan(store, job, limit=2)))
+            cursors.append(job.cursor)
+
+        assert 3 == len(cursors)
+        assert (5, PushCounts(users_changed=4, selected=3, deselected=1, no_mailbox=1)) == (
+            job.processed,
+            job.counts,
+        )
+        assert [
+            ("u1", SystemLabel.INBOX, True, 1),
+            ("u2", SystemLabel.INBOX, True, 1),
+            ("u3", SystemLabel.SENT, False, 2),
+            ("u4", SystemLabel.INBOX, True, 1),
+        ] == [
+            (s.change.user_id, s.change.label, s.change.selected, s.version_after)
+            for s in store.job_changes("j1")
+        ]
+        assert [Skip("u5", None, SkipReason.NO_MAILBOX)] == list(store.job_skips("j1"))
+
+    def test_commit_batch_of_a_superseded_job_raises_job_superseded_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        old = store.start_job(_new_job("old", "t1"))
+        batch = _plan(store, old)
+        store.start_job(_new_job("new", "t1", minutes=1))
+        before = _snapshot(store)
+
+        with pytest.raises(JobSuperseded) as raised:
+            store.commit_batch(batch)
+
+        assert ("old", "new") == (raised.value.job_id, raised.value.by)
+        assert before == _snapshot(store)
+
+    def test_commit_batch_of_a_done_job_raises_job_superseded_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        job = _run(store, store.start_job(_new_job("j1", "t1")))
+        batch = _plan(store, job)
+        store.finish_job("j1", _at(1))
+        before = _snapshot(store)
+
+        with pytest.raises(JobSuperseded):
+            store.commit_batch(batch)
+
+        assert before == _snapshot(store)
+
+    def test_commit_batch_after_the_checkpoint_moved_returns_stale_checkpoint(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        job = store.start_job(_new_job("j1", "t1"))
+        batch = _plan(store, job, limit=1)
+        moved = _committed(store.commit_batch(batch))
+        before = _snapshot(store)
+
+        result = store.commit_batch(batch)
+
+        assert StaleCheckpoint(job=moved) == result
+        assert before == _snapshot(store)
+
+    def test_commit_batch_with_a_user_edited_since_read_returns_conflict_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        """R12: the batch is all or nothing, so the unedited u1 is not written either."""
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        job = store.start_job(_new_job("j1", "t1"))
+        batch = _plan(store, job)
+        store.save_users("t1", [(_user("u2", synced=["Label_7"], version=1), 0)])
+        before = _snapshot(store)
+
+        result = store.commit_batch(batch)
+
+        assert Conflict(user_ids=("u2",)) == result
+        assert before == _snapshot(store)
+
+    def test_conflict_names_every_edited_user_in_batch_order(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
+        job = store.start_job(_new_job("j1", "t1"))
+        batch = _plan(store, job)
+        store.save_users(
+            "t1",
+            [(_user("u3", synced=["SENT"], version=1), 0), (_user("u1", version=5), 0)],
+        )
+
+        assert Conflict(user_ids=("u1", "u3")) == store.commit_batch(batch)
+
+    def test_a_batch_read_again_after_a_conflict_commits(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        job = store.start_job(_new_job("j1", "t1"))
+        stale = _plan(store, job)
+        edited = _user("u2", synced=["Label_7"], version=1)
+        store.save_users("t1", [(edited, 0)])
+        assert isinstance(store.commit_batch(stale), Conflict)
+
+        _committed(store.commit_batch(_plan(store, job)))
+
+        assert LabelSet(["INBOX", "SENT", "Label_7"]) == store.get_user("t1", "u2").synced
+
+    # -- finish_job --------------------------------------------------------------------
+
+    def test_a_tenant_has_no_last_push_before_a_job_finishes(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        _run(store, store.start_job(_new_job("j1", "t1")))
+
+        assert None is store.get_tenant("t1").last_push
+
+    def test_finish_job_marks_it_done_and_makes_it_the_last_push(self, store: Store) -> None:
+        """R11: who, when started and finished, the defaults, the roster size, the counts."""
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        store.add_user("t1", _user("u3", mailbox=False))
+        started = dt.datetime(2024, 5, 1, 11, 0, tzinfo=_CEST)
+        job = store.start_job(attrs.evolve(_new_job("j1", "t1"), started_at=started))
+        job = _run(store, job, limit=2)
+        finished = dt.datetime(2024, 5, 1, 9, 5, 30, tzinfo=dt.UTC)
+
+        done = store.finish_job("j1", finished)
+
+        assert attrs.evolve(job, status=JobStatus.DONE, finished_at=finished) == done
+        assert done == store.get_job("j1")
+        assert (
+            PushRecord(
+                job_id="j1",
+                actor_id="admin",
+                defaults=BOTH,
+                started_at=started,
+                finished_at=finished,
+                roster_size=3,
+                counts=PushCounts(users_changed=2, selected=4, no_mailbox=1),
+            )
+            == store.get_tenant("t1").last_push
+        )
+        assert BOTH == store.get_tenant("t1").defaults
+
+    def test_finish_job_of_an_empty_roster_records_an_empty_push(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1"))
+        store.start_job(_new_job("j1", "t1"))
+
+        store.finish_job("j1", _at(1))
+
+        record = store.get_tenant("t1").last_push
+        assert record is not None
+        assert ("j1", 0, PushCounts()) == (record.job_id, record.roster_size, record.counts)
+
+    def test_finishing_a_done_job_again_returns_it_unchanged(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        _run(store, store.start_job(_new_job("j1", "t1")))
+        done = store.finish_job("j1", _at(1))
+        before = _snapshot(store)
+
+        again = store.finish_job("j1", _at(5))
+
+        assert done == again
+        assert before == _snapshot(store)
+
+    def test_finish_job_of_a_superseded_job_raises_and_keeps_the_last_push(
+        self, store: Store
+    ) -> None:
+        _seed(store)  # j1 finished, j2 pending
+        job = _run(store, store.get_job("j2"))
+        store.start_job(_new_job("j3", "t1", minutes=5))
+        before = _snapshot(store)
+
+        with pytest.raises(JobSuperseded) as raised:
+            store.finish_job(job.id, _at(6))
+
+        assert ("j2", "j3") == (raised.value.job_id, raised.value.by)
+        assert before == _snapshot(store)
+        last_push = store.get_tenant("t1").last_push
+        assert last_push is not None
+        assert "j1" == last_push.job_id
+
+    def test_finish_job_refuses_a_naive_time_and_changes_nothing(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        _run(store, store.start_job(_new_job("j1", "t1")))
+        before = _snapshot(store)
+
+        with pytest.raises(InvalidInput):
+            store.finish_job("j1", dt.datetime(2024, 5, 1, 9, 0))  # naive on purpose
+
+        assert before == _snapshot(store)
+
+    # -- job_changes, job_skips ----------------------------------------------------------
+
+    def test_a_job_without_batches_has_no_changes_or_skips(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        store.start_job(_new_job("j1", "t1"))
+
+        assert ([], []) == (list(store.job_changes("j1")), list(store.job_skips("j1")))
+
+    def test_each_job_keeps_its_own_changes_and_skips(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        store.add_user("t1", _user("u2", mailbox=False))
+        store.finish_job(_run(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
+        _run(store, store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2)))
+
+        assert [
+            (True, 1),
+            (True, 1),
+        ] == [(s.change.selected, s.version_after) for s in store.job_changes("j1")]
+        assert [
+            (False, 2),
+            (False, 2),
+        ] == [(s.change.selected, s.version_after) for s in store.job_changes("j2")]
+        skipped = [Skip("u2", None, SkipReason.NO_MAILBOX)]
+        assert [skipped, skipped] == [list(store.job_skips(j)) for j in ("j1", "j2")]
+
+    # -- tenant isolation ----------------------------------------------------------------
+
+    def test_tenants_with_the_same_user_ids_never_read_or_write_each_other(
+        self, store: Store
+    ) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        store.add_tenant(_tenant("t2", "u1", "u2", domain="globex.test"))
+        store.save_users("t2", [(_user("u1", email="u1@globex.test", version=5), 0)])
+        t2_before = store.get_tenant("t2")
+
+        # t1's u1 is at version 0, t2's at 5: the compare-and-set must read t1's.
+        assert () == store.save_users("t1", [(_user("u1", synced=["Label_7"], version=1), 0)])
+        store.add_user("t1", _user("u3"))
+        job = _run(store, store.start_job(_new_job("j1", "t1")))
+        store.finish_job(job.id, _at(1))
+
+        assert t2_before == store.get_tenant("t2")
+        assert 3 == job.total
+        assert {"acme.test"} == {u.email.split("@")[1] for u in store.get_tenant("t1").users}
+        assert [
+            "u1@acme.test",
+            "u2@acme.test",
+        ] == [u.email for u in store.get_users("t1", ["u1", "u2"])]
+        assert "u1@globex.test" == store.get_user("t2", "u1").email
+        assert [] == store.list_jobs("t2")
+
+    def test_a_job_reads_and_writes_only_its_own_tenant(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1", "u2"))
+        store.add_tenant(_tenant("t2", "u1", "u2", domain="globex.test"))
+        j2 = store.start_job(_new_job("j2", "t2"))
+        j1 = store.start_job(_new_job("j1", "t1", minutes=1))
+
+        assert ["u1@acme.test", "u2@acme.test"] == [u.email for _, u in _roster(store, "j1")]
+        assert ["u1@globex.test", "u2@globex.test"] == [u.email for _, u in _roster(store, "j2")]
+        _run(store, j1)
+        assert j2 == store.get_job("j2")  # not superseded by another tenant's push
+        assert (_user("u1", email="u1@globex.test"), _user("u2", email="u2@globex.test")) == (
+            store.get_tenant("t2").users
+        )
+        _run(store, j2)
+        pushed = LabelSet(["INBOX", "SENT"])
+        assert (_user("u1").with_selection(pushed), _user("u2").with_selection(pushed)) == (
+            store.get_tenant("t1").users
+        )
+
+    def test_a_user_id_of_another_tenant_can_be_added(self, store: Store) -> None:
+        store.add_tenant(_tenant("t1", "u1"))
+        store.add_tenant(_tenant("t2", "u1", "u2", domain="globex.test"))
+
+        store.add_user("t1", _user("u2"))
+
+        assert ["u1", "u2"] == [u.id for u in store.get_tenant("t1").users]
+        assert "u2@globex.test" == store.get_user("t2", "u2").email
