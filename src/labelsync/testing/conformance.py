@@ -71,7 +71,7 @@ from labelsync.ports import (
 )
 from labelsync.rules import apply_to_user
 
-__all__ = ["StoreContract"]
+__all__ = ["StoreContract", "commit_all", "next_batch"]
 
 # -- values the tests build on ----------------------------------------------------
 
@@ -188,8 +188,11 @@ def _new_job(
     )
 
 
-def _plan(store: Store, job: PushJob, *, limit: int = 100) -> BatchWrite:
-    """The next batch of `job` as a push runner would build it: the rule over the roster batch."""
+def next_batch(store: Store, job: PushJob, *, limit: int = 100) -> BatchWrite:
+    """The next batch of `job` as a push runner builds it: the rule over the next roster Users.
+
+    For a host's own adapter tests: commit it with `Store.commit_batch`.
+    """
     rows = store.roster_batch(job.id, job.cursor, limit)
     writes: list[tuple[User, int]] = []
     changes: list[tuple[str, SystemLabel, str, bool]] = []
@@ -224,10 +227,10 @@ def _committed(result: PushJob | Conflict | StaleCheckpoint) -> PushJob:
     return result
 
 
-def _run(store: Store, job: PushJob, *, limit: int = 100) -> PushJob:
-    """Commit every remaining batch of `job`; returns the job after the last."""
+def commit_all(store: Store, job: PushJob, *, limit: int = 100) -> PushJob:
+    """Commit every remaining batch of `job` (each must write); returns the job after the last."""
     while job.cursor < job.roster_end:
-        job = _committed(store.commit_batch(_plan(store, job, limit=limit)))
+        job = _committed(store.commit_batch(next_batch(store, job, limit=limit)))
     return job
 
 
@@ -250,7 +253,7 @@ def _seed(store: Store) -> PushJob:
     """Two tenants with the same user ids, a finished push and a pending one on t1."""
     store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
     store.add_tenant(_tenant("t2", "u1", "u2", domain="globex.test"))
-    done = _run(store, store.start_job(_new_job("j1", "t1", minutes=0)))
+    done = commit_all(store, store.start_job(_new_job("j1", "t1", minutes=0)))
     store.finish_job(done.id, _at(1))
     return store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2))
 
@@ -579,7 +582,7 @@ class StoreContract:
         store.add_tenant(_tenant("t1", "u1", "u2"))
         store.start_job(_new_job("pending", "t1", minutes=0))
         running = store.start_job(_new_job("running", "t1", minutes=1))
-        running = _committed(store.commit_batch(_plan(store, running, limit=1)))
+        running = _committed(store.commit_batch(next_batch(store, running, limit=1)))
 
         store.start_job(_new_job("newest", "t1", minutes=2))
 
@@ -594,7 +597,7 @@ class StoreContract:
 
     def test_start_job_leaves_finished_jobs_and_the_last_push_alone(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))
-        done = store.finish_job(_run(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
+        done = store.finish_job(commit_all(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
         last_push = store.get_tenant("t1").last_push
 
         store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2))
@@ -695,7 +698,7 @@ class StoreContract:
         )
         store.add_tenant(Tenant(id="t1", name="Acme", users=users))
         job = store.start_job(_new_job("j1", "t1", defaults=BOTH))
-        batch = _plan(store, job)
+        batch = next_batch(store, job)
 
         stored = _committed(store.commit_batch(batch))
 
@@ -727,7 +730,9 @@ class StoreContract:
         job = store.start_job(_new_job("j1", "t1"))
         jumped = attrs.evolve(_user("u1", synced=["INBOX"]), version=41)
         change = ("u1", SystemLabel.INBOX, "INBOX", True)
-        batch = attrs.evolve(_plan(store, job), writes=((jumped, 0),), changes=(change,), skips=())
+        batch = attrs.evolve(
+            next_batch(store, job), writes=((jumped, 0),), changes=(change,), skips=()
+        )
 
         _committed(store.commit_batch(batch))
 
@@ -742,7 +747,7 @@ class StoreContract:
 
         cursors = []
         while job.cursor < job.roster_end:
-            job = _committed(store.commit_batch(_plan(store, job, limit=2)))
+            job = _committed(store.commit_batch(next_batch(store, job, limit=2)))
             cursors.append(job.cursor)
 
         assert 3 == len(cursors)
@@ -766,7 +771,7 @@ class StoreContract:
     ) -> None:
         store.add_tenant(_tenant("t1", "u1", "u2"))
         old = store.start_job(_new_job("old", "t1"))
-        batch = _plan(store, old)
+        batch = next_batch(store, old)
         store.start_job(_new_job("new", "t1", minutes=1))
         before = _snapshot(store)
 
@@ -780,8 +785,8 @@ class StoreContract:
         self, store: Store
     ) -> None:
         store.add_tenant(_tenant("t1", "u1"))
-        job = _run(store, store.start_job(_new_job("j1", "t1")))
-        batch = _plan(store, job)
+        job = commit_all(store, store.start_job(_new_job("j1", "t1")))
+        batch = next_batch(store, job)
         store.finish_job("j1", _at(1))
         before = _snapshot(store)
 
@@ -795,7 +800,7 @@ class StoreContract:
     ) -> None:
         store.add_tenant(_tenant("t1", "u1", "u2"))
         job = store.start_job(_new_job("j1", "t1"))
-        batch = _plan(store, job, limit=1)
+        batch = next_batch(store, job, limit=1)
         moved = _committed(store.commit_batch(batch))
         before = _snapshot(store)
 
@@ -810,7 +815,7 @@ class StoreContract:
         """R12: the batch is all or nothing, so the unedited u1 is not written either."""
         store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
         job = store.start_job(_new_job("j1", "t1"))
-        batch = _plan(store, job)
+        batch = next_batch(store, job)
         store.save_users("t1", [(_user("u2", synced=["Label_7"], version=1), 0)])
         before = _snapshot(store)
 
@@ -822,7 +827,7 @@ class StoreContract:
     def test_conflict_names_every_edited_user_in_batch_order(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1", "u2", "u3"))
         job = store.start_job(_new_job("j1", "t1"))
-        batch = _plan(store, job)
+        batch = next_batch(store, job)
         store.save_users(
             "t1",
             [(_user("u3", synced=["SENT"], version=1), 0), (_user("u1", version=5), 0)],
@@ -833,12 +838,12 @@ class StoreContract:
     def test_a_batch_read_again_after_a_conflict_commits(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1", "u2"))
         job = store.start_job(_new_job("j1", "t1"))
-        stale = _plan(store, job)
+        stale = next_batch(store, job)
         edited = _user("u2", synced=["Label_7"], version=1)
         store.save_users("t1", [(edited, 0)])
         assert isinstance(store.commit_batch(stale), Conflict)
 
-        _committed(store.commit_batch(_plan(store, job)))
+        _committed(store.commit_batch(next_batch(store, job)))
 
         assert LabelSet(["INBOX", "SENT", "Label_7"]) == store.get_user("t1", "u2").synced
 
@@ -846,7 +851,7 @@ class StoreContract:
 
     def test_a_tenant_has_no_last_push_before_a_job_finishes(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))
-        _run(store, store.start_job(_new_job("j1", "t1")))
+        commit_all(store, store.start_job(_new_job("j1", "t1")))
 
         assert None is store.get_tenant("t1").last_push
 
@@ -856,7 +861,7 @@ class StoreContract:
         store.add_user("t1", _user("u3", mailbox=False))
         started = dt.datetime(2024, 5, 1, 11, 0, tzinfo=_CEST)
         job = store.start_job(attrs.evolve(_new_job("j1", "t1"), started_at=started))
-        job = _run(store, job, limit=2)
+        job = commit_all(store, job, limit=2)
         finished = dt.datetime(2024, 5, 1, 9, 5, 30, tzinfo=dt.UTC)
 
         done = store.finish_job("j1", finished)
@@ -889,7 +894,7 @@ class StoreContract:
 
     def test_finishing_a_done_job_again_returns_it_unchanged(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))
-        _run(store, store.start_job(_new_job("j1", "t1")))
+        commit_all(store, store.start_job(_new_job("j1", "t1")))
         done = store.finish_job("j1", _at(1))
         before = _snapshot(store)
 
@@ -902,7 +907,7 @@ class StoreContract:
         self, store: Store
     ) -> None:
         _seed(store)  # j1 finished, j2 pending
-        job = _run(store, store.get_job("j2"))
+        job = commit_all(store, store.get_job("j2"))
         store.start_job(_new_job("j3", "t1", minutes=5))
         before = _snapshot(store)
 
@@ -917,7 +922,7 @@ class StoreContract:
 
     def test_finish_job_refuses_a_naive_time_and_changes_nothing(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))
-        _run(store, store.start_job(_new_job("j1", "t1")))
+        commit_all(store, store.start_job(_new_job("j1", "t1")))
         before = _snapshot(store)
 
         with pytest.raises(InvalidInput):
@@ -936,8 +941,8 @@ class StoreContract:
     def test_each_job_keeps_its_own_changes_and_skips(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))
         store.add_user("t1", _user("u2", mailbox=False))
-        store.finish_job(_run(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
-        _run(store, store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2)))
+        store.finish_job(commit_all(store, store.start_job(_new_job("j1", "t1"))).id, _at(1))
+        commit_all(store, store.start_job(_new_job("j2", "t1", defaults=NEITHER, minutes=2)))
 
         assert [
             (True, 1),
@@ -963,7 +968,7 @@ class StoreContract:
         # t1's u1 is at version 0, t2's at 5: the compare-and-set must read t1's.
         assert () == store.save_users("t1", [(_user("u1", synced=["Label_7"], version=1), 0)])
         store.add_user("t1", _user("u3"))
-        job = _run(store, store.start_job(_new_job("j1", "t1")))
+        job = commit_all(store, store.start_job(_new_job("j1", "t1")))
         store.finish_job(job.id, _at(1))
 
         assert t2_before == store.get_tenant("t2")
@@ -984,12 +989,12 @@ class StoreContract:
 
         assert ["u1@acme.test", "u2@acme.test"] == [u.email for _, u in _roster(store, "j1")]
         assert ["u1@globex.test", "u2@globex.test"] == [u.email for _, u in _roster(store, "j2")]
-        _run(store, j1)
+        commit_all(store, j1)
         assert j2 == store.get_job("j2")  # not superseded by another tenant's push
         assert (_user("u1", email="u1@globex.test"), _user("u2", email="u2@globex.test")) == (
             store.get_tenant("t2").users
         )
-        _run(store, j2)
+        commit_all(store, j2)
         pushed = LabelSet(["INBOX", "SENT"])
         assert (_user("u1").with_selection(pushed), _user("u2").with_selection(pushed)) == (
             store.get_tenant("t1").users

@@ -1,0 +1,366 @@
+"""SqliteStore on a real file: pragmas, schema versions, reopening, sharing, and rollback (R12).
+
+The `Store` contract itself is checked by tests/test_store_conformance.py;
+these tests look at what only a file database has. Raw `sqlite3` connections
+read the file directly to see every row, not only what the Store API shows.
+"""
+
+# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from labelsync import (
+    Defaults,
+    InvalidInput,
+    JobSuperseded,
+    Label,
+    LabelSet,
+    LabelSyncError,
+    Mailbox,
+    Provider,
+    SkipReason,
+    SystemLabel,
+    Tenant,
+    UnknownUser,
+    User,
+)
+from labelsync.adapters.sqlite import SCHEMA_VERSION, SqliteStore
+from labelsync.ports import Conflict, JobStatus, PushJob
+from labelsync.testing.conformance import commit_all, next_batch
+
+TABLES = ("schema_version", "tenants", "users", "jobs", "job_changes", "job_skips")
+START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+BOTH = Defaults(inbox=True, sent=True)
+
+
+def gmail_user(user_id: str, *, version: int = 0) -> User:
+    address = f"{user_id}@acme.test"
+    mailbox = Mailbox(
+        provider=Provider.GMAIL,
+        address=address,
+        labels=(
+            Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX),
+            Label(id="SENT", name="Sent", system=SystemLabel.SENT),
+        ),
+    )
+    return User(id=user_id, email=address, mailbox=mailbox, version=version)
+
+
+def tenant(tenant_id: str, count: int) -> Tenant:
+    return Tenant(id=tenant_id, name="Acme", users=tuple(gmail_user(f"u{n}") for n in range(count)))
+
+
+def new_job(job_id: str, tenant_id: str = "t1", *, minutes: int = 0) -> PushJob:
+    return PushJob(
+        id=job_id,
+        tenant_id=tenant_id,
+        actor_id="admin",
+        defaults=BOTH,
+        status=JobStatus.PENDING,
+        started_at=START + dt.timedelta(minutes=minutes),
+    )
+
+
+@contextlib.contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to the file, closed afterwards; autocommit."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        yield conn
+
+
+def rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, to compare before and after a failed call."""
+    with raw(path) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "labelsync.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(path) as store:
+        yield store
+
+
+# -- the file ----------------------------------------------------------------------
+
+
+def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
+    with raw(path) as conn:
+        assert ("wal",) == conn.execute("PRAGMA journal_mode").fetchone()
+
+
+def test_a_new_file_records_schema_version_1(store: SqliteStore, path: Path) -> None:
+    assert 1 == SCHEMA_VERSION
+    assert [(1, 1)] == rows(path)["schema_version"]  # (id, version): one row only
+
+
+def test_every_table_of_the_schema_exists(store: SqliteStore, path: Path) -> None:
+    with raw(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert set(TABLES) == names
+
+
+def test_reopening_a_file_keeps_one_schema_version_row(path: Path) -> None:
+    for _ in range(3):
+        SqliteStore(path).close()
+
+    assert [(1, 1)] == rows(path)["schema_version"]  # (id, version): one row only
+
+
+def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
+    SqliteStore(path).close()
+    with raw(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+
+    with pytest.raises(InvalidInput) as raised:
+        SqliteStore(path)
+
+    assert str(path) == raised.value.value
+    assert "99" in str(raised.value)
+
+
+def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
+    """A skip row must name a User of the job's tenant: t2's u9 is not one of t1's."""
+    store.add_tenant(tenant("t1", 2))
+    store.add_tenant(Tenant(id="t2", name="Globex", users=(gmail_user("u9"),)))
+    job = store.start_job(new_job("j1"))
+    batch = next_batch(store, job)
+    bad = attrs.evolve(batch, skips=(*batch.skips, ("u9", None, SkipReason.NO_MAILBOX)))
+    before = rows(path)
+
+    with pytest.raises(UnknownUser) as raised:
+        store.commit_batch(bad)
+
+    assert "u9" == raised.value.value
+    assert before == rows(path)
+
+
+def test_a_negative_busy_timeout_is_refused(path: Path) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        SqliteStore(path, busy_timeout=-1)
+
+    assert "busy_timeout" == raised.value.field
+
+
+# -- opening and closing --------------------------------------------------------------
+
+
+def test_the_context_manager_closes_the_store(path: Path) -> None:
+    with SqliteStore(path) as store:
+        store.add_tenant(tenant("t1", 1))
+
+    with pytest.raises(LabelSyncError, match="is closed"):
+        store.tenant_ids()
+    assert repr(store).endswith("closed>")
+
+
+def test_closing_twice_does_nothing(path: Path) -> None:
+    store = SqliteStore(path)
+    store.close()
+    store.close()
+
+    with pytest.raises(LabelSyncError, match="is closed"):
+        store.get_tenant("t1")
+
+
+def test_everything_survives_reopening_the_file(path: Path) -> None:
+    cest = dt.timezone(dt.timedelta(hours=2))
+    with SqliteStore(path) as store:
+        store.add_tenant(tenant("t1", 3))
+        store.add_user("t1", User(id="nobox", email="n@acme.test"))
+        job = store.start_job(attrs.evolve(new_job("j1"), started_at=START.astimezone(cest)))
+        commit_all(store, job, limit=2)
+        store.finish_job("j1", START.astimezone(cest) + dt.timedelta(minutes=5))
+        store.start_job(new_job("j2", minutes=10))
+        before = (
+            store.get_tenant("t1"),
+            store.list_jobs(),
+            list(store.job_changes("j1")),
+            list(store.job_skips("j1")),
+        )
+
+    with SqliteStore(path) as reopened:
+        after = (
+            reopened.get_tenant("t1"),
+            reopened.list_jobs(),
+            list(reopened.job_changes("j1")),
+            list(reopened.job_skips("j1")),
+        )
+        started_at = reopened.get_job("j1").started_at
+
+    assert before == after
+    assert dt.timedelta(hours=2) == started_at.utcoffset()  # the offset itself is kept
+
+
+# -- two stores on one file -----------------------------------------------------------
+
+
+def test_two_stores_on_one_file_see_each_others_commits(path: Path) -> None:
+    with SqliteStore(path) as first, SqliteStore(path) as second:
+        first.add_tenant(tenant("t1", 2))
+        assert first.get_tenant("t1") == second.get_tenant("t1")
+
+        edited = gmail_user("u1").with_selection(LabelSet(["SENT"]))
+        assert () == second.save_users("t1", [(edited, 0)])
+        assert edited == first.get_user("t1", "u1")
+
+        old = first.start_job(new_job("old"))
+        batch = next_batch(first, old)
+        second.start_job(new_job("new", minutes=1))
+        with pytest.raises(JobSuperseded) as raised:
+            first.commit_batch(batch)
+        assert ("old", "new") == (raised.value.job_id, raised.value.by)
+
+
+def test_a_write_waits_for_the_lock_another_connection_holds(
+    store: SqliteStore, path: Path
+) -> None:
+    store.add_tenant(tenant("t1", 1))
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def add_late_user() -> None:
+        started.set()
+        try:
+            store.add_user("t1", gmail_user("late"))
+        except BaseException as error:  # reported to the test thread below
+            errors.append(error)
+
+    with raw(path) as other:
+        other.execute("BEGIN IMMEDIATE")
+        writer = threading.Thread(target=add_late_user)
+        writer.start()
+        started.wait()
+        time.sleep(0.2)  # give the writer time to hit the lock; no timing is asserted
+        still_waiting = writer.is_alive()
+        other.execute("COMMIT")
+    writer.join(timeout=60)
+
+    assert (True, []) == (still_waiting, errors)
+    assert ["u0", "late"] == [u.id for u in store.get_tenant("t1").users]
+
+
+def test_without_a_busy_timeout_a_locked_file_fails_the_write_and_writes_nothing(
+    path: Path,
+) -> None:
+    with SqliteStore(path, busy_timeout=0) as store:
+        store.add_tenant(tenant("t1", 1))
+        with raw(path) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                store.add_user("t1", gmail_user("late"))
+            other.execute("ROLLBACK")
+
+        assert ["u0"] == [u.id for u in store.get_tenant("t1").users]
+
+
+# -- failures roll back every row ---------------------------------------------------------
+
+
+def test_a_commit_batch_failing_mid_transaction_leaves_every_row_as_it_was(
+    store: SqliteStore, path: Path
+) -> None:
+    """The failure strikes after the Users and changes are written, at the skips (R12)."""
+    store.add_tenant(tenant("t1", 3))
+    store.add_user("t1", User(id="nobox", email="n@acme.test"))
+    job = store.start_job(new_job("j1"))
+    batch = next_batch(store, job)
+    assert (3, 6, 1) == (len(batch.writes), len(batch.changes), len(batch.skips))
+    with raw(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER fail_skips BEFORE INSERT ON job_skips"
+            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+    before = rows(path)
+
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        store.commit_batch(batch)
+
+    assert before == rows(path)
+    with raw(path) as conn:
+        conn.execute("DROP TRIGGER fail_skips")
+    assert 4 == commit_all(store, store.get_job("j1")).processed  # and it can still go on
+
+
+def test_a_conflicting_commit_batch_leaves_every_row_as_it_was(
+    store: SqliteStore, path: Path
+) -> None:
+    store.add_tenant(tenant("t1", 3))
+    job = store.start_job(new_job("j1"))
+    batch = next_batch(store, job)
+    store.save_users("t1", [(gmail_user("u2", version=1), 0)])
+    before = rows(path)
+
+    assert Conflict(user_ids=("u2",)) == store.commit_batch(batch)
+
+    assert before == rows(path)
+
+
+def test_an_add_tenant_failing_midway_stores_no_part_of_it(store: SqliteStore, path: Path) -> None:
+    with raw(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER fail_u2 BEFORE INSERT ON users WHEN NEW.id = 'u2'"
+            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+    before = rows(path)
+
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        store.add_tenant(tenant("t1", 4))
+
+    assert before == rows(path)
+    assert [] == store.tenant_ids()
+
+
+# -- sizes beyond one query ------------------------------------------------------------------
+
+
+def test_many_users_are_read_and_compared_in_chunks(store: SqliteStore) -> None:
+    """More ids than one IN (...) binds: get_users and a conflicting save_users still see all."""
+    store.add_tenant(tenant("t1", 1200))
+    ids = [f"u{n}" for n in reversed(range(1200))]
+
+    assert ids == [u.id for u in store.get_users("t1", ids)]
+
+    store.save_users("t1", [(gmail_user("u1100", version=1), 0)])
+    writes = [(gmail_user(f"u{n}").with_selection(LabelSet(["INBOX"])), 0) for n in range(1200)]
+    assert ("u1100",) == store.save_users("t1", writes)
+    assert 1199 == sum(1 for u in store.get_tenant("t1").users if u.synced == LabelSet(["INBOX"]))
+
+
+def test_job_changes_stream_past_one_page_in_roster_order(store: SqliteStore) -> None:
+    store.add_tenant(tenant("t1", 700))
+    job = commit_all(store, store.start_job(new_job("j1")), limit=250)
+
+    changes = list(store.job_changes("j1"))
+
+    assert 1400 == len(changes) == job.counts.selected
+    assert [f"u{n}" for n in range(700)] == [c.change.user_id for c in changes[::2]]
+
+
+def test_job_changes_yield_what_was_committed_when_called(store: SqliteStore) -> None:
+    store.add_tenant(tenant("t1", 4))
+    half = store.commit_batch(next_batch(store, store.start_job(new_job("j1")), limit=2))
+    assert isinstance(half, PushJob)
+
+    changes = store.job_changes("j1")
+    skips = store.job_skips("j1")
+    commit_all(store, half)
+
+    assert 4 == len(list(changes))
+    assert [] == list(skips)
+    assert 8 == len(list(store.job_changes("j1")))
