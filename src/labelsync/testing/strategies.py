@@ -12,6 +12,7 @@ parameter. Needs hypothesis, which is not a core dependency.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from labelsync.exceptions import MissingExtra
 from labelsync.model import (
@@ -96,54 +97,83 @@ _GRAPH_OTHER_WELL_KNOWN = ("drafts", "archive", "deleteditems", "junkemail")
 
 # Shrinks towards True: most mailboxes have INBOX and SENT, most Users a mailbox.
 _mostly = st.sampled_from((True, True, True, False))
+_providers = st.sampled_from(Provider)
+_custom_names = st.sampled_from(CUSTOM_NAMES)
+_role_names = {
+    SystemLabel.INBOX: st.sampled_from(INBOX_NAMES),
+    SystemLabel.SENT: st.sampled_from(SENT_NAMES),
+}
+# Opaque ids from disjoint ranges, so a role's label never takes another label's id.
+_ID_RANGES = {SystemLabel.INBOX: (0, 99), SystemLabel.SENT: (100, 199), None: (200, 299)}
+
+
+def _numbered(template: str, role: SystemLabel | None) -> st.SearchStrategy[str]:
+    low, high = _ID_RANGES[role]
+    return st.integers(low, high).map(template.format)
+
+
+def _label_id(label: Label) -> str:
+    return label.id
 
 
 def providers() -> st.SearchStrategy[Provider]:
     """Any mailbox provider."""
-    return st.sampled_from(Provider)
+    return _providers
 
 
-def _graph_ids() -> st.SearchStrategy[str]:
-    return st.integers(0, 99).map(lambda n: f"AAMkAD{n:04d}")
+def _imap_sent(name_and_delimiter: tuple[str, str], flags: tuple[str, ...]) -> Label:
+    name, delimiter = name_and_delimiter
+    return imap_mailbox(name, flags, delimiter)
 
 
-def _other_ids() -> st.SearchStrategy[str]:
-    return st.integers(0, 99).map(lambda n: f"folder-{n}")
-
-
-@st.composite
-def system_labels(draw: st.DrawFn, role: SystemLabel, provider: Provider | None = None) -> Label:
-    """The label holding `role`, built the way `provider` marks it (B3), with a localised name."""
-    provider = draw(providers()) if provider is None else provider
-    names = INBOX_NAMES if role is SystemLabel.INBOX else SENT_NAMES
+@functools.cache
+def _system_label(role: SystemLabel, provider: Provider) -> st.SearchStrategy[Label]:
+    # Built once per (role, provider) and reused: hypothesis validates every new
+    # strategy object, which would dominate the cost of drawing a tenant.
+    names = _role_names[role]
     if provider is Provider.GMAIL:
-        return gmail_label(role.value, draw(st.sampled_from(names)))
+        return st.builds(gmail_label, st.just(role.value), names)
     if provider is Provider.MICROSOFT:
-        well_known = draw(st.sampled_from(_GRAPH_WELL_KNOWN[role]))
-        return graph_folder(draw(_graph_ids()), draw(st.sampled_from(names)), well_known)
+        well_known = st.sampled_from(_GRAPH_WELL_KNOWN[role])
+        return st.builds(graph_folder, _numbered("AAMkAD{:04d}", role), names, well_known)
     if provider is Provider.IMAP:
         if role is SystemLabel.INBOX:
-            return imap_mailbox(draw(st.sampled_from(("INBOX", "Inbox", "inbox"))))
-        name, delimiter = draw(st.sampled_from(_IMAP_SENT))
-        flags = draw(st.sampled_from((("\\Sent",), ("\\HasNoChildren", "\\Sent"), ("\\sent",))))
-        return imap_mailbox(name, flags, delimiter)
-    return Label(id=draw(_other_ids()), name=draw(st.sampled_from(names)), system=role)
+            return st.builds(imap_mailbox, st.sampled_from(("INBOX", "Inbox", "inbox")))
+        flags = st.sampled_from((("\\Sent",), ("\\HasNoChildren", "\\Sent"), ("\\sent",)))
+        return st.builds(_imap_sent, st.sampled_from(_IMAP_SENT), flags)
+    return st.builds(Label, id=_numbered("folder-{}", role), name=names, system=st.just(role))
 
 
-@st.composite
-def custom_labels(draw: st.DrawFn, provider: Provider | None = None) -> Label:
-    """A User's own label (system=None), sometimes named like a system label."""
-    provider = draw(providers()) if provider is None else provider
-    name = draw(st.sampled_from(CUSTOM_NAMES))
+@functools.cache
+def _custom_label(provider: Provider) -> st.SearchStrategy[Label]:
     if provider is Provider.GMAIL:
-        return gmail_label(f"Label_{draw(st.integers(1, 99))}", name)
+        return st.builds(gmail_label, _numbered("Label_{}", None), _custom_names)
     if provider is Provider.MICROSOFT:
-        well_known = draw(st.none() | st.sampled_from(_GRAPH_OTHER_WELL_KNOWN))
-        return graph_folder(draw(_graph_ids()), name, well_known)
+        well_known = st.none() | st.sampled_from(_GRAPH_OTHER_WELL_KNOWN)
+        return st.builds(graph_folder, _numbered("AAMkAD{:04d}", None), _custom_names, well_known)
     if provider is Provider.IMAP:
-        flags = draw(st.sampled_from(((), ("\\HasNoChildren",), ("\\Archive",))))
-        return imap_mailbox(draw(st.sampled_from(_IMAP_CUSTOM)), flags)
-    return Label(id=draw(_other_ids()), name=name)
+        flags = st.sampled_from(((), ("\\HasNoChildren",), ("\\Archive",)))
+        return st.builds(imap_mailbox, st.sampled_from(_IMAP_CUSTOM), flags)
+    return st.builds(Label, id=_numbered("folder-{}", None), name=_custom_names)
+
+
+@functools.cache
+def _custom_lists(provider: Provider, max_labels: int) -> st.SearchStrategy[list[Label]]:
+    return st.lists(_custom_label(provider), max_size=max_labels, unique_by=_label_id)
+
+
+def system_labels(role: SystemLabel, provider: Provider | None = None) -> st.SearchStrategy[Label]:
+    """The label holding `role`, built the way `provider` marks it (B3), with a localised name."""
+    if provider is not None:
+        return _system_label(role, provider)
+    return st.one_of([_system_label(role, each) for each in Provider])
+
+
+def custom_labels(provider: Provider | None = None) -> st.SearchStrategy[Label]:
+    """A User's own label (system=None), sometimes named like a system label."""
+    if provider is not None:
+        return _custom_label(provider)
+    return st.one_of([_custom_label(each) for each in Provider])
 
 
 def labels(provider: Provider | None = None) -> st.SearchStrategy[Label]:
@@ -155,14 +185,55 @@ def labels(provider: Provider | None = None) -> st.SearchStrategy[Label]:
     )
 
 
+_addresses = st.builds(
+    "{}{}@{}".format,
+    st.sampled_from(("ana", "bo", "chen", "dée", "eva")),
+    st.integers(0, 9),
+    st.sampled_from(("acme.io", "example.com", "exemple.fr")),
+)
+_permissions = st.frozensets(st.sampled_from(Permission))
+_user_ids = st.integers(1, 999).map("u{}".format)
+_versions = st.integers(0, 10_000)
+_defaults = st.builds(Defaults, inbox=st.booleans(), sent=st.booleans())
+_small = st.integers(0, 50)
+_push_counts = st.builds(
+    PushCounts,
+    users_changed=_small,
+    selected=_small,
+    deselected=_small,
+    no_mailbox=_small,
+    label_missing=_small,
+)
+_zones = st.sampled_from((dt.UTC, dt.timezone(dt.timedelta(hours=2))))
+_instants = st.datetimes(
+    min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2040, 1, 1), timezones=_zones
+)
+_maybe_defaults = st.none() | _defaults
+_tenant_names = st.sampled_from(("Acme", "Globex", "Initech", "Société Générale"))
+
+
+@functools.cache
+def _stale_lists(max_stale: int) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(STALE_IDS), max_size=max_stale, unique=True)
+
+
+@functools.cache
+def _user_id_lists(max_users: int) -> st.SearchStrategy[list[str]]:
+    return st.lists(_user_ids, max_size=max_users, unique=True)
+
+
 def addresses() -> st.SearchStrategy[str]:
     """A plausible mail address (not necessarily unique)."""
-    return st.builds(
-        "{}{}@{}".format,
-        st.sampled_from(("ana", "bo", "chen", "dée", "eva")),
-        st.integers(0, 9),
-        st.sampled_from(("acme.io", "example.com", "exemple.fr")),
-    )
+    return _addresses
+
+
+def _shuffled(draw: st.DrawFn, items: list[Label]) -> list[Label]:
+    # Fisher-Yates over cached integer strategies: st.permutations(items) would
+    # build (and validate) a new strategy per mailbox. Shrinks to the given order.
+    for last in range(len(items) - 1, 0, -1):
+        pick = last - draw(st.integers(0, last))
+        items[pick], items[last] = items[last], items[pick]
+    return items
 
 
 @st.composite
@@ -179,35 +250,34 @@ def mailboxes(
     `inbox`/`sent` force the system label present (True) or absent (False);
     None draws it, present most of the time.
     """
-    provider = draw(providers()) if provider is None else provider
+    provider = draw(_providers) if provider is None else provider
     found: list[Label] = []
     for role, wanted in ((SystemLabel.INBOX, inbox), (SystemLabel.SENT, sent)):
         if draw(_mostly) if wanted is None else wanted:
-            found.append(draw(system_labels(role, provider)))
+            found.append(draw(_system_label(role, provider)))
     taken = {label.id for label in found}
-    own = draw(st.lists(custom_labels(provider), max_size=max_labels, unique_by=lambda lb: lb.id))
+    own = draw(_custom_lists(provider, max_labels))
     found.extend(label for label in own if label.id not in taken)
-    ordered = draw(st.permutations(found))
-    return Mailbox(provider=provider, address=draw(addresses()), labels=ordered)
+    return Mailbox(provider=provider, address=draw(_addresses), labels=_shuffled(draw, found))
 
 
 @st.composite
 def label_sets(draw: st.DrawFn, mailbox: Mailbox | None, *, max_stale: int = 2) -> LabelSet:
     """A selection over `mailbox`: any of its labels plus up to `max_stale` ids it lacks."""
     own = [] if mailbox is None else [label.id for label in mailbox.labels]
-    chosen = draw(st.lists(st.sampled_from(own), unique=True)) if own else []
-    stale = draw(st.lists(st.sampled_from(STALE_IDS), max_size=max_stale, unique=True))
-    return LabelSet([*chosen, *(label_id for label_id in stale if label_id not in own)])
+    chosen = [label_id for label_id in own if draw(st.booleans())]
+    stale = [label_id for label_id in draw(_stale_lists(max_stale)) if label_id not in own]
+    return LabelSet([*chosen, *stale])
 
 
 def permissions() -> st.SearchStrategy[frozenset[Permission]]:
     """Any set of permissions, the empty one included."""
-    return st.frozensets(st.sampled_from(Permission))
+    return _permissions
 
 
 def user_ids() -> st.SearchStrategy[str]:
     """A User id."""
-    return st.integers(1, 999).map(lambda n: f"u{n}")
+    return _user_ids
 
 
 @st.composite
@@ -223,52 +293,37 @@ def users(
     has_mailbox = draw(_mostly) if mailbox is None else mailbox
     box = draw(mailboxes(max_labels=max_labels)) if has_mailbox else None
     return User(
-        id=draw(user_ids()) if user_id is None else user_id,
-        email=box.address if box is not None else draw(addresses()),
-        permissions=draw(permissions()),
+        id=draw(_user_ids) if user_id is None else user_id,
+        email=box.address if box is not None else draw(_addresses),
+        permissions=draw(_permissions),
         mailbox=box,
         synced=draw(label_sets(box, max_stale=max_stale)),
-        version=draw(st.integers(0, 10_000)),
+        version=draw(_versions),
     )
 
 
 def defaults() -> st.SearchStrategy[Defaults]:
     """Any setting of the admin's two checkboxes."""
-    return st.builds(Defaults, inbox=st.booleans(), sent=st.booleans())
+    return _defaults
 
 
 def push_counts() -> st.SearchStrategy[PushCounts]:
     """Any push counts (not tied to a roster)."""
-    small = st.integers(0, 50)
-    return st.builds(
-        PushCounts,
-        users_changed=small,
-        selected=small,
-        deselected=small,
-        no_mailbox=small,
-        label_missing=small,
-    )
+    return _push_counts
 
 
 @st.composite
 def push_records(draw: st.DrawFn, *, roster_size: int | None = None) -> PushRecord:
     """The audit record of a finished push, with aware times, finished after started."""
-    zone = draw(st.sampled_from((dt.UTC, dt.timezone(dt.timedelta(hours=2)))))
-    started = draw(
-        st.datetimes(
-            min_value=dt.datetime(2020, 1, 1),
-            max_value=dt.datetime(2040, 1, 1),
-            timezones=st.just(zone),
-        )
-    )
+    started = draw(_instants)
     return PushRecord(
         job_id=f"job-{draw(st.integers(1, 999))}",
-        actor_id=draw(user_ids()),
-        defaults=draw(defaults()),
+        actor_id=draw(_user_ids),
+        defaults=draw(_defaults),
         started_at=started,
         finished_at=started + dt.timedelta(seconds=draw(st.integers(0, 86_400))),
-        roster_size=draw(st.integers(0, 50)) if roster_size is None else roster_size,
-        counts=draw(push_counts()),
+        roster_size=draw(_small) if roster_size is None else roster_size,
+        counts=draw(_push_counts),
     )
 
 
@@ -285,16 +340,16 @@ def tenants(
 
     `last_push` True/False forces a finished push on record or none; None draws it.
     """
-    ids = draw(st.lists(user_ids(), max_size=max_users, unique=True))
     roster = [
-        draw(users(user_id=user_id, max_labels=max_labels, max_stale=max_stale)) for user_id in ids
+        draw(users(user_id=user_id, max_labels=max_labels, max_stale=max_stale))
+        for user_id in draw(_user_id_lists(max_users))
     ]
     pushed = draw(st.booleans()) if last_push is None else last_push
     return Tenant(
         id=f"t{draw(st.integers(1, 99))}",
-        name=draw(st.sampled_from(("Acme", "Globex", "Initech", "Société Générale"))),
+        name=draw(_tenant_names),
         users=roster,
-        defaults=draw(st.none() | defaults()),
+        defaults=draw(_maybe_defaults),
         last_push=draw(push_records(roster_size=len(roster))) if pushed else None,
         onboard_new_users=draw(st.booleans()),
     )
