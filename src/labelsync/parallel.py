@@ -29,7 +29,7 @@ from labelsync.ports import BatchWrite, Clock, Conflict, JobStatus, PushJob, Sto
 from labelsync.push import Progress, check_batch_size, now
 from labelsync.rules import apply_rows
 
-__all__ = ["Busy", "Claim", "LeaseLost", "ParallelStore", "run_worker"]
+__all__ = ["Busy", "Claim", "LeaseLost", "ParallelStore", "decide", "run_worker"]
 
 POLL_SECONDS = 0.5
 """How often a worker with nothing to claim looks again while other workers hold leases."""
@@ -141,14 +141,17 @@ def parallel_store(store: Store, worker_id: object) -> ParallelStore:
     return store
 
 
-def _decide(claim: Claim, roster: Sequence[tuple[int, User]], users: list[User]) -> BatchWrite:
-    """The batch of one claimed range: the per-User rule over `users` (R3-R5, R7)."""
+def decide(claim: Claim, users: Sequence[User]) -> BatchWrite:
+    """The batch a worker commits for a claimed range: the per-User rule over `users` (R3-R5, R7).
+
+    `users` are the range's roster Users as read (or read again after a conflict).
+    """
     after, changes, skips = apply_rows(users, claim.job.defaults)
     return BatchWrite(
         job_id=claim.job.id,
         cursor_before=claim.after,
         cursor_after=claim.last,
-        processed=len(roster),
+        processed=len(users),
         writes=tuple(
             (new, old.version) for old, new in zip(users, after, strict=True) if new is not old
         ),
@@ -163,7 +166,7 @@ def _run_claim(store: ParallelStore, claim: Claim) -> PushJob | None:
     roster = store.roster_batch(claim.job.id, claim.after, claim.size)
     users = [user for _, user in roster]
     while True:
-        result = store.commit_claimed(claim, _decide(claim, roster, users))
+        result = store.commit_claimed(claim, decide(claim, users))
         if isinstance(result, PushJob):
             return result
         if isinstance(result, LeaseLost):
