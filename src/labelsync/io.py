@@ -1,8 +1,6 @@
 """JSON snapshots of a tenant: a documented, versioned file format read and written with cattrs.
 
-A snapshot is one JSON object with two keys::
-
-    {"format": 1, "tenant": {...}}
+A snapshot is one JSON object with two keys, ``{"format": 1, "tenant": {...}}``:
 
 ``format`` is the version of this layout (an integer; this labelsync reads and
 writes 1) and ``tenant`` holds every field of a `Tenant`, so that
