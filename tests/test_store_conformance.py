@@ -13,11 +13,7 @@ from labelsync.ports import Store
 from labelsync.testing.conformance import StoreContract
 
 # Contract tests a store is known to fail, with why; strict xfail, so a fix shows up as XPASS.
-KNOWN_GAPS = {
-    ("memory", "test_finish_job_refuses_a_naive_time_and_changes_nothing"): (
-        "InMemoryStore stores a naive finished_at; get_tenant then fails building the PushRecord"
-    ),
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 class TestShippedStores(StoreContract):

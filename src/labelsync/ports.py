@@ -13,6 +13,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
@@ -66,7 +67,9 @@ class PushJob:
     cursor: int = field(default=0, validator=v.count)
     roster_end: int = field(default=0, validator=v.count)
     counts: PushCounts = field(factory=PushCounts)
-    finished_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = field(
+        default=None, validator=attrs.validators.optional(v.aware_datetime)
+    )
     superseded_by: str | None = None
 
     @property
