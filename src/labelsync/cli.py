@@ -15,9 +15,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
@@ -57,6 +59,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_PERMISSION_DENIED",
     "EXIT_SUPERSEDED",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
 ]
@@ -71,6 +74,8 @@ EXIT_SUPERSEDED: Final = 4
 """The push job was superseded by a newer push of the same tenant and writes nothing more."""
 EXIT_INTERRUPTED: Final = 130
 """Interrupted with Ctrl-C (128 + SIGINT, as shells report it); a push stays resumable."""
+EXIT_TERMINATED: Final = 143
+"""Stopped by SIGTERM (128 + SIGTERM) during a push, e.g. by a service manager; resumable."""
 
 EXIT_CODES: Final[Mapping[int, str]] = {
     0: "success",
@@ -79,6 +84,7 @@ EXIT_CODES: Final[Mapping[int, str]] = {
     EXIT_PERMISSION_DENIED: "permission denied: the actor is not an admin User of the tenant",
     EXIT_SUPERSEDED: "the push job was superseded by a newer push and writes nothing more",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); an interrupted push can be resumed",
+    EXIT_TERMINATED: "stopped by SIGTERM during a push, which can be resumed",
 }
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -93,9 +99,10 @@ _DEMO_USERS = 10_000
 class _Failure(click.ClickException):
     """A failure to report as one line with `exit_code`; raised by commands, shown by `main`."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED, *, kind: str = "error") -> None:
         super().__init__(message)
         self.code = exit_code
+        self.kind = kind
 
 
 def _one_line(text: str) -> str:
@@ -117,8 +124,8 @@ def _exit_code(error: LabelSyncError) -> int:
     return EXIT_FAILED
 
 
-def _fail(prefix: str, message: str, code: int) -> NoReturn:
-    click.echo(f"{prefix}: error: {_one_line(message)}", err=True)
+def _fail(prefix: str, message: str, code: int, kind: str = "error") -> NoReturn:
+    click.echo(f"{prefix}: {kind}: {_one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -137,15 +144,15 @@ class _LabelSyncGroup(click.Group):
         try:
             result = super().main(args, name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as error:
-            where = error.ctx.command_path if error.ctx is not None else name
+            where = error.ctx.command_path if error.ctx is not None else self._where(name, args)
             hint = f" (see '{where} --help')"
             _fail(where, error.format_message() + hint, EXIT_USAGE)
         except _Failure as error:
-            _fail(name, error.format_message(), error.code)
+            _fail(name, error.format_message(), error.code, error.kind)
         except click.ClickException as error:
             _fail(name, error.format_message(), error.exit_code)
         except click.Abort:
-            _fail(name, "interrupted", EXIT_INTERRUPTED)
+            _fail(name, "stopped by Ctrl-C", EXIT_INTERRUPTED, "interrupted")
         except LabelSyncError as error:
             _fail(name, str(error), _exit_code(error))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
@@ -158,6 +165,12 @@ class _LabelSyncGroup(click.Group):
         except OSError as error:
             _fail(name, _os_message(error), EXIT_FAILED)
         sys.exit(result if isinstance(result, int) else 0)
+
+    def _where(self, name: str, args: list[str] | None) -> str:
+        """``labelsync push`` for an error click's parser raised without a context."""
+        words = sys.argv[1:] if args is None else args
+        command = next((word for word in words if word in self.commands), None)
+        return f"{name} {command}" if command else name
 
 
 def _os_message(error: OSError) -> str:
@@ -394,15 +407,41 @@ def _load_snapshot(path: Path) -> Tenant:
     return load(path)
 
 
-def _run(svc: LabelSync, job: PushJob, db: Path, batch_size: int) -> PushJob:
-    """Run (or resume) `job` with a progress display; Ctrl-C leaves it resumable."""
+class _Terminated(Exception):
+    """SIGTERM arrived while a push ran."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Let SIGTERM stop a push the way Ctrl-C does, so it too says how to resume."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        with _progress(job) as progress:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(svc: LabelSync, job: PushJob, db: Path, batch_size: int) -> PushJob:
+    """Run (or resume) `job` with a progress display; Ctrl-C or SIGTERM leave it resumable."""
+    # The batch in flight when a signal arrives is rolled back; committed ones are checkpointed.
+    hint = f"resume with: {_resume_hint(job.id, db)}"
+    try:
+        with _sigterm_interrupts(), _progress(job) as progress:
             report = svc.run_push(job.id, batch_size=batch_size, progress=progress)
     except KeyboardInterrupt:
-        # The batch in flight was rolled back; every committed batch is checkpointed.
         raise _Failure(
-            f"interrupted; resume with: {_resume_hint(job.id, db)}", EXIT_INTERRUPTED
+            f"push stopped by Ctrl-C; {hint}", EXIT_INTERRUPTED, kind="interrupted"
+        ) from None
+    except _Terminated:
+        raise _Failure(
+            f"push stopped by SIGTERM; {hint}", EXIT_TERMINATED, kind="terminated"
         ) from None
     return report.job
 
@@ -445,7 +484,9 @@ def _label_options(command: _F) -> _F:
 # -- commands ---------------------------------------------------------------------------------
 
 
-@click.group(cls=_LabelSyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="labelsync", cls=_LabelSyncGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="labelsync", prog_name="labelsync")
 def main() -> None:
     """Push default synced mail labels (Inbox, Sent) to every User of a tenant.
@@ -485,17 +526,19 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
     temporary = db is None
     if db is None:
         db = Path(tempfile.mkdtemp(prefix="labelsync-demo-")) / "demo.db"
-    tenant = synthetic_tenant(users, seed=seed)
-    out.print(f"Database: {db}" + (" (a temporary file; --db PATH picks one)" if temporary else ""))
-    out.print(f"Tenant:   {tenant.id} ({tenant.name}), {_roster_mix(tenant.users)}")
     defaults = Defaults(inbox=True, sent=True)
     with _service(db) as svc:
+        tenant = synthetic_tenant(users, seed=seed)
+        if tenant.id in svc.store.tenant_ids():
+            raise _taken(db, tenant.id)
+        out.print(
+            f"Database: {db}" + (" (a temporary file; --db PATH picks one)" if temporary else "")
+        )
+        out.print(f"Tenant:   {tenant.id} ({tenant.name}), {_roster_mix(tenant.users)}")
         try:
             svc.create_tenant(tenant)
         except AlreadyExists:
-            raise InvalidInput(
-                "--db", os.fspath(db), f"already holds tenant {tenant.id!r}; pass a new --db path"
-            ) from None
+            raise _taken(db, tenant.id) from None
         job = svc.start_push(tenant.id, actor_id=ADMIN_ID, defaults=defaults)
         out.print(
             f"Push:     {defaults.describe()} by {ADMIN_ID!r} to {_n(job.total)} Users "
@@ -529,6 +572,12 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
     out.print(f"  {_shell('labelsync', 'export', '--db', db, '--tenant', tenant.id)}")
     out.print(
         f"  {_shell('labelsync', 'preview', '--db', db, '--tenant', tenant.id)} --inbox --no-sent"
+    )
+
+
+def _taken(db: Path, tenant_id: str) -> InvalidInput:
+    return InvalidInput(
+        "--db", os.fspath(db), f"already holds tenant {tenant_id!r}; pass a new --db path"
     )
 
 
