@@ -1,0 +1,246 @@
+"""``python -m benchmarks``: run every benchmark, print the tables, write docs/performance.md."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from benchmarks.core import DEFAULTS, CoreResult, bench_core
+from benchmarks.machine import load_average, this_machine
+from benchmarks.profiles import Profile, profile_core, profile_push
+from benchmarks.report import Results, markdown
+from benchmarks.sqlite_push import Prepared, PushResult, bench_push, check_same, prepare
+from labelsync import Tenant
+from labelsync.synthetic import synthetic_tenant
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
+SEED = 1
+LARGE = 1_000_000  # from this size on, the push runs --large-push-repeat times
+PRECHECK_USERS = 2_000
+PROFILE_CORE_USERS = 100_000
+PROFILE_PUSH_USERS = 20_000
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of sizes"
+        ) from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be >= 1")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="labelsync against its floors: the pure core and the push job on SQLite.",
+    )
+    parser.add_argument(
+        "--sizes", type=_sizes, default=None, help="core sizes (default 10000,100000,1000000)"
+    )
+    parser.add_argument(
+        "--push-sizes", type=_sizes, default=None, help="push sizes (default 100000,1000000)"
+    )
+    parser.add_argument(
+        "--repeat", type=_positive, default=5, help="runs of each at every core size (default 5)"
+    )
+    parser.add_argument(
+        "--push-repeat",
+        type=_positive,
+        default=3,
+        help=f"push runs of each below {LARGE:,} Users (default 3)",
+    )
+    parser.add_argument(
+        "--large-push-repeat",
+        type=_positive,
+        default=1,
+        help=f"push runs of each from {LARGE:,} Users on (default 1)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and 3 runs, for a try-out; writes no file unless --out is given",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument runs")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"where to write the report (default {DOC})"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = args.sizes or [10_000, 50_000]
+        args.push_sizes = args.push_sizes or [10_000, 50_000]
+        args.repeat = min(args.repeat, 3)
+        args.push_repeat = min(args.push_repeat, 3)
+    else:
+        args.out = args.out or DOC
+    args.sizes = args.sizes if args.sizes is not None else [10_000, 100_000, 1_000_000]
+    args.push_sizes = args.push_sizes if args.push_sizes is not None else [100_000, 1_000_000]
+    return args
+
+
+class Clock:
+    """Names and times the sections of the run, and says what it is doing."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.sections: list[tuple[str, float]] = []
+
+    def section(self, name: str, call: Callable[[], T]) -> T:
+        """Run `call` as the section `name`."""
+        print(f"[{time.perf_counter() - self.start:6.0f} s] {name} ...", flush=True)
+        start = time.perf_counter()
+        result = call()
+        self.sections.append((name, time.perf_counter() - start))
+        return result
+
+
+def _tenant(users: int) -> Tenant:
+    # Setup, not measured: the collector off while a million long-lived values are built.
+    gc.disable()
+    try:
+        return synthetic_tenant(users, seed=SEED, tenant_id="bench", name="Bench Corp")
+    finally:
+        gc.enable()
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return done.stdout.strip() + ("+uncommitted changes in src" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks the options ask for, print the report and write it."""
+    args = parse(argv)
+    machine = this_machine()
+    clock = Clock()
+    core: list[CoreResult] = []
+    prepared: list[Prepared] = []
+    profiles: list[Profile] = []
+    with tempfile.TemporaryDirectory(prefix="labelsync-bench-") as scratch:
+        work = Path(scratch)
+        # Each size is generated once and serves the core and the push's file.
+        for size in sorted(set(args.sizes) | set(args.push_sizes)):
+            tenant = clock.section(f"generate {size:,} Users", partial(_tenant, size))
+            if size in args.sizes:
+                result = clock.section(
+                    f"core at {size:,}",
+                    partial(bench_core, tenant, repeat=args.repeat),
+                )
+                core.append(result)
+                _print_core(result)
+            if not args.no_profile and size == _profile_size(args.sizes):
+                profiles += clock.section(
+                    f"profile the core at {size:,}", partial(profile_core, tenant)
+                )
+            if size in args.push_sizes:
+                prepared.append(
+                    clock.section(
+                        f"write the SQLite file of {size:,}",
+                        partial(prepare, tenant, work / f"base-{size}.db", DEFAULTS),
+                    )
+                )
+            del tenant
+            gc.collect()
+        push: list[PushResult] = []
+        if prepared:
+            small = prepare(_tenant(PRECHECK_USERS), work / "precheck.db", DEFAULTS)
+            clock.section(
+                f"check labelsync == floor on SQLite at {PRECHECK_USERS:,}",
+                partial(check_same, small, work),
+            )
+        for base in prepared:
+            repeat = args.large_push_repeat if base.users >= LARGE else args.push_repeat
+            result_push = clock.section(
+                f"push at {base.users:,}", partial(bench_push, base, work, repeat=repeat)
+            )
+            push.append(result_push)
+            _print_push(result_push)
+            base.path.unlink(missing_ok=True)
+        if prepared and not args.no_profile:
+            profiles.append(
+                clock.section(
+                    f"profile the push at {PROFILE_PUSH_USERS:,}",
+                    partial(profile_push, _tenant(PROFILE_PUSH_USERS), work),
+                )
+            )
+    results = Results(
+        machine=machine,
+        commit=_commit(),
+        command="python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        core=tuple(core),
+        push=tuple(push),
+        profiles=tuple(profiles),
+        sections=tuple(clock.sections),
+        total_seconds=time.perf_counter() - clock.start,
+        load_after=load_average(),
+    )
+    text = markdown(results)
+    print()
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        print(f"written to {args.out}")
+
+
+def _profile_size(sizes: list[int]) -> int:
+    """The core size profiled: 100,000 if measured, else the largest below it, else the smallest."""
+    below = [size for size in sizes if size <= PROFILE_CORE_USERS]
+    return max(below) if below else min(sizes)
+
+
+def _print_core(result: CoreResult) -> None:
+    print(
+        f"    floor {result.floor.cpu:.3f} s, labelsync {result.labelsync.cpu:.3f} s CPU "
+        f"(ratio {result.ratio:.2f}), memory share "
+        + (f"{result.memory.share:.2%}" if result.memory else "n/a"),
+        flush=True,
+    )
+
+
+def _print_push(result: PushResult) -> None:
+    print(
+        f"    floor {result.users / result.floor.wall:,.0f} Users/s, labelsync "
+        f"{result.users / result.labelsync.wall:,.0f} Users/s (ratio {result.ratio:.2f}), "
+        f"peak RSS {result.labelsync_rss_kib / 1024:.0f} MiB",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

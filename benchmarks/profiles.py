@@ -1,0 +1,131 @@
+"""Where the time goes: pyinstrument samples of the core and the SQLite push, summarised."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+from attrs import frozen
+from pyinstrument import Profiler
+from pyinstrument.frame import Frame
+
+from benchmarks.core import DEFAULTS, floor_apply, floor_checked, to_floor
+from benchmarks.sqlite_push import BATCH_SIZE, prepare
+from labelsync import LabelSync, Tenant, apply_defaults
+from labelsync.adapters.clock import SystemClock
+from labelsync.adapters.sqlite import SqliteStore
+
+
+@frozen
+class Hotspot:
+    """One function and the share of the sampled time spent in its own code."""
+
+    function: str
+    where: str
+    seconds: float
+    share: float
+
+
+@frozen
+class Profile:
+    """The hot spots of one profiled call, and how much of it garbage collection took."""
+
+    title: str
+    seconds: float
+    hotspots: tuple[Hotspot, ...]
+    gc_share: float | None = None
+
+
+def _frames(frame: Frame) -> Iterator[Frame]:
+    stack = [frame]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def hotspots(profiler: Profiler, top: int) -> tuple[float, tuple[Hotspot, ...]]:
+    """The `top` functions by self time (time in their own code, not their callees)."""
+    root = profiler.last_session.root_frame() if profiler.last_session else None
+    if root is None:
+        return 0.0, ()
+    own: dict[tuple[str, str], float] = {}
+    for frame in _frames(root):
+        if frame.is_synthetic:
+            continue
+        children = sum(child.time for child in frame.children if not child.is_synthetic)
+        key = (frame.function, f"{frame.file_path_short}:{frame.line_no}")
+        own[key] = own.get(key, 0.0) + frame.time - children
+    total = root.time
+    ranked = sorted(own.items(), key=lambda item: item[1], reverse=True)[:top]
+    return total, tuple(
+        Hotspot(function=function, where=where, seconds=seconds, share=seconds / total)
+        for (function, where), seconds in ranked
+    )
+
+
+def _profile(title: str, call: Callable[[], object], top: int) -> Profile:
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    result = call()
+    profiler.stop()
+    del result
+    total, spots = hotspots(profiler, top)
+    return Profile(title=title, seconds=total, hotspots=spots)
+
+
+def _gc_share(call: Callable[[], object]) -> float:
+    """The share of `call`'s CPU time that the cyclic garbage collector takes (off vs on)."""
+    gc.collect()
+    start = time.process_time()
+    result = call()
+    with_gc = time.process_time() - start
+    del result
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.process_time()
+        result = call()
+        without_gc = time.process_time() - start
+        del result
+    finally:
+        gc.enable()
+    return max(0.0, 1 - without_gc / with_gc)
+
+
+def profile_core(tenant: Tenant, *, top: int = 10) -> tuple[Profile, Profile]:
+    """Profile `apply_defaults` and the floor once each on `tenant`, and their GC share."""
+    floor_users = to_floor(tenant.users)
+    checked = floor_checked(DEFAULTS)
+
+    def ours() -> object:
+        return apply_defaults(tenant, DEFAULTS)
+
+    def floor() -> object:
+        return floor_apply(floor_users, checked)
+
+    size = f"{len(tenant.users):,}"
+    ours_profile = _profile(f"apply_defaults, {size} Users", ours, top)
+    floor_profile = _profile(f"floor, {size} Users", floor, top)
+    return (
+        attrs.evolve(ours_profile, gc_share=_gc_share(ours)),
+        attrs.evolve(floor_profile, gc_share=_gc_share(floor)),
+    )
+
+
+def profile_push(tenant: Tenant, work: Path, *, top: int = 12) -> Profile:
+    """Profile `run_push` in this process on a fresh file holding `tenant`."""
+    prepared = prepare(tenant, work / "profile.db", DEFAULTS)
+    with SqliteStore(prepared.path) as store:
+        service = LabelSync(store=store, clock=SystemClock())
+        profile = _profile(
+            f"run_push on SQLite, {len(tenant.users):,} Users",
+            lambda: service.run_push(prepared.job_id, batch_size=BATCH_SIZE),
+            top,
+        )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{prepared.path}{suffix}").unlink(missing_ok=True)
+    return profile
