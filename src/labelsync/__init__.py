@@ -21,6 +21,7 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.io import InvalidSnapshot
 from labelsync.model import (
     Defaults,
     EmailTab,
@@ -42,6 +43,7 @@ from labelsync.providers import gmail_label, graph_folder, imap_mailbox, imap_ro
 from labelsync.push import PushReport
 from labelsync.rules import UserOutcome, apply_defaults, apply_to_user, email_tab, onboard
 from labelsync.service import LabelSync, RevertReport
+from labelsync.whatif import Comparison, ComparisonRow, compare
 
 try:
     __version__ = version("labelsync")
@@ -52,10 +54,13 @@ __all__ = [
     "AlreadyExists",
     "Changes",
     "Clock",
+    "Comparison",
+    "ComparisonRow",
     "Defaults",
     "EmailTab",
     "EmailTabRow",
     "InvalidInput",
+    "InvalidSnapshot",
     "JobStatus",
     "JobSuperseded",
     "Label",
@@ -89,6 +94,7 @@ __all__ = [
     "__version__",
     "apply_defaults",
     "apply_to_user",
+    "compare",
     "email_tab",
     "gmail_label",
     "graph_folder",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
 from labelsync import _validate as v
 from labelsync.model import PushCounts, SkipReason, SystemLabel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Changes", "LabelChange", "LabelSummary", "Skip", "SkipReason", "Summary"]
 
@@ -202,7 +205,7 @@ class Changes:
         )
         return records
 
-    def to_dataframe(self) -> Any:
+    def to_dataframe(self) -> pd.DataFrame:
         """`to_records` as a pandas DataFrame (needs the ``notebook`` extra)."""
         from labelsync._notebook import records_frame
 
