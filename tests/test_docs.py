@@ -1,18 +1,21 @@
 """Every Python example in README.md and docs/ runs here, so an example that rots fails CI.
 
 Each ```python block is one test, named ``file:line``. The blocks of one file
-run in order in one namespace (a later block may use an earlier block's
-names) inside a fresh temporary directory. A block is left out only when the
-line before its fence is ``<!-- skip: reason -->``. The directory holds a
-copy of the repository's ``examples/``, as a reader's clone would. A block followed by a
+run in order in one namespace (a later block may use an earlier block's names)
+inside a fresh temporary directory holding a copy of the repository's
+``examples/``, as a reader's clone would. A block is left out only when the
+line before its fence is ``<!-- skip: reason -->``. A block followed by a
 fenced block introduced by ``<!-- output -->`` must print exactly that text.
 A block with a file name for a title (```` ```python title="mystore.py" ````)
-is a file of the example: it is written to the working directory, not run,
-so that later blocks can import it or run pytest on it.
+is a file of the example: it is written to the working directory, not run, so
+that later blocks can import it or run pytest on it.
+
 The site's navigation and reference pages are checked here too, so a page
 that moves or a public name left out of the reference fails the tests, not
 only ``mkdocs build --strict``.
 """
+
+# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
 
 from __future__ import annotations
 
@@ -55,7 +58,8 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.path.relative_to(ROOT).as_posix()}:{self.line}"
+        shown = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{shown.as_posix()}:{self.line}"
 
 
 @attrs.frozen
@@ -232,7 +236,7 @@ def test_docs_examples_exist_on_every_guide() -> None:
         for e in ALL_EXAMPLES
         if not e.block.skip and e.block.path.is_relative_to(DOCS)
     }
-    assert [page for page in pages if page not in runnable] == []
+    assert [] == [page for page in pages if page not in runnable]
 
 
 def test_docs_skips_are_rare() -> None:
@@ -261,14 +265,14 @@ def test_mkdocs_nav_names_only_files_that_exist() -> None:
     """Every page of the navigation exists under docs/ (a missing one fails --strict)."""
     files = nav_files()
     assert len(files) >= 10
-    assert [f for f in files if not (DOCS / f).is_file()] == []
+    assert [] == [f for f in files if not (DOCS / f).is_file()]
 
 
 def test_mkdocs_nav_lists_every_page() -> None:
     """No page under docs/ is left out of the navigation, where no reader would find it."""
     listed = set(nav_files())
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
-    assert sorted(pages - listed) == []
+    assert [] == sorted(pages - listed)
 
 
 def reference_directives() -> set[str]:
@@ -283,7 +287,7 @@ def test_reference_documents_every_public_name_at_its_public_path() -> None:
     """Each name in ``labelsync.__all__`` is rendered as ``labelsync.<name>``, its import path."""
     rendered = reference_directives()
     public = [name for name in labelsync.__all__ if not name.startswith("__")]
-    assert [name for name in public if f"labelsync.{name}" not in rendered] == []
+    assert [] == [name for name in public if f"labelsync.{name}" not in rendered]
 
 
 def test_reference_documents_every_public_module() -> None:
@@ -297,7 +301,7 @@ def test_reference_documents_every_public_module() -> None:
         "labelsync.testing",
         "labelsync.testing.conformance",
     ]
-    assert [module for module in modules if module not in reference_directives()] == []
+    assert [] == [module for module in modules if module not in reference_directives()]
 
 
 def test_reference_renders_only_objects_that_exist() -> None:
@@ -310,7 +314,7 @@ def test_reference_renders_only_objects_that_exist() -> None:
             module, _, name = path.rpartition(".")
             if not hasattr(importlib.import_module(module), name):
                 missing.append(path)
-    assert missing == []
+    assert [] == missing
 
 
 def test_concepts_cite_only_tests_that_exist() -> None:
@@ -327,4 +331,4 @@ def test_concepts_cite_only_tests_that_exist() -> None:
             missing.append(module)
         elif test and not re.search(rf"def {test}\b", source.read_text("utf-8")):
             missing.append(f"{module}::{test}")
-    assert missing == []
+    assert [] == missing
