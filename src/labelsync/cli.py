@@ -314,11 +314,11 @@ def _audit_table(record: PushRecord) -> Table:
     table.add_row("finished", f"{_when(record.finished_at)} UTC")
     table.add_row("roster size", _n(record.roster_size))
     table.add_row(
-        "counts",
-        f"{_n(c.users_changed)} Users changed (+{_n(c.selected)} selected, "
-        f"-{_n(c.deselected)} deselected); skipped: {_n(c.no_mailbox)} no mailbox, "
-        f"{_n(c.label_missing)} label missing",
+        "changes",
+        f"{_n(c.users_changed)} Users changed: +{_n(c.selected)} labels selected, "
+        f"-{_n(c.deselected)} deselected",
     )
+    table.add_row("skips", f"{_n(c.no_mailbox)} no mailbox, {_n(c.label_missing)} label missing")
     return table
 
 
@@ -541,8 +541,8 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
             raise _taken(db, tenant.id) from None
         job = svc.start_push(tenant.id, actor_id=ADMIN_ID, defaults=defaults)
         out.print(
-            f"Push:     {defaults.describe()} by {ADMIN_ID!r} to {_n(job.total)} Users "
-            f"in batches of {batch_size} (job {job.id})"
+            f"Push:     {defaults.describe()}, by {ADMIN_ID}, to {_n(job.total)} Users "
+            f"in batches of {batch_size}"
         )
         out.file.flush()
         job = _run(svc, job, db, batch_size)
@@ -552,6 +552,7 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
         tabs = [(title, svc.user(tenant.id, user_id)) for title, user_id in examples]
 
     summary = changes.summary()
+    out.print(f"Pushed:   {_n(job.processed)} Users{_took(job)}")
     out.print()
     out.print(f"Summary:  {_users_line(summary.users, summary.counts)}")
     out.print()
@@ -746,7 +747,7 @@ def preview(
     """Show what a push would change, writing nothing.
 
     Reads the tenant from a JSON SNAPSHOT file, or from --db PATH --tenant ID.
-    Both --inbox/--no-inbox and --sent/--no-sent are required, as for "labelsync push".
+    Both checkbox options are required, as for "labelsync push".
     """
     from labelsync.rules import apply_defaults
 
@@ -864,18 +865,17 @@ def push(
 ) -> None:
     """Push Inbox/Sent to every User of a tenant now.
 
-    The "Apply to all users" button. Both --inbox/--no-inbox and
-    --sent/--no-sent are required: an unchecked label is deselected for every
-    User, overriding their own choice. Only an admin User of the tenant may
-    push. Ctrl-C stops it with every committed batch kept and prints how to
-    resume.
+    The "Apply to all users" button. Both checkbox options are required, as
+    an unchecked label is deselected for every User, overriding their own
+    choice. Only an admin User of the tenant may push. Ctrl-C stops it with
+    every committed batch kept and prints how to resume it.
     """
     defaults = _defaults(inbox, sent)
     err = _console(stderr=True)
     with _service(db) as svc:
         job = svc.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
         err.print(
-            f"push {job.id} started: {defaults.describe()} to {_n(job.total)} Users "
+            f"push {job.id} started: {defaults.describe()}, to {_n(job.total)} Users "
             f"of {tenant_id!r}; Ctrl-C leaves it resumable"
         )
         job = _run(svc, job, db, batch_size)
@@ -907,13 +907,17 @@ def resume(job_id: str, db: Path, batch_size: int) -> None:
     _print_finished(job)
 
 
+def _took(job: PushJob) -> str:
+    """`` in 4.2s`` from start to finish by the job's clock, or nothing while it is unfinished."""
+    if job.finished_at is None:
+        return ""
+    return f" in {(job.finished_at - job.started_at).total_seconds():.1f}s"
+
+
 def _print_finished(job: PushJob) -> None:
     out = _console()
-    took = ""
-    if job.finished_at is not None:
-        took = f" in {(job.finished_at - job.started_at).total_seconds():.1f}s"
     out.print(
-        f"push {job.id} to {job.tenant_id!r} {job.status.name.lower()}{took}: "
+        f"push {job.id} to {job.tenant_id!r} {job.status.name.lower()}{_took(job)}: "
         f"{job.defaults.describe()}, {_n(job.processed)}/{_n(job.total)} Users"
     )
     out.print()
