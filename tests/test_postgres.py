@@ -5,8 +5,6 @@ schema of its own, dropped afterwards. Without a reachable server they are
 skipped with the reason (see tests/postgres_fixtures.py).
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import datetime as dt
