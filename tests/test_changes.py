@@ -1,7 +1,5 @@
 """Changes: the typed diff of a push, its counts, summary, records and repr (R7, R9, R11, B2)."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 from collections import Counter

@@ -1,7 +1,5 @@
 """B3: INBOX and SENT recognised the way each provider marks them, never by display name."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,5 @@
 """The push rules as laws over generated tenants, each citing the rule it states."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import copy

@@ -3,8 +3,6 @@
 Only the pure core: a tenant, `apply_defaults`, and what each User's Email tab shows.
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import pytest
