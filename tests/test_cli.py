@@ -5,8 +5,6 @@ printed, its exit code, and what is stored afterwards; a few cheap checks run
 in process with click's `CliRunner`.
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import hashlib
@@ -656,7 +654,7 @@ def test_a_file_that_is_not_a_database_exits_2(tmp_path: Path, snapshot: Path) -
     result = labelsync("status", "--db", snapshot, cwd=tmp_path)
 
     assert 2 == result.returncode
-    assert "is not a labelsync SQLite file" in one_error_line(result)
+    assert "cannot be opened as a labelsync SQLite file" in one_error_line(result)
 
 
 @pytest.mark.parametrize(

@@ -395,7 +395,7 @@ def _store(db: Path) -> Iterator[SqliteStore]:
         store = SqliteStore(db)
     except sqlite3.DatabaseError as error:
         raise InvalidInput(
-            "--db", os.fspath(db), f"is not a labelsync SQLite file ({error})"
+            "--db", os.fspath(db), f"cannot be opened as a labelsync SQLite file ({error})"
         ) from None
     with store:
         yield store
