@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import sqlite3
@@ -242,21 +243,34 @@ def _user_params(user: User) -> UserParams:
     )
 
 
+# Many Users share a mailbox layout and a permission set (same provider, same
+# folders), so decoding each distinct JSON text once saves most of a roster
+# read. The values are immutable, so sharing them between Users is safe.
+@functools.lru_cache(maxsize=4096)
+def _labels_from_text(text: str) -> tuple[Label, ...]:
+    return tuple(
+        Label(id=label_id, name=name, system=_role_from_text(system))
+        for label_id, name, system in json.loads(text)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _permissions_from_text(text: str) -> frozenset[Permission]:
+    return frozenset(Permission(p) for p in json.loads(text))
+
+
 def _user_from_row(row: sqlite3.Row) -> User:
     mailbox = None
     if row["provider"] is not None:
         mailbox = Mailbox(
             provider=Provider(row["provider"]),
             address=row["address"],
-            labels=tuple(
-                Label(id=label_id, name=name, system=_role_from_text(system))
-                for label_id, name, system in json.loads(row["mailbox_labels"])
-            ),
+            labels=_labels_from_text(row["mailbox_labels"]),
         )
     return User(
         id=row["id"],
         email=row["email"],
-        permissions=frozenset(Permission(p) for p in json.loads(row["permissions"])),
+        permissions=_permissions_from_text(row["permissions"]),
         mailbox=mailbox,
         synced=LabelSet(json.loads(row["synced"])),
         version=row["version"],

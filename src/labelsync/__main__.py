@@ -1,0 +1,5 @@
+"""`python -m labelsync` runs the `labelsync` command."""
+
+from labelsync.cli import main
+
+main()
