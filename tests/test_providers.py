@@ -17,6 +17,7 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
+    apply_to_user,
     gmail_label,
     graph_folder,
     imap_mailbox,
@@ -127,8 +128,8 @@ def test_no_graph_display_name_makes_a_folder_a_system_label(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["INBOX", "Inbox", "inbox", "iNbOx"])
 def test_imap_inbox_is_recognised_in_any_case(name: str) -> None:
-    """RFC 3501: INBOX is case-insensitive."""
-    assert Label(id=name, name=name, system=SystemLabel.INBOX) == imap_mailbox(name)
+    """RFC 3501: INBOX is case-insensitive, so every spelling is the one folder with id INBOX."""
+    assert Label(id="INBOX", name=name, system=SystemLabel.INBOX) == imap_mailbox(name)
     assert SystemLabel.INBOX is imap_role(name)
 
 
@@ -238,3 +239,11 @@ def test_a_push_selects_the_provider_system_labels_and_not_a_custom_label_called
     )
     assert LabelSet([inbox_id, sent_id]) == after.user("u1").synced
     assert custom_id not in after.user("u1").synced
+
+
+def test_an_inbox_synced_under_another_spelling_is_still_deselected() -> None:
+    """R4/B3: a server listing "inbox" and a selection holding "INBOX" name the same folder."""
+    mailbox = Mailbox(provider=Provider.IMAP, address="a@x.io", labels=(imap_mailbox("inbox"),))
+    user = User(id="u", email="a@x.io", mailbox=mailbox, synced=LabelSet(["INBOX"]))
+    outcome = apply_to_user(user, Defaults(inbox=False, sent=False))
+    assert LabelSet() == outcome.user.synced

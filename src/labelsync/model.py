@@ -140,7 +140,12 @@ def _collection(field: str, value: object, what: str) -> Iterable[Any]:
 
 
 def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
-    return tuple(_collection("Mailbox.labels", labels, "Label"))
+    labels = tuple(_collection("Mailbox.labels", labels, "Label"))
+    # Checked here, not in a validator: the role index is built before validators run.
+    for index, label in enumerate(labels):
+        if not isinstance(label, Label):
+            raise InvalidInput(f"Mailbox.labels[{index}]", label, "is not a Label")
+    return labels
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
@@ -186,8 +191,6 @@ def _distinct_labels(instance: Mailbox, attribute: attrs.Attribute[Any], labels:
     seen_roles: set[SystemLabel] = set()
     for index, label in enumerate(labels):
         where = f"Mailbox.labels[{index}]"
-        if not isinstance(label, Label):
-            raise InvalidInput(where, label, "is not a Label")
         if label.id in seen_ids:
             raise InvalidInput(f"{where}.id", label.id, "is a duplicate label id in this mailbox")
         if label.system is not None and label.system in seen_roles:
@@ -272,7 +275,7 @@ class User:
     def with_selection(self, synced: LabelSet) -> User:
         """This User after they (or a push) set `synced`; the version moves on."""
         if not isinstance(synced, LabelSet):
-            raise InvalidInput("synced", synced, "is not a LabelSet")
+            raise InvalidInput("User.synced", synced, "is not a LabelSet")
         return self._with_selection(synced)
 
 

@@ -42,8 +42,14 @@ def imap_role(name: str, attributes: Iterable[str] = ()) -> SystemLabel | None:
 
 
 def imap_mailbox(name: str, attributes: Iterable[str] = (), delimiter: str | None = "/") -> Label:
-    """An IMAP mailbox as a `Label`: the full name is the id, the last segment the name."""
+    """An IMAP mailbox as a `Label`: the full name is the id (``INBOX`` for the inbox in any case),
+    the last path segment the display name."""
     if not name:
         raise InvalidInput("name", name, "must be a non-empty IMAP mailbox name")
+    role = imap_role(name, attributes)
+    if role is SystemLabel.INBOX:
+        # RFC 3501: INBOX is case-insensitive, so "inbox" and "INBOX" are one
+        # folder; one id keeps a stored selection from missing it after a rename.
+        return Label(id="INBOX", name=name, system=role)
     display = name.rsplit(delimiter, 1)[-1] if delimiter else name
-    return Label(id=name, name=display or name, system=imap_role(name, attributes))
+    return Label(id=name, name=display or name, system=role)
