@@ -1,27 +1,37 @@
 """Test helpers for labelsync and the host applications that build on it.
 
-The hypothesis strategies of `labelsync.testing.strategies` are re-exported
-here. Needs hypothesis installed.
+- `labelsync.testing.strategies`: hypothesis strategies for every value
+  (re-exported here; needs hypothesis: ``pip install 'labelsync[testing]'``).
+- `labelsync.testing.conformance.StoreContract`: the `Store` conformance suite;
+  subclass it and give it a ``store`` fixture (needs pytest).
+- `labelsync.testing.faults.FaultyStore`: a `Store` proxy that fails on cue,
+  for crash-and-resume tests.
+
+Each is imported on first use, so the conformance suite works without hypothesis.
 """
 
 from __future__ import annotations
 
-from labelsync.testing.strategies import (
-    addresses,
-    custom_labels,
-    defaults,
-    label_sets,
-    labels,
-    mailboxes,
-    permissions,
-    providers,
-    push_counts,
-    push_records,
-    system_labels,
-    tenants,
-    user_ids,
-    users,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labelsync.testing.strategies import (
+        addresses,
+        custom_labels,
+        defaults,
+        label_sets,
+        labels,
+        mailboxes,
+        permissions,
+        providers,
+        push_counts,
+        push_records,
+        system_labels,
+        tenants,
+        user_ids,
+        users,
+    )
 
 __all__ = [
     "addresses",
@@ -39,3 +49,9 @@ __all__ = [
     "user_ids",
     "users",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("labelsync.testing.strategies"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
