@@ -18,6 +18,8 @@ Needs the ``postgres`` extra (psycopg); nothing connects until a store is made.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 import threading
 import uuid
@@ -92,9 +94,12 @@ _MIGRATIONS: tuple[str, ...] = (
         position bigint NOT NULL,
         email text NOT NULL,
         permissions jsonb NOT NULL,
-        mailbox jsonb,
+        provider text,
+        address text,
+        labels jsonb,
         synced jsonb NOT NULL,
         version bigint NOT NULL,
+        CHECK ((provider IS NULL) = (address IS NULL) AND (provider IS NULL) = (labels IS NULL)),
         PRIMARY KEY (tenant_id, id),
         UNIQUE (tenant_id, position)
     ) WITH (fillfactor = 80);
@@ -170,11 +175,15 @@ _JOB_COLUMNS = (
     "label_missing, finished_at, superseded_by"
 )
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
-# once, so no per-value conversion runs in Python on the hot path of a push.
-_USER_JSON = "json_build_array(id, email, permissions, mailbox, synced, version)"
+# once, so no per-value conversion runs in Python on the hot path of a push. A
+# mailbox's labels travel as JSON text: many Users share one layout, which is
+# then decoded (and validated) once.
+_USER_JSON = (
+    "json_build_array(id, email, permissions, provider, address, labels::text, synced, version)"
+)
 _USER_RECORDS = (
-    "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, mailbox jsonb, "
-    "synced jsonb, version bigint, position bigint)"
+    "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
+    "address text, labels text, synced jsonb, version bigint, position bigint)"
 )
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
@@ -203,79 +212,78 @@ def _json(value: object) -> object:
 # -- rows <-> values ------------------------------------------------------------------------------
 
 
-def _mailbox_doc(mailbox: Mailbox | None) -> object:
-    if mailbox is None:
-        return None
-    return {
-        "provider": mailbox.provider.value,
-        "address": mailbox.address,
-        "labels": [
-            [label.id, label.name, None if label.system is None else label.system.value]
-            for label in mailbox.labels
-        ],
-    }
+# Label layouts by their stored text and back. Layouts repeat across a roster (the
+# same provider, the same folders) and are immutable, so sharing them is safe.
+_LAYOUTS = 4096
+_layout_texts: dict[int, tuple[tuple[Label, ...], str]] = {}
+
+
+@functools.lru_cache(maxsize=_LAYOUTS)
+def _labels_from_text(text: str) -> tuple[Label, ...]:
+    labels = tuple(
+        Label(id=i, name=n, system=None if s is None else SystemLabel(s))
+        for i, n, s in json.loads(text)
+    )
+    _remember_layout(labels, text)
+    return labels
+
+
+def _remember_layout(labels: tuple[Label, ...], text: str) -> None:
+    if len(_layout_texts) >= _LAYOUTS:
+        _layout_texts.clear()
+    _layout_texts[id(labels)] = (labels, text)
+
+
+def _labels_text(labels: tuple[Label, ...]) -> str:
+    """The stored text of a label layout, encoded once per layout object."""
+    known = _layout_texts.get(id(labels))
+    if known is not None and known[0] is labels:
+        return known[1]
+    text = json.dumps(
+        [[lb.id, lb.name, None if lb.system is None else lb.system.value] for lb in labels],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    _remember_layout(labels, text)
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def _permissions_from(names: tuple[str, ...]) -> frozenset[Permission]:
+    return frozenset(Permission(p) for p in names)
 
 
 def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
     """The stored form of a User, as a record of `_USER_RECORDS`."""
+    mailbox = user.mailbox
     return {
         "id": user.id,
         "email": user.email,
         "permissions": sorted(p.value for p in user.permissions),
-        "mailbox": _mailbox_doc(user.mailbox),
+        "provider": None if mailbox is None else mailbox.provider.value,
+        "address": None if mailbox is None else mailbox.address,
+        "labels": None if mailbox is None else _labels_text(mailbox.labels),
         "synced": sorted(user.synced.ids),
         "version": user.version,
         "position": position,
     }
 
 
-class _UserReader:
-    """Builds Users from the arrays `_USER_JSON` makes, for one read.
-
-    A roster repeats the same few labels ("INBOX"/"Inbox") and permission sets,
-    so equal ones are built once and shared: they are frozen values.
-    """
-
-    def __init__(self) -> None:
-        self._labels: dict[tuple[str, str, str | None], Label] = {}
-        self._permissions: dict[tuple[str, ...], frozenset[Permission]] = {}
-
-    def _label(self, key: tuple[str, str, str | None]) -> Label:
-        label = self._labels.get(key)
-        if label is None:
-            label_id, name, system = key
-            label = Label(
-                id=label_id, name=name, system=None if system is None else SystemLabel(system)
-            )
-            self._labels[key] = label
-        return label
-
-    def _mailbox(self, doc: Mapping[str, Any] | None) -> Mailbox | None:
-        if doc is None:
-            return None
-        return Mailbox(
-            provider=Provider(doc["provider"]),
-            address=doc["address"],
-            labels=tuple(self._label((i, n, s)) for i, n, s in doc["labels"]),
-        )
-
-    def user(self, doc: Sequence[Any]) -> User:
-        user_id, email, permissions, mailbox, synced, version = doc
-        key = tuple(permissions)
-        granted = self._permissions.get(key)
-        if granted is None:
-            granted = self._permissions[key] = frozenset(Permission(p) for p in permissions)
-        return User(
-            id=user_id,
-            email=email,
-            permissions=granted,
-            mailbox=self._mailbox(mailbox),
-            synced=LabelSet(synced),
-            version=version,
-        )
-
-    def users(self, docs: Sequence[Sequence[Any]]) -> list[User]:
-        return [self.user(doc) for doc in docs]
+def _user_from_doc(doc: Sequence[Any]) -> User:
+    """A User from the array `_USER_JSON` builds."""
+    user_id, email, permissions, provider, address, labels, synced, version = doc
+    return User(
+        id=user_id,
+        email=email,
+        permissions=_permissions_from(tuple(permissions)),
+        mailbox=None
+        if provider is None
+        else Mailbox(
+            provider=Provider(provider), address=address, labels=_labels_from_text(labels)
+        ),
+        synced=LabelSet(synced),
+        version=version,
+    )
 
 
 def _defaults(inbox: bool | None, sent: bool | None) -> Defaults | None:
@@ -539,9 +547,10 @@ class PostgresStore:
         for start in range(0, len(users), _INSERT_CHUNK):
             chunk = zip(positions[start:], users[start : start + _INSERT_CHUNK], strict=False)
             cur.execute(
-                f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, mailbox, "
-                f"synced, version) SELECT %s, w.position, w.id, w.email, w.permissions, "
-                f"w.mailbox, w.synced, w.version FROM {_USER_RECORDS}",
+                f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
+                f"address, labels, synced, version) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.synced, w.version "
+                f"FROM {_USER_RECORDS}",
                 (tenant_id, _json([_user_doc(user, position) for position, user in chunk])),
             )
 
@@ -566,7 +575,8 @@ class PostgresStore:
             return
         cur.execute(
             f"UPDATE {self._s}.users AS u SET email = w.email, permissions = w.permissions, "
-            f"mailbox = w.mailbox, synced = w.synced, version = w.version "
+            f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
+            f"synced = w.synced, version = w.version "
             f"FROM {_USER_RECORDS} WHERE u.tenant_id = %s AND u.id = w.id",
             (_json([_user_doc(user) for user in users]), tenant_id),
         )
@@ -688,7 +698,7 @@ class PostgresStore:
                     f"FROM {self._s}.users WHERE tenant_id = %s",
                     (tenant_id,),
                 )
-                roster = _UserReader().users(_one(cur))
+                roster = [_user_from_doc(doc) for doc in _one(cur)]
         return Tenant(
             id=tenant_id,
             name=name,
@@ -738,7 +748,7 @@ class PostgresStore:
                 )
                 row = cur.fetchone()
                 if row is not None:
-                    return _UserReader().user(row[0])
+                    return _user_from_doc(row[0])
         raise UnknownUser(user_id, tenant_id)
 
     def get_users(self, tenant_id: str, user_ids: Sequence[str]) -> list[User]:
@@ -751,7 +761,7 @@ class PostgresStore:
                 f"WHERE tenant_id = %s AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
                 (tenant_id, _json(wanted)),
             )
-            found = {user.id: user for user in _UserReader().users(_one(cur))}
+            found = {user.id: user for user in map(_user_from_doc, _one(cur))}
         return [found[i] for i in wanted if i in found]
 
     def save_users(self, tenant_id: str, writes: Sequence[tuple[User, int]]) -> tuple[str, ...]:
@@ -846,8 +856,7 @@ class PostgresStore:
                 f"ORDER BY position LIMIT %s) AS page",
                 (job.tenant_id, after, job.roster_end, max(limit, 0)),
             )
-            reader = _UserReader()
-            return [(position, reader.user(doc)) for position, doc in _one(cur)]
+            return [(position, _user_from_doc(doc)) for position, doc in _one(cur)]
 
     def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
         _check_batch(batch)
