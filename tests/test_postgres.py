@@ -380,6 +380,30 @@ def test_a_store_borrows_from_a_pool_and_leaves_it_open(dsn: str, schema: str) -
 
 
 @pytest.mark.postgres
+def test_a_store_whose_connection_the_server_dropped_reconnects_on_the_next_call(
+    dsn: str, schema: str
+) -> None:
+    """The call that meets the dropped connection fails (its fate unknown); the next one works."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    named = make_conninfo(dsn, application_name=f"dropped-{schema}")
+    with PostgresStore(named, schema=schema) as store:
+        store.add_tenant(tenant("t1", 2))
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (f"dropped-{schema}",),
+            )
+
+        with pytest.raises(psycopg.OperationalError):
+            store.tenant_ids()
+
+        assert ["t1"] == store.tenant_ids()
+
+
+@pytest.mark.postgres
 def test_a_closed_store_refuses_calls(dsn: str, schema: str) -> None:
     store = PostgresStore(dsn, schema=schema)
     store.close()

@@ -444,12 +444,12 @@ class PostgresStore:
                 yield conn
             return
         with self._lock:
+            if self._conn is not None and self._conn.broken and self._conninfo is not None:
+                # The server dropped us (restart, idle timeout) during an earlier call, which
+                # failed; this call gets a new connection.
+                self._conn = _psycopg().connect(self._conninfo, autocommit=True)
             if self._conn is None or self._conn.closed:
                 raise InvalidInput("PostgresStore", self, "is closed")
-            if self._conn.broken and self._conninfo is not None:
-                # The server dropped us (restart, idle timeout): a new connection for this call.
-                self._conn = _psycopg().connect(self._conninfo, autocommit=True)
-            assert self._conn is not None
             yield self._conn
 
     @contextmanager
