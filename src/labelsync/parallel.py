@@ -99,9 +99,9 @@ class ParallelStore(Store, Protocol):
     def commit_claimed(self, claim: Claim, batch: BatchWrite) -> PushJob | Conflict | LeaseLost:
         """Write the batch of a claimed range in one transaction, fenced like `commit_batch`.
 
-        Raises `JobSuperseded` (writing nothing) unless the job is the tenant's
-        current, unfinished job. Returns `LeaseLost` (writing nothing) if the
-        range was claimed by someone else since or is done, and `Conflict`
+        Raises `JobSuperseded` (writing nothing) if a newer push superseded the
+        job. Returns `LeaseLost` (writing nothing) if the range was claimed by
+        someone else since or is done (as every range of a DONE job is), and `Conflict`
         (writing nothing) if any User's stored version differs from the one
         paired with it. Otherwise stores the Users, changes and skips, marks the
         range done, adds `processed` and `counts` to the job, marks it RUNNING,
