@@ -17,6 +17,7 @@ from labelsync import push as _push
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
+from labelsync.parallel import run_worker
 from labelsync.ports import Clock, JobStatus, PushJob, Store, StoredChange
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
@@ -179,17 +180,38 @@ class LabelSync:
         return self.store.start_job(job)
 
     def run_push(
-        self, job_id: str, *, batch_size: int = 500, progress: Progress | None = None
+        self,
+        job_id: str,
+        *,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float = 60,
     ) -> PushReport:
         """Run the job, or resume it after its last checkpoint, until DONE; report what it did.
 
         `progress(job)` is called after each committed batch. A superseded job
         raises `JobSuperseded`; a DONE job is reported again, changing nothing.
+        With a `worker_id`, this process is one of several workers sharing the
+        job (B6): it claims leased ranges of the roster, so the store must
+        implement `labelsync.parallel.ParallelStore`.
         """
         _push.check_batch_size(batch_size)
-        return PushReport(
-            _push.run_job(self.store, self.clock, job_id, batch_size=batch_size, progress=progress)
-        )
+        if worker_id is None:
+            job = _push.run_job(
+                self.store, self.clock, job_id, batch_size=batch_size, progress=progress
+            )
+        else:
+            job = run_worker(
+                self.store,
+                self.clock,
+                job_id,
+                worker_id=worker_id,
+                batch_size=batch_size,
+                lease_seconds=lease_seconds,
+                progress=progress,
+            )
+        return PushReport(job)
 
     def push(
         self,
