@@ -1,13 +1,14 @@
 """The push on PostgreSQL: Users per second for one, two and four worker processes (B6).
 
 `bench_postgres()` pushes a synthetic tenant (100,000 Users by default) once
-with the single runner (`LabelSync.run_push`, in this process) and once per
+with the single runner (`LabelSync.run_push` in one process) and once per
 worker count with that many worker processes calling
 `labelsync.parallel.run_worker` on the same job. Each run gets a fresh schema
-holding the same tenant, written before the clock starts. Workers start, import
-and connect first; the clock runs from the moment all of them are told to go
-until the last one has returned the DONE job, and the result is checked (every
-roster User processed once, the same counts as the single runner).
+holding the same tenant, written before the clock starts. Every run happens in
+fresh child processes that import and connect first; the clock runs from the
+moment all of them are told to go until the last one has returned the DONE
+job, and the result is checked (every roster User processed once, the same
+counts in every run).
 
 The server is the one LABELSYNC_POSTGRES_DSN names (``eval "$(bash
 scripts/postgres-test-server.sh start)"``); without one the benchmark is
@@ -36,9 +37,11 @@ __all__ = ["PostgresBench", "PostgresRun", "bench_postgres", "markdown"]
 DSN_VARIABLE = "LABELSYNC_POSTGRES_DSN"
 SEED = 1
 
-# A worker process: import and connect, say "ready", wait for "go", work, say how it ended.
-_WORKER = """
+# A child process: import and connect, say "ready", wait for "go", push, say how it ended.
+# Worker id "-" is the single runner (run_push); any other runs one of the workers.
+_CHILD = """
 import sys
+from labelsync import LabelSync
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.postgres import PostgresStore
 from labelsync.parallel import run_worker
@@ -47,8 +50,12 @@ dsn, schema, job_id, worker_id, batch_size, lease = sys.argv[1:]
 with PostgresStore(dsn, schema=schema) as store:
     print("ready", flush=True)
     sys.stdin.readline()
-    job = run_worker(store, SystemClock(), job_id, worker_id=worker_id,
-                     batch_size=int(batch_size), lease_seconds=float(lease))
+    if worker_id == "-":
+        job = LabelSync(store=store, clock=SystemClock()).run_push(
+            job_id, batch_size=int(batch_size)).job
+    else:
+        job = run_worker(store, SystemClock(), job_id, worker_id=worker_id,
+                         batch_size=int(batch_size), lease_seconds=float(lease))
     print(job.status.name, job.processed, flush=True)
 """
 
@@ -71,7 +78,7 @@ class PostgresRun:
     def label(self) -> str:
         """How the run is named in tables."""
         if self.workers == 0:
-            return "single runner (run_push)"
+            return "single runner (run_push, 1 process)"
         return f"{self.workers} worker process{'es' if self.workers > 1 else ''}"
 
 
@@ -84,6 +91,7 @@ class PostgresBench:
     server: str
     runs: tuple[PostgresRun, ...]
     skipped: str | None = None
+    load: str = "n/a"
 
 
 def _server(dsn: str) -> tuple[str, str | None]:
@@ -129,32 +137,19 @@ def _finished(dsn: str, schema: str, job_id: str, workers: int, seconds: float) 
     return PostgresRun(workers=workers, users=job.total, seconds=seconds, counts=job.counts)
 
 
-def _single_runner(dsn: str, tenant: Tenant, batch_size: int) -> PostgresRun:
-    from labelsync.adapters.postgres import PostgresStore
-
-    schema, job_id = _prepared(dsn, tenant)
-    try:
-        with PostgresStore(dsn, schema=schema) as store:
-            service = LabelSync(store=store, clock=SystemClock())
-            start = time.perf_counter()
-            service.run_push(job_id, batch_size=batch_size)
-            seconds = time.perf_counter() - start
-        return _finished(dsn, schema, job_id, 0, seconds)
-    finally:
-        _drop(dsn, schema)
-
-
-def _parallel(
+def _run(
     dsn: str, tenant: Tenant, workers: int, batch_size: int, lease_seconds: float
 ) -> PostgresRun:
+    """One timed push by `workers` worker processes, or by the single runner if 0."""
     schema, job_id = _prepared(dsn, tenant)
     processes: list[subprocess.Popen[str]] = []
+    names = [f"bench-{n}" for n in range(workers)] if workers else ["-"]
     try:
-        for n in range(workers):
-            arguments = [dsn, schema, job_id, f"bench-{n}", str(batch_size), str(lease_seconds)]
+        for name in names:
+            arguments = [dsn, schema, job_id, name, str(batch_size), str(lease_seconds)]
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", _WORKER, *arguments],
+                    [sys.executable, "-c", _CHILD, *arguments],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -208,14 +203,23 @@ def bench_postgres(
             users=users, batch_size=batch_size, server="", runs=(), skipped=problem
         )
     tenant = synthetic_tenant(users, seed=SEED, tenant_id="bench", name="Bench Corp")
-    runs = [_single_runner(dsn, tenant, batch_size)]
-    say(f"    {runs[-1].label}: {runs[-1].users_per_second:,.0f} Users/s")
-    for count in workers:
-        runs.append(_parallel(dsn, tenant, count, batch_size, lease_seconds))
+    runs: list[PostgresRun] = []
+    for count in (0, *workers):
+        runs.append(_run(dsn, tenant, count, batch_size, lease_seconds))
         say(f"    {runs[-1].label}: {runs[-1].users_per_second:,.0f} Users/s")
     if len({run.counts for run in runs}) != 1:
         raise RuntimeError(f"the runs disagree on what the push did: {runs!r}")
-    return PostgresBench(users=users, batch_size=batch_size, server=server, runs=tuple(runs))
+    return PostgresBench(
+        users=users, batch_size=batch_size, server=server, runs=tuple(runs), load=_load()
+    )
+
+
+def _load() -> str:
+    """The 1-minute load average: other work on the host skews wall-clock times."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "n/a"
 
 
 def markdown(result: PostgresBench) -> str:
@@ -227,7 +231,8 @@ def markdown(result: PostgresBench) -> str:
         (
             f"{result.users:,} Users, batches of {result.batch_size}, on {result.server} on "
             "the same host (loopback). Each run starts from a fresh schema holding the same "
-            "tenant; worker processes are started and connected before the clock starts."
+            "tenant; the processes are started and connected before the clock starts. "
+            f"Load average when done: {result.load}."
         ),
         "",
         "| run | seconds | Users/s | vs. single runner |",
