@@ -8,7 +8,6 @@ the same tenant in another schema (R12), with every roster User handled once.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import math
 import signal
 import subprocess
@@ -545,14 +544,7 @@ def test_four_processes_push_100k_users_and_one_killed_mid_batch_loses_nothing(
 
 # -- the service's entry point: LabelSync.run_push(job_id, worker_id=...) --------------------
 
-_RUN_PUSH_TAKES_WORKER_ID = "worker_id" in inspect.signature(LabelSync.run_push).parameters
-needs_worker_id = pytest.mark.skipif(
-    not _RUN_PUSH_TAKES_WORKER_ID,
-    reason="LabelSync.run_push has no worker_id yet (the service.py change is pending)",
-)
 
-
-@needs_worker_id
 @pytest.mark.postgres
 def test_run_push_with_a_worker_id_runs_the_job_as_one_of_its_workers(
     dsn: str, stores: tuple[PostgresStore, PostgresStore]
@@ -562,7 +554,7 @@ def test_run_push_with_a_worker_id_runs_the_job_as_one_of_its_workers(
     store, single = stores
     svc, job = started(store, 40)
 
-    report = svc.run_push(job.id, batch_size=15, worker_id="w1")  # type: ignore[call-arg, unused-ignore]
+    report = svc.run_push(job.id, batch_size=15, worker_id="w1")
 
     assert (JobStatus.DONE, 41) == (report.job.status, report.job.processed)
     with psycopg.connect(dsn) as conn:  # the roster was cut into ranges and each claimed once
@@ -574,14 +566,13 @@ def test_run_push_with_a_worker_id_runs_the_job_as_one_of_its_workers(
     assert_same_push(single_runner_result(single, roster_tenant(40)), outcome(store, job.id))
 
 
-@needs_worker_id
 def test_run_push_with_a_worker_id_on_a_store_that_cannot_claim_names_worker_id() -> None:
     svc = LabelSync(store=InMemoryStore(), clock=FixedClock(T0))
     svc.create_tenant(roster_tenant(3))
     job = svc.start_push("t1", actor_id="admin", defaults=DEFAULTS)
 
     with pytest.raises(InvalidInput) as raised:
-        svc.run_push(job.id, worker_id="w1")  # type: ignore[call-arg, unused-ignore]
+        svc.run_push(job.id, worker_id="w1")
 
     assert ("worker_id", "w1") == (raised.value.field, raised.value.value)
     assert job == svc.job(job.id)
