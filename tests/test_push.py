@@ -4,7 +4,7 @@ Every test runs against the in-memory store and a SQLite file, and compares the
 job's outcome with the pure `apply_defaults` on the same tenant (one rule, two drivers).
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
+# expected value first (STYLE.md) reads as a Yoda condition to ruff
 
 from __future__ import annotations
 
@@ -612,6 +612,61 @@ def test_repeated_crashes_at_every_commit_still_end_as_an_uninterrupted_run(
     assert 7 == crashes  # ceil(13 / 2) batches, each crashed once right after its commit
     assert selections(expected_tenant) == selections(service(store).tenant(TENANT))
     assert expected_job.counts == service(store).job(job.id).counts
+    assert expected_changes == service(store).changes(job.id)
+
+
+class OtherRunnerFirst(StoreProxy):
+    """Lets `other` (another worker on the same job) run right before our first commit lands."""
+
+    def __init__(self, inner: Store, other: Callable[[], object]) -> None:
+        super().__init__(inner)
+        self.other: Callable[[], object] | None = other
+
+    def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
+        if method == "commit_batch" and self.other is not None:
+            other, self.other = self.other, None
+            other()
+        return call()
+
+
+def test_a_runner_whose_checkpoint_moved_drops_its_batch_and_counts_nothing_twice(
+    new_store: StoreFactory,
+) -> None:
+    """R12, B6: another worker committed the batch first; this one re-reads the job, goes on."""
+    defaults = Defaults(inbox=True, sent=False)
+    expected_tenant, expected_job, expected_changes = uninterrupted(new_store, defaults)
+    store = new_store()
+    service(store).create_tenant(make_tenant())
+    job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=defaults)
+    racing = OtherRunnerFirst(store, lambda: run_one_batch(service(store), job.id, batch_size=3))
+
+    report = service(racing).run_push(job.id, batch_size=3)
+
+    assert selections(expected_tenant) == selections(service(store).tenant(TENANT))
+    assert expected_job.counts == report.counts
+    assert expected_changes == service(store).changes(job.id)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=JobSuperseded,
+    reason="push.run_job lets commit_batch's JobSuperseded for a job another worker finished "
+    "escape; it should re-read the job and report it DONE",
+)
+def test_a_runner_that_finds_its_job_finished_by_another_worker_reports_it_done(
+    new_store: StoreFactory,
+) -> None:
+    """R10, B6: the job is DONE, not superseded: the slower worker gets the same report."""
+    defaults = Defaults(inbox=True, sent=False)
+    _, expected_job, expected_changes = uninterrupted(new_store, defaults)
+    store = new_store()
+    service(store).create_tenant(make_tenant())
+    job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=defaults)
+    racing = OtherRunnerFirst(store, lambda: service(store).run_push(job.id, batch_size=3))
+
+    report = service(racing).run_push(job.id, batch_size=3)
+
+    assert (JobStatus.DONE, expected_job.counts) == (report.job.status, report.counts)
     assert expected_changes == service(store).changes(job.id)
 
 
