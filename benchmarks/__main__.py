@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import pickle
+import resource
 import shlex
 import subprocess
 import sys
@@ -70,8 +72,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--push-repeat",
         type=_positive,
-        default=3,
-        help=f"push runs of each below {LARGE:,} Users (default 3)",
+        default=5,
+        help=f"push runs of each below {LARGE:,} Users (default 5)",
     )
     parser.add_argument(
         "--large-push-repeat",
@@ -85,6 +87,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="small sizes and 3 runs, for a try-out; writes no file unless --out is given",
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument runs")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="also pickle the raw results to this file"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="PICKLE",
+        help="measure nothing: render the report again from results saved with --save",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help=f"where to write the report (default {DOC})"
     )
@@ -126,27 +138,35 @@ def _tenant(users: int) -> Tenant:
         gc.enable()
 
 
-def _commit() -> str:
+def _git(*args: str) -> str:
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return done.stdout.strip() + ("+uncommitted changes in src" if dirty else "")
+    return done.stdout.strip()
+
+
+def _commit() -> str:
+    """HEAD, marked when src/ has uncommitted changes."""
+    dirty = _git("status", "--porcelain", "--", "src")
+    return _git("rev-parse", "--short", "HEAD") + (" + uncommitted changes in src" if dirty else "")
+
+
+def _source() -> str:
+    """What the library's code is: the tree of src/ at HEAD and any uncommitted change to it."""
+    return _git("rev-parse", "HEAD:src") + _git("diff", "HEAD", "--", "src")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmarks the options ask for, print the report and write it."""
     args = parse(argv)
+    if args.render is not None:
+        with args.render.open("rb") as saved:
+            results = pickle.load(saved)  # a file this command wrote
+        _write(markdown(results), args.out)
+        return
     machine = this_machine()
+    commit, source = _commit(), _source()
     clock = Clock()
     core: list[CoreResult] = []
     prepared: list[Prepared] = []
@@ -159,7 +179,12 @@ def main(argv: list[str] | None = None) -> None:
             if size in args.sizes:
                 result = clock.section(
                     f"core at {size:,}",
-                    partial(bench_core, tenant, repeat=args.repeat),
+                    partial(
+                        bench_core,
+                        tenant,
+                        repeat=args.repeat,
+                        materialise=min(args.repeat, 3 if size < LARGE else 1),
+                    ),
                 )
                 core.append(result)
                 _print_core(result)
@@ -200,22 +225,36 @@ def main(argv: list[str] | None = None) -> None:
             )
     results = Results(
         machine=machine,
-        commit=_commit(),
+        commit=commit if _source() == source else f"{commit}, but src/ changed during the run",
         command="python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:]),
         core=tuple(core),
         push=tuple(push),
         profiles=tuple(profiles),
         sections=tuple(clock.sections),
         total_seconds=time.perf_counter() - clock.start,
+        cpu_seconds=_cpu_seconds(),
         load_after=load_average(),
     )
-    text = markdown(results)
+    if args.save is not None:
+        with args.save.open("wb") as saved:
+            pickle.dump(results, saved)
+    _write(markdown(results), args.out)
+
+
+def _write(text: str, out: Path | None) -> None:
     print()
     print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
-        print(f"written to {args.out}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"written to {out}")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and every child it waited for, user plus system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _profile_size(sizes: list[int]) -> int:

@@ -225,6 +225,8 @@ class CoreResult:
     floor: Runs
     labelsync: Runs
     materialised: Runs
+    floor_gc_off: Timing
+    labelsync_gc_off: Timing
     memory: Memory | None
 
     @property
@@ -232,11 +234,26 @@ class CoreResult:
         """labelsync / floor, medians of CPU time (what the code costs, not what else ran)."""
         return self.labelsync.cpu / self.floor.cpu
 
+    @property
+    def ratio_gc_off(self) -> float:
+        """labelsync / floor with the cyclic garbage collector off (one run each)."""
+        return self.labelsync_gc_off.cpu / self.floor_gc_off.cpu
+
 
 def _run(call: Callable[[], object]) -> Timing:
     result, timing = timed(call)
     del result  # freeing the result (by reference counting: it holds no cycles) is not timed
     return timing
+
+
+def _run_gc_off(call: Callable[[], object]) -> Timing:
+    """One run with the cyclic garbage collector off: how much of a run the collector takes."""
+    gc.collect()
+    gc.disable()
+    try:
+        return _run(call)
+    finally:
+        gc.enable()
 
 
 def bench_core(
@@ -246,7 +263,8 @@ def bench_core(
 
     The garbage collector stays on, as in a notebook; one `gc.collect()` before
     the runs clears the setup's garbage. `materialise` runs (at most `repeat`)
-    time `apply_defaults` plus `changes.changed`.
+    time `apply_defaults` plus `changes.changed`. One more run of each with the
+    collector off shows how much of the time it takes.
     """
     floor_users = to_floor(tenant.users)
     checked = floor_checked(DEFAULTS)
@@ -276,11 +294,15 @@ def bench_core(
             floor.append(_run(floor_run))
         if index < materialise:
             materialised.append(_run(materialised_run))
+    floor_gc_off = _run_gc_off(floor_run)
+    labelsync_gc_off = _run_gc_off(labelsync_run)
     return CoreResult(
         users=len(tenant.users),
         label_changes=label_changes,
         floor=runs(floor),
         labelsync=runs(ours),
         materialised=runs(materialised),
+        floor_gc_off=floor_gc_off,
+        labelsync_gc_off=labelsync_gc_off,
         memory=measure_memory(tenant, DEFAULTS) if memory else None,
     )
