@@ -647,12 +647,6 @@ def test_a_runner_whose_checkpoint_moved_drops_its_batch_and_counts_nothing_twic
     assert expected_changes == service(store).changes(job.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=JobSuperseded,
-    reason="push.run_job lets commit_batch's JobSuperseded for a job another worker finished "
-    "escape; it should re-read the job and report it DONE",
-)
 def test_a_runner_that_finds_its_job_finished_by_another_worker_reports_it_done(
     new_store: StoreFactory,
 ) -> None:

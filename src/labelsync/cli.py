@@ -677,8 +677,9 @@ def import_(snapshot: Path, db: Path) -> None:
     """Store the tenant of a JSON snapshot in a SQLite file.
 
     SNAPSHOT is a JSON snapshot (format 1, as "labelsync export" writes); its tenant id
-    must be new to the file. Its last push is not imported: a last push is the
-    record of a job this database ran.
+    must be new to the file. Its last push comes along as the tenant's audit
+    record (onboarding uses its defaults); the push's own job stays in the
+    database it ran in.
     """
     tenant = _load_snapshot(snapshot)
     with _service(db) as svc:
@@ -688,7 +689,7 @@ def import_(snapshot: Path, db: Path) -> None:
         f"imported tenant {tenant.id!r} ({tenant.name}): {_n(len(tenant.users))} Users into {db}"
     )
     if tenant.last_push is not None:
-        out.print(f"(its last push {tenant.last_push.job_id!r} is history and was not imported)")
+        out.print(f"(kept its last push {tenant.last_push.job_id!r} as the audit record)")
 
 
 @main.command()

@@ -154,7 +154,11 @@ class Store(Protocol):
     # -- tenants and Users ------------------------------------------------------
 
     def add_tenant(self, tenant: Tenant) -> None:
-        """Store `tenant` with its Users (in roster order); `AlreadyExists` if the id is taken."""
+        """Store `tenant` with its Users (in roster order), settings and last push record.
+
+        `AlreadyExists` if the id is taken. The record (from a snapshot, say)
+        names a job this store never ran: it is kept as the audit record only.
+        """
         ...
 
     def tenant_ids(self) -> list[str]:

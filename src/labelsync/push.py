@@ -83,22 +83,26 @@ def _commit(store: Store, job: PushJob, batch: list[tuple[int, User]]) -> PushJo
     users = [user for _, user in batch]
     while True:
         after, changes, skips = apply_rows(users, job.defaults)
-        result = store.commit_batch(
-            BatchWrite(
-                job_id=job.id,
-                cursor_before=job.cursor,
-                cursor_after=batch[-1][0],
-                processed=len(batch),
-                writes=tuple(
-                    (new, old.version)
-                    for old, new in zip(users, after, strict=True)
-                    if new is not old
-                ),
-                changes=tuple(changes),
-                skips=tuple(skips),
-                counts=count_rows(changes, skips),
-            )
+        batch_write = BatchWrite(
+            job_id=job.id,
+            cursor_before=job.cursor,
+            cursor_after=batch[-1][0],
+            processed=len(batch),
+            writes=tuple(
+                (new, old.version) for old, new in zip(users, after, strict=True) if new is not old
+            ),
+            changes=tuple(changes),
+            skips=tuple(skips),
+            counts=count_rows(changes, skips),
         )
+        try:
+            result = store.commit_batch(batch_write)
+        except JobSuperseded:
+            # Another runner may have finished the job meanwhile: that is not
+            # a supersede, and the caller's loop reports the DONE job.
+            if store.get_job(job.id).status is JobStatus.DONE:
+                return None
+            raise
         if isinstance(result, PushJob):
             return result
         if isinstance(result, StaleCheckpoint):

@@ -21,7 +21,7 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.model import Defaults, Tenant, User
+from labelsync.model import Defaults, PushRecord, Tenant, User
 from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
 
 __all__ = ["InMemoryStore"]
@@ -33,7 +33,7 @@ class _TenantRow:
     defaults: Defaults | None
     onboard_new_users: bool
     current_job_id: str | None = None
-    last_push_job_id: str | None = None
+    last_push: PushRecord | None = None
     users: dict[str, User] = attrs.Factory(dict)
     positions: list[int] = attrs.Factory(list)  # roster positions, increasing
     ids: list[str] = attrs.Factory(list)  # user id at the same index as its position
@@ -75,6 +75,7 @@ class InMemoryStore:
                 name=tenant.name,
                 defaults=tenant.defaults,
                 onboard_new_users=tenant.onboard_new_users,
+                last_push=tenant.last_push,
             )
             for user in tenant.users:
                 self._append(row, user)
@@ -87,15 +88,12 @@ class InMemoryStore:
     def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
         with self._lock:
             row = self._row(tenant_id)
-            last_push = None
-            if row.last_push_job_id is not None:
-                last_push = self._jobs[row.last_push_job_id].record()
             return Tenant(
                 id=tenant_id,
                 name=row.name,
                 users=tuple(row.users[i] for i in row.ids) if users else (),
                 defaults=row.defaults,
-                last_push=last_push,
+                last_push=row.last_push,
                 onboard_new_users=row.onboard_new_users,
             )
 
@@ -234,7 +232,7 @@ class InMemoryStore:
                 return job
             stored = attrs.evolve(job, status=JobStatus.DONE, finished_at=finished_at)
             self._jobs[job_id] = stored
-            row.last_push_job_id = job_id
+            row.last_push = stored.record()
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:

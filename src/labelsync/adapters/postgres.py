@@ -23,12 +23,13 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from labelsync.adapters._records import record_doc, record_from_doc
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -48,7 +49,6 @@ from labelsync.model import (
     Permission,
     Provider,
     PushCounts,
-    PushRecord,
     SkipReason,
     SystemLabel,
     Tenant,
@@ -318,36 +318,6 @@ def _job_from_row(row: Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
-    )
-
-
-def _counts_doc(counts: PushCounts) -> dict[str, int]:
-    return attrs.asdict(counts)
-
-
-def _record_doc(record: PushRecord) -> dict[str, object]:
-    return {
-        "job_id": record.job_id,
-        "actor_id": record.actor_id,
-        "defaults": {"inbox": record.defaults.inbox, "sent": record.defaults.sent},
-        "started_at": record.started_at.isoformat(),
-        "finished_at": record.finished_at.isoformat(),
-        "roster_size": record.roster_size,
-        "counts": _counts_doc(record.counts),
-    }
-
-
-def _record_from_doc(doc: Mapping[str, Any] | None) -> PushRecord | None:
-    if doc is None:
-        return None
-    return PushRecord(
-        job_id=doc["job_id"],
-        actor_id=doc["actor_id"],
-        defaults=Defaults(**doc["defaults"]),
-        started_at=dt.datetime.fromisoformat(doc["started_at"]),
-        finished_at=dt.datetime.fromisoformat(doc["finished_at"]),
-        roster_size=doc["roster_size"],
-        counts=PushCounts(**doc["counts"]),
     )
 
 
@@ -661,7 +631,7 @@ class PostgresStore:
 
     def add_tenant(self, tenant: Tenant) -> None:
         defaults = tenant.defaults
-        last_push = None if tenant.last_push is None else _jsonb(_record_doc(tenant.last_push))
+        last_push = None if tenant.last_push is None else _jsonb(record_doc(tenant.last_push))
         with self._tx() as cur:
             cur.execute(
                 f"INSERT INTO {self._s}.tenants (id, name, defaults_inbox, defaults_sent, "
@@ -704,7 +674,7 @@ class PostgresStore:
             name=name,
             users=roster,
             defaults=_defaults(inbox, sent),
-            last_push=_record_from_doc(last_push),
+            last_push=record_from_doc(last_push),
             onboard_new_users=onboard,
         )
 
@@ -909,7 +879,7 @@ class PostgresStore:
             done = attrs.evolve(_job_from_row(row), finished_at=finished_at)
             cur.execute(
                 f"UPDATE {s}.tenants SET last_push = %s WHERE id = %s",
-                (_jsonb(_record_doc(done.record())), job.tenant_id),
+                (_jsonb(record_doc(done.record())), job.tenant_id),
             )
             return done
 

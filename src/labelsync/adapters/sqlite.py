@@ -22,6 +22,7 @@ from typing import Final, Self, TypeVar
 
 import attrs
 
+from labelsync.adapters._records import record_doc, record_from_doc
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -66,7 +67,7 @@ _V1: Final = (
         defaults_sent     INTEGER CHECK (defaults_sent IN (0, 1)),
         onboard_new_users INTEGER NOT NULL CHECK (onboard_new_users IN (0, 1)),
         current_job_id    TEXT REFERENCES jobs (id),
-        last_push_job_id  TEXT REFERENCES jobs (id),
+        last_push         TEXT,               -- JSON audit record of the last push (R11)
         -- the two checkboxes are saved together or not at all (NULL: never saved)
         CHECK ((defaults_inbox IS NULL) = (defaults_sent IS NULL))
     )
@@ -602,21 +603,23 @@ class SqliteStore:
     def add_tenant(self, tenant: Tenant) -> None:
         """Store `tenant` with its Users (in roster order); `AlreadyExists` if the id is taken.
 
-        `tenant.last_push` is not stored: a last push is the record of a job this
-        store ran (`finish_job`).
+        `tenant.last_push` is kept as the tenant's audit record (e.g. from an
+        imported snapshot); it names a job this store never ran.
         """
         with self._writing() as conn:
             taken = conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant.id,)).fetchone()
             if taken is not None:
                 raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
             conn.execute(
-                "INSERT INTO tenants (id, name, defaults_inbox, defaults_sent, onboard_new_users)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO tenants"
+                " (id, name, defaults_inbox, defaults_sent, onboard_new_users, last_push)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     tenant.id,
                     tenant.name,
                     *_defaults_params(tenant.defaults),
                     tenant.onboard_new_users,
+                    None if tenant.last_push is None else _json(record_doc(tenant.last_push)),
                 ),
             )
             conn.executemany(
@@ -646,8 +649,8 @@ class SqliteStore:
                     )
                 )
             last_push = None
-            if row["last_push_job_id"] is not None:
-                last_push = self._job(conn, row["last_push_job_id"]).record()
+            if row["last_push"] is not None:
+                last_push = record_from_doc(json.loads(row["last_push"]))
             return _tenant_from_row(row, roster, last_push)
 
     def save_settings(
@@ -913,7 +916,8 @@ class SqliteStore:
                 (stored.status.value, _time(finished_at), job_id),
             )
             conn.execute(
-                "UPDATE tenants SET last_push_job_id = ? WHERE id = ?", (job_id, job.tenant_id)
+                "UPDATE tenants SET last_push = ? WHERE id = ?",
+                (_json(record_doc(stored.record())), job.tenant_id),
             )
             return stored
 

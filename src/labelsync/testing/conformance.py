@@ -26,7 +26,7 @@ it checks; where the docstrings leave a choice open, the test's docstring
 says which reading labelsync's own stores follow.
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
+# expected value first (STYLE.md) reads as a Yoda condition to ruff
 
 from __future__ import annotations
 
@@ -375,13 +375,29 @@ class StoreContract:
         fresh_ids = (f"generated-{n}" for n in itertools.count())
 
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(tenants(last_push=False, max_users=5))
+        @given(tenants(max_users=5))
         def round_trip(tenant: Tenant) -> None:
             tenant = attrs.evolve(tenant, id=next(fresh_ids))
             store.add_tenant(tenant)
             assert tenant == store.get_tenant(tenant.id)
 
         round_trip()
+
+    def test_add_tenant_keeps_its_last_push_record(self, store: Store) -> None:
+        """R11: a tenant brought in with a push on record (a snapshot) keeps that audit record."""
+        record = PushRecord(
+            job_id="imported-1",
+            actor_id="admin",
+            defaults=Defaults(inbox=True, sent=False),
+            started_at=dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC),
+            finished_at=dt.datetime(2026, 3, 1, 9, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            roster_size=7,
+            counts=PushCounts(users_changed=3, selected=3, no_mailbox=1),
+        )
+        store.add_tenant(attrs.evolve(_tenant("t1", "u1"), last_push=record))
+
+        assert record == store.get_tenant("t1", users=False).last_push
+        assert [] == store.list_jobs("t1")
 
     # -- settings ----------------------------------------------------------------
 
