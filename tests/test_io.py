@@ -1,7 +1,5 @@
 """JSON snapshots: lossless round trips, the shipped examples, and errors that name the path."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import copy

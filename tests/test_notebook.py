@@ -1,7 +1,5 @@
 """The example notebook docs/what-if.ipynb runs top to bottom, so it cannot rot (B1)."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import json

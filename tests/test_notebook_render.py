@@ -1,7 +1,5 @@
 """Notebook rendering: HTML tables with the right counts, escaped and truncated; DataFrames (B1)."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import datetime as dt

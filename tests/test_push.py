@@ -4,8 +4,6 @@ Every test runs against the in-memory store and a SQLite file, and compares the
 job's outcome with the pure `apply_defaults` on the same tenant (one rule, two drivers).
 """
 
-# expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import datetime as dt

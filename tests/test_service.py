@@ -4,8 +4,6 @@ Each refusal is a typed `LabelSyncError` naming the field and value, and leaves
 every stored state (all tenants, all jobs, all recorded changes) as it was (R1, R12).
 """
 
-# expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import datetime as dt

@@ -5,8 +5,6 @@ these tests look at what only a file database has. Raw `sqlite3` connections
 read the file directly to see every row, not only what the Store API shows.
 """
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import contextlib

@@ -1,7 +1,5 @@
 """The synthetic tenant generator: deterministic, realistic in its proportions, valid throughout."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import attrs

@@ -1,7 +1,5 @@
 """What-if comparisons: the numbers are apply_defaults' own; they print, render and plot (B1)."""
 
-# ruff: noqa: SIM300  # expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import sys

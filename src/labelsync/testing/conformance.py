@@ -26,8 +26,6 @@ it checks; where the docstrings leave a choice open, the test's docstring
 says which reading labelsync's own stores follow.
 """
 
-# expected value first (STYLE.md) reads as a Yoda condition to ruff
-
 from __future__ import annotations
 
 import datetime as dt
