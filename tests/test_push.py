@@ -478,6 +478,21 @@ def test_only_a_done_push_can_be_reverted(new_store: StoreFactory) -> None:
     assert before == (svc.tenant(TENANT), svc.jobs(TENANT))
 
 
+def test_only_the_latest_push_can_be_reverted(new_store: StoreFactory) -> None:
+    """B5: under a later push with the same defaults, undoing the earlier one would undo both."""
+    svc, _ = seeded(new_store)
+    first = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=True))
+    second = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=True))
+    before = (svc.tenant(TENANT), svc.jobs(TENANT))
+
+    with pytest.raises(InvalidInput) as raised:
+        svc.revert_push(first.job.id, actor_id=ADMIN)
+
+    assert ("job_id", first.job.id) == (raised.value.field, raised.value.value)
+    assert second.job.id in str(raised.value)
+    assert before == (svc.tenant(TENANT), svc.jobs(TENANT))
+
+
 # -- R11: audit ---------------------------------------------------------------------
 
 

@@ -249,8 +249,8 @@ class LabelSync:
     def revert_push(self, job_id: str, *, actor_id: str, batch_size: int = 500) -> RevertReport:
         """Undo a finished push for each User it changed who has not changed since (B5); admins.
 
-        A User edited, pushed or onboarded after the push is left as they are and listed in
-        `changed_since`.
+        Only the tenant's latest push can be reverted. A User edited or onboarded after
+        it is left as they are and listed in `changed_since`.
         """
         _push.check_batch_size(batch_size)
         job = self.store.get_job(job_id)
@@ -260,6 +260,16 @@ class LabelSync:
                 "job_id",
                 job_id,
                 f"is {job.status.name}; only a finished (DONE) push can be reverted",
+            )
+        latest = self.store.list_jobs(job.tenant_id)[0]
+        if latest.id != job_id:
+            # A later push owns INBOX/SENT now; undoing an earlier one under it
+            # would restore Users the later push left alone (same defaults).
+            raise InvalidInput(
+                "job_id",
+                job_id,
+                f"is not the latest push of tenant {job.tenant_id!r} ({latest.id!r} is); "
+                "only the latest push can be reverted",
             )
         reverted: list[str] = []
         changed_since: list[str] = []
