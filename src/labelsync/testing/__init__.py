@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from labelsync.testing.faults import STORE_METHODS, FaultyStore, InjectedFault, StoreProxy
     from labelsync.testing.strategies import (
         addresses,
         custom_labels,
@@ -33,7 +34,13 @@ if TYPE_CHECKING:
         users,
     )
 
+_FAULTS = ("STORE_METHODS", "FaultyStore", "InjectedFault", "StoreProxy")
+
 __all__ = [
+    "STORE_METHODS",
+    "FaultyStore",
+    "InjectedFault",
+    "StoreProxy",
     "addresses",
     "custom_labels",
     "defaults",
@@ -52,6 +59,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _FAULTS:
+        return getattr(importlib.import_module("labelsync.testing.faults"), name)
     if name in __all__:
         return getattr(importlib.import_module("labelsync.testing.strategies"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
