@@ -37,6 +37,8 @@ class Profile:
     seconds: float
     hotspots: tuple[Hotspot, ...]
     gc_share: float | None = None
+    phases: tuple[tuple[str, float], ...] = ()
+    """(what, share of the sampled time) for named calls, callees included."""
 
 
 def _frames(frame: Frame) -> Iterator[Frame]:
@@ -67,14 +69,50 @@ def hotspots(profiler: Profiler, top: int) -> tuple[float, tuple[Hotspot, ...]]:
     )
 
 
-def _profile(title: str, call: Callable[[], object], top: int) -> Profile:
+# A phase: a label, a function name, and a part of the file path that identifies it.
+Phase = tuple[str, str, str]
+
+PUSH_PHASES: tuple[Phase, ...] = (
+    ("read a batch: `SqliteStore.roster_batch`", "roster_batch", "adapters/sqlite.py"),
+    ("- rows to Users: `_user_from_row`", "_user_from_row", "adapters/sqlite.py"),
+    ("- of which `Mailbox(...)`", "__init__", "labelsync.model.Mailbox"),
+    ("decide: `rules.apply_rows`", "apply_rows", "labelsync/rules.py"),
+    ("write a batch: `SqliteStore.commit_batch`", "commit_batch", "adapters/sqlite.py"),
+    ("- Users to rows: `_user_params`", "_user_params", "adapters/sqlite.py"),
+)
+
+
+def inclusive(root: Frame, function: str, path_part: str) -> float:
+    """Seconds in calls of `function` (defined in a file whose path has `path_part`).
+
+    Callees are included; a call nested in another call of it is counted once.
+    """
+    total = 0.0
+    stack = [root]
+    while stack:
+        frame = stack.pop()
+        if frame.function == function and path_part in (frame.file_path or ""):
+            total += frame.time
+        else:
+            stack.extend(frame.children)
+    return total
+
+
+def _profile(
+    title: str, call: Callable[[], object], top: int, phases: tuple[Phase, ...] = ()
+) -> Profile:
     profiler = Profiler(interval=0.001)
     profiler.start()
     result = call()
     profiler.stop()
     del result
     total, spots = hotspots(profiler, top)
-    return Profile(title=title, seconds=total, hotspots=spots)
+    root = profiler.last_session.root_frame() if profiler.last_session else None
+    shares = tuple(
+        (label, inclusive(root, function, path) / total if root and total else 0.0)
+        for label, function, path in phases
+    )
+    return Profile(title=title, seconds=total, hotspots=spots, phases=shares)
 
 
 def _gc_share(call: Callable[[], object]) -> float:
@@ -125,6 +163,7 @@ def profile_push(tenant: Tenant, work: Path, *, top: int = 12) -> Profile:
             f"run_push on SQLite, {len(tenant.users):,} Users",
             lambda: service.run_push(prepared.job_id, batch_size=BATCH_SIZE),
             top,
+            PUSH_PHASES,
         )
     for suffix in ("", "-wal", "-shm"):
         Path(f"{prepared.path}{suffix}").unlink(missing_ok=True)

@@ -211,6 +211,12 @@ def profile_lines(profile: Profile) -> list[str]:
     if profile.gc_share is not None:
         lines[0] += f"; the cyclic garbage collector takes {profile.gc_share:.0%} of its CPU time"
     lines.append("")
+    if profile.phases:
+        lines += _table(
+            ["where the time goes (callees included)", "share"],
+            [[label, f"{share:.0%}"] for label, share in profile.phases],
+        )
+        lines.append("")
     rows = [
         [f"`{spot.function}`", f"`{spot.where}`", f"{spot.share:.0%}"] for spot in profile.hotspots
     ]
