@@ -82,7 +82,11 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def floor_push(conn: sqlite3.Connection, job_id: str, batch_size: int) -> None:
-    """Run the pending job `job_id` to the end with raw sqlite3, one transaction per batch."""
+    """Run every batch of the pending job `job_id` with raw sqlite3, one transaction each.
+
+    Marking the job done, once per push, is left to `SqliteStore.finish_job`, so
+    that both runs write the same audit record however the store keeps it.
+    """
     tenant_id, inbox, sent, roster_end, *counts = conn.execute(
         "SELECT tenant_id, defaults_inbox, defaults_sent, roster_end, processed,"
         " users_changed, selected, deselected, no_mailbox, label_missing FROM jobs WHERE id = ?",
@@ -160,46 +164,56 @@ def floor_push(conn: sqlite3.Connection, job_id: str, batch_size: int) -> None:
             ),
         )
         conn.execute("COMMIT")
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute(
-        "UPDATE jobs SET status = 'DONE', finished_at = ? WHERE id = ?",
-        (time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), job_id),
-    )
-    conn.execute("UPDATE tenants SET last_push_job_id = ? WHERE id = ?", (job_id, tenant_id))
-    conn.execute("COMMIT")
 
 
 # -- the state a run leaves ----------------------------------------------------------
 
-_PUSHED_QUERIES = (
-    "SELECT tenant_id, id, position, synced, version FROM users ORDER BY tenant_id, position",
-    """SELECT seq, job_id, tenant_id, user_id, label, label_id, selected, version_after
-       FROM job_changes ORDER BY seq""",
-    "SELECT seq, job_id, tenant_id, user_id, label, reason FROM job_skips ORDER BY seq",
-    """SELECT id, status, total, processed, cursor, roster_end, users_changed, selected,
-       deselected, no_mailbox, label_missing, superseded_by FROM jobs ORDER BY seq""",
-    "SELECT id, current_job_id, last_push_job_id, defaults_inbox, defaults_sent FROM tenants",
+# (table, order, columns to leave out) for the digest; jobs and the tenant's audit
+# record hold the finish time, which differs from run to run.
+_TABLES = (
+    ("users", "tenant_id, position", ()),
+    ("job_changes", "seq", ()),
+    ("job_skips", "seq", ()),
+    ("jobs", "seq", ("finished_at",)),
+    ("tenants", "id", ()),
 )
-# Every column of every row but the finish time: for the pre-check, where files are small.
-_STATE_QUERIES = (
-    """SELECT tenant_id, id, position, email, permissions, provider, address, mailbox_labels,
-       synced, version FROM users ORDER BY tenant_id, position""",
-    *_PUSHED_QUERIES[1:],
-)
+# What a push may change in a User's row; the rest is checked by the full digest.
+_PUSHED_USER_COLUMNS = ("tenant_id", "id", "position", "synced", "version")
+
+
+def _without_finish(value: object) -> object:
+    """A JSON audit record with every ``finished_at`` taken out."""
+    if isinstance(value, dict):
+        return {k: _without_finish(v) for k, v in sorted(value.items()) if k != "finished_at"}
+    if isinstance(value, list):
+        return [_without_finish(item) for item in value]
+    return value
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith("{") and "finished_at" in value:
+        return repr(_without_finish(json.loads(value)))
+    return value
 
 
 def state_digest(conn: sqlite3.Connection, *, full: bool) -> str:
-    """A hash of the rows a run leaves, to compare two runs.
+    """A hash of the rows a run leaves (all but finish times), to compare two runs.
 
-    `full`: every column of every row but the finish time. Otherwise the columns
-    a push may change (selection and version of each User) and all job, change
-    and skip rows: reading and hashing a million mailbox layouts twice per
-    run would cost more than the run.
+    Every column of every table when `full`; otherwise only the columns of a
+    User's row a push may change: reading and hashing a million mailbox
+    layouts twice per run would cost more than the run.
     """
     digest = hashlib.sha256()
-    for query in _STATE_QUERIES if full else _PUSHED_QUERIES:
-        for row in conn.execute(query):
-            digest.update(repr(row).encode())
+    for table, order, leave_out in _TABLES:
+        columns = "*"
+        if table == "users" and not full:
+            columns = ", ".join(_PUSHED_USER_COLUMNS)
+        cursor = conn.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")
+        names = [column[0] for column in cursor.description]
+        keep = [index for index, name in enumerate(names) if name not in leave_out]
+        digest.update(repr([names[index] for index in keep]).encode())
+        for row in cursor:
+            digest.update(repr([_cell(row[index]) for index in keep]).encode())
         digest.update(b"|")
     return digest.hexdigest()
 
@@ -237,9 +251,12 @@ def _child(impl: str, path: str, job_id: str, batch_size: int, full: bool) -> di
     else:
         conn = connect(path)
         try:
-            wall, cpu = time.perf_counter(), time.process_time()
-            floor_push(conn, job_id, batch_size)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            with SqliteStore(path) as store:
+                clock = SystemClock()
+                wall, cpu = time.perf_counter(), time.process_time()
+                floor_push(conn, job_id, batch_size)
+                store.finish_job(job_id, clock.now())
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         finally:
             conn.close()
     rss = _peak_rss_kib()
@@ -274,7 +291,7 @@ def run_child(
     target = work / f"run-{impl}.db"
     _remove_db(target)
     shutil.copyfile(base, target)
-    done = subprocess.run(
+    done = subprocess.run(  # checked below, to show the child's stderr
         [
             sys.executable,
             "-m",
@@ -285,11 +302,13 @@ def run_child(
             f"--batch-size={batch_size}",
             *(["--full-digest"] if full else []),
         ],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"the {impl} run on {target} failed:\n{done.stderr}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     _remove_db(target)
     return Run(
