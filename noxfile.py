@@ -13,7 +13,7 @@ ALL_EXTRAS = ".[cli,notebook,postgres]"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite: unit, property, integration (SQLite, PostgreSQL if reachable), CLI, docs."""
+    """The whole suite: unit, property, SQLite and PostgreSQL integration, CLI, notebook, docs."""
     session.install("-e", ALL_EXTRAS, "--group", "test")
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
