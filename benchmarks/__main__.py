@@ -67,7 +67,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--push-sizes", type=_sizes, default=None, help="push sizes (default 100000,1000000)"
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=5, help="runs of each at every core size (default 5)"
+        "--repeat",
+        type=_positive,
+        default=5,
+        help=f"core runs of each below {LARGE:,} Users (default 5)",
+    )
+    parser.add_argument(
+        "--large-repeat",
+        type=_positive,
+        default=3,
+        help=f"core runs of each from {LARGE:,} Users on (default 3: the budget of 10 minutes)",
     )
     parser.add_argument(
         "--push-repeat",
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                     partial(
                         bench_core,
                         tenant,
-                        repeat=args.repeat,
+                        repeat=args.repeat if size < LARGE else args.large_repeat,
                         materialise=min(args.repeat, 3 if size < LARGE else 1),
                     ),
                 )
