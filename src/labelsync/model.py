@@ -218,6 +218,19 @@ class Mailbox:
         init=False, repr=False, eq=False, default=attrs.Factory(_role_ids, takes_self=True)
     )
 
+    def _at(self, address: str) -> Mailbox:
+        """This mailbox's provider and labels at another address, without validating again.
+
+        Stores read thousands of mailboxes that share one layout: they validate
+        the layout once and copy it per row.
+        """
+        new = _new(Mailbox)
+        _set_mailbox_provider(new, self.provider)
+        _set_mailbox_address(new, address)
+        _set_mailbox_labels(new, self.labels)
+        _set_mailbox_roles(new, self._roles)
+        return new
+
     def label_id(self, role: SystemLabel) -> str | None:
         """The id of the label with `role`, or None when this mailbox lacks it."""
         return self._roles[0] if role is SystemLabel.INBOX else self._roles[1]
@@ -288,6 +301,10 @@ def _slot_setter(cls: type, name: str) -> Callable[[object, Any], None]:
 # about half the cost of object.__setattr__, and a push may build a million Users.
 _new = object.__new__
 _set_label_set_ids = _slot_setter(LabelSet, "ids")
+_set_mailbox_provider = _slot_setter(Mailbox, "provider")
+_set_mailbox_address = _slot_setter(Mailbox, "address")
+_set_mailbox_labels = _slot_setter(Mailbox, "labels")
+_set_mailbox_roles = _slot_setter(Mailbox, "_roles")
 _set_user_id = _slot_setter(User, "id")
 _set_user_email = _slot_setter(User, "email")
 _set_user_permissions = _slot_setter(User, "permissions")

@@ -167,6 +167,13 @@ _CAS_USER: Final = """
     WHERE tenant_id = ? AND id = ? AND version = ?
 """
 
+# A push changes a User's selection and version only (R5), so its writes set
+# just those; the version check proves nothing else moved since the read.
+_CAS_SELECTION: Final = """
+    UPDATE users SET synced = ?, version = ?
+    WHERE tenant_id = ? AND id = ? AND version = ?
+"""
+
 _ROSTER_BATCH: Final = f"""
     SELECT position, {_USER_COLUMNS} FROM users
     WHERE tenant_id = ? AND position > ? AND position <= ?
@@ -244,15 +251,25 @@ def _user_params(user: User) -> UserParams:
     )
 
 
-# Many Users share a mailbox layout and a permission set (same provider, same
-# folders), so decoding each distinct JSON text once saves most of a roster
-# read. The values are immutable, so sharing them between Users is safe.
+# Many Users share a mailbox layout, a permission set and a selection (same
+# provider, same folders), so decoding and validating each distinct JSON text
+# once saves most of a roster read. The values are immutable, so sharing them between Users is safe.
 @functools.lru_cache(maxsize=4096)
-def _labels_from_text(text: str) -> tuple[Label, ...]:
-    return tuple(
-        Label(id=label_id, name=name, system=_role_from_text(system))
-        for label_id, name, system in json.loads(text)
+def _layout_from_text(provider: str, text: str) -> Mailbox:
+    """A validated mailbox of this provider and labels; rows copy it to their address."""
+    return Mailbox(
+        provider=Provider(provider),
+        address="-",
+        labels=tuple(
+            Label(id=label_id, name=name, system=_role_from_text(system))
+            for label_id, name, system in json.loads(text)
+        ),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _selection_from_text(text: str) -> LabelSet:
+    return LabelSet(json.loads(text))
 
 
 @functools.lru_cache(maxsize=256)
@@ -263,17 +280,14 @@ def _permissions_from_text(text: str) -> frozenset[Permission]:
 def _user_from_row(row: sqlite3.Row) -> User:
     mailbox = None
     if row["provider"] is not None:
-        mailbox = Mailbox(
-            provider=Provider(row["provider"]),
-            address=row["address"],
-            labels=_labels_from_text(row["mailbox_labels"]),
-        )
+        layout = _layout_from_text(row["provider"], row["mailbox_labels"])
+        mailbox = layout._at(row["address"])
     return User(
         id=row["id"],
         email=row["email"],
         permissions=_permissions_from_text(row["permissions"]),
         mailbox=mailbox,
-        synced=LabelSet(json.loads(row["synced"])),
+        synced=_selection_from_text(row["synced"]),
         version=row["version"],
     )
 
@@ -475,7 +489,11 @@ def _check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
 
 
 def _compare_and_set(
-    conn: sqlite3.Connection, tenant_id: str, writes: Sequence[tuple[User, int]]
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    writes: Sequence[tuple[User, int]],
+    *,
+    selection_only: bool = False,
 ) -> tuple[str, ...]:
     """Store every write if every stored version matches; else store none and name the misfits.
 
@@ -486,10 +504,19 @@ def _compare_and_set(
     if not writes:
         return ()
     conn.execute("SAVEPOINT compare_and_set")
-    updated = conn.executemany(
-        _CAS_USER,
-        ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
-    ).rowcount
+    if selection_only:
+        updated = conn.executemany(
+            _CAS_SELECTION,
+            (
+                (_json(sorted(user.synced.ids)), user.version, tenant_id, user.id, expected)
+                for user, expected in writes
+            ),
+        ).rowcount
+    else:
+        updated = conn.executemany(
+            _CAS_USER,
+            ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
+        ).rowcount
     if updated == len(writes):
         conn.execute("RELEASE compare_and_set")
         return ()
@@ -833,7 +860,7 @@ class SqliteStore:
             raise JobSuperseded(batch.job_id, None)
         if job.cursor != batch.cursor_before:
             raise _Rollback(StaleCheckpoint(job))
-        conflicts = _compare_and_set(conn, job.tenant_id, batch.writes)
+        conflicts = _compare_and_set(conn, job.tenant_id, batch.writes, selection_only=True)
         if conflicts:
             raise _Rollback(Conflict(conflicts))
         conn.executemany(
