@@ -227,7 +227,8 @@ class Store(Protocol):
         current, unfinished job. Returns `StaleCheckpoint` (writing nothing) if
         the job's cursor is not `batch.cursor_before`, and `Conflict` (writing
         nothing) if any User's stored version differs from the one paired with it.
-        Otherwise stores the Users (version as given), the changes and skips,
+        Otherwise stores the Users (version as given; a push changes only
+        `synced` and `version`, so a store may write just those), the changes and skips,
         moves the cursor, adds `processed` and `counts`, marks the job RUNNING,
         and returns the job as stored.
         """
