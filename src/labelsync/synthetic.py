@@ -18,9 +18,10 @@ User is drawn independently from a `random.Random(seed)`):
 - ~2% of mailboxes lack a SENT folder (a push skips that label, LABEL_MISSING);
 - ~40% already have INBOX selected, ~30% SENT, ~25% one to three custom labels.
 
-Values are immutable, so the few distinct label tuples and selections are
-built once and shared by every User that draws them: a million Users cost a
-few hundred `Label`s, and one `User` plus one `Mailbox` each.
+Values are immutable, so the few distinct label tuples, mailboxes and
+selections are built (and validated) once and shared by every User that draws
+them: a million Users cost a few hundred `Label`s, and one `User` plus one
+`Mailbox` copy each.
 """
 
 from __future__ import annotations
@@ -137,6 +138,12 @@ def _labels(key: _LabelsKey) -> tuple[tuple[Label, ...], tuple[str, ...]]:
 
 
 @cache
+def _mailbox(key: _LabelsKey) -> Mailbox:
+    """A validated mailbox of kind `key` (cached), copied to each User's address with `_at`."""
+    return Mailbox(provider=key[0], address=f"template@{_DOMAIN}", labels=_labels(key)[0])
+
+
+@cache
 def _selection(key: _LabelsKey, inbox: bool, sent: bool, customs: int) -> LabelSet:
     """A selection in a mailbox of kind `key` (cached): INBOX, SENT, the first `customs` customs."""
     labels, custom_ids = _labels(key)
@@ -202,7 +209,7 @@ def _generate(users: int, seed: int) -> Iterator[User]:
             id=user_id,
             email=email,
             permissions=permissions,
-            mailbox=Mailbox(provider=provider, address=email, labels=_labels(key)[0]),
+            mailbox=_mailbox(key)._at(email),
             synced=synced,
         )
 
