@@ -224,6 +224,38 @@ def profile_lines(profile: Profile) -> list[str]:
     return lines
 
 
+# The run at commit e828e8e, before 9c2ad3b applied what its profiles pointed at.
+_BEFORE_CORE = {10_000: (2.91, 1.71), 100_000: (8.90, 1.85), 1_000_000: (8.68, 1.50)}
+_BEFORE_PUSH = {100_000: (7_913, 2.22), 1_000_000: (7_374, 2.62)}
+_BEFORE_MINUTES = 10.7
+
+
+def before_after(results: Results) -> list[str]:
+    """The figures of the run before the profile-driven changes beside this run's."""
+    rows = [
+        [
+            f"core at {r.users:,}: labelsync µs/User (labelsync/floor)",
+            f"{_BEFORE_CORE[r.users][0]:.2f} ({_BEFORE_CORE[r.users][1]:.2f})",
+            f"{r.labelsync.cpu / r.users * 1e6:.2f} ({r.ratio:.2f})",
+        ]
+        for r in results.core
+        if r.users in _BEFORE_CORE
+    ]
+    rows += [
+        [
+            f"push at {r.users:,}: labelsync Users/s (labelsync/floor)",
+            f"{_BEFORE_PUSH[r.users][0]:,} ({_BEFORE_PUSH[r.users][1]:.2f})",
+            f"{r.users / r.labelsync.wall:,.0f} ({r.ratio:.2f})",
+        ]
+        for r in results.push
+        if r.users in _BEFORE_PUSH
+    ]
+    rows.append(
+        ["the whole benchmark", f"{_BEFORE_MINUTES} min", f"{results.total_seconds / 60:.1f} min"]
+    )
+    return _table(["", "before (e828e8e)", "this run"], rows)
+
+
 def markdown(results: Results) -> str:
     """The whole report."""
     m = results.machine
@@ -310,7 +342,7 @@ def markdown(results: Results) -> str:
         ]
         for profile in results.profiles:
             out += [*profile_lines(profile), ""]
-        out += [ANALYSIS, ""]
+        out += [ANALYSIS.rstrip(), "", *before_after(results), "", SCRATCH.rstrip(), ""]
     out += [
         "## Reproduce",
         "",
@@ -332,53 +364,51 @@ ANALYSIS = """\
 ### Reading the numbers
 
 - **Core, the garbage collector.** A first push changes about 80% of the Users, and
-  each changed User is a new object graph on both sides. CPython runs a young
-  collection every 700 net allocations and, once enough objects survive, a full
-  collection that walks every tracked object in the process, the whole input tenant
-  included. At 10,000 Users a run triggers almost none of those; at 100,000 and more
-  it does, so per-User time grows with the tenant for the floor too (compare the
-  "GC off" column and the GC shares of the profiles). labelsync sets off more
-  collections than the floor: each changed User leaves three tracked objects
-  (`User`, `LabelSet`, frozenset) where the floor leaves two (dict, frozenset).
-- **Core, memory locality.** With the collector off, the floor's per-User time
-  barely grows from 10,000 to 1,000,000 Users while labelsync's still grows: a
-  million Users do not fit in the CPU caches, and the rule reads five scattered
-  objects per User (`User`, `Mailbox`, its roles tuple, `LabelSet`, frozenset) where
-  the floor reads three dicts and sets built next to each other. At 10,000 Users
-  what remains is CPython's cost per call and object: a changed User costs two more
-  calls and two object constructions (`User._with_selection`, `LabelSet._trusted`)
-  where the floor builds one dict.
-- **Push on SQLite.** The floor hands SQLite back the texts it read. `SqliteStore`
-  turns each row into a validated `User` (a `Mailbox` validated label by label in
-  `_distinct_labels`, its roles found in `_role_ids`, then `LabelSet` and `User`),
-  and for each changed User serialises every column again in `_user_params`,
-  mailbox layout included, though a push changes only the selection.
+  each changed User is a new object graph. Left on, CPython's cyclic collector runs a
+  young collection every 700 net allocations and, once enough objects survive, full
+  collections that walk every tracked object in the process, the whole input tenant
+  included: from 100,000 Users on that made labelsync twice as slow per User as at
+  10,000. The loop builds only immutable, acyclic values, so `rules.apply_rows` now
+  pauses the collector around it (commit 9c2ad3b). What the collector still takes
+  (the GC share of the profile) is the one young collection that runs when it is
+  re-enabled and meets the objects the loop made; it shows as own time of
+  `_apply_many`. The floor is plain code and keeps the collector on, so from 100,000
+  Users it pays for those rescans and labelsync does not: hence a ratio near 1 there.
+  With the collector off on both sides (the "GC off" column, one run each) the
+  floor stays 1.5 to 2 times faster.
+- **Core at 10,000 Users**, where the collector hardly runs, shows that remaining
+  cost: CPython's price per call and object. A changed User costs two calls and three
+  objects (`User._with_selection`, `LabelSet._trusted`, the new frozenset) where the
+  floor builds a dict and a frozenset, and the rule reads five objects per User
+  (`User`, `Mailbox`, its roles tuple, `LabelSet`, frozenset) where the floor reads
+  three. That is the ratio missed at 10,000; a 10,000-User what-if still takes a few
+  tens of milliseconds.
+- **Push on SQLite.** The floor hands SQLite back what it read; `SqliteStore` turns
+  each row into a `User`, and since 9c2ad3b validates each distinct mailbox layout and
+  selection text once (`Mailbox._at` copies the validated layout to each address) and
+  writes back only `synced` and `version`, the only columns a push changes (the floor
+  uses the same UPDATE). What remains over the floor is building the `User` values
+  and the fencing reads of the job and tenant rows around each batch.
 - **Peak RSS** is flat because the job streams 500-User batches and keeps nothing
   between them but the job row.
-- **Caveat.** The synthetic roster shares a few hundred mailbox layouts, so
-  `SqliteStore`'s decode-once caches hit on nearly every row; a real tenant whose
-  Users have their own folders would hit less often and read more slowly.
+- **Caveat.** The synthetic roster shares a few hundred mailbox layouts, so the
+  decode-once caches of `SqliteStore` hit on nearly every row. A real tenant whose
+  Users keep their own folders would hit less often and read more slowly.
 
-### Proposed changes (not applied; measured in scratch copies)
+### Before and after the profile-driven changes
 
-Measured at commit 3970cd4 on this machine, CPU seconds, medians of three runs.
+The previous full run (commit e828e8e, same machine and settings) measured, before
+commit 9c2ad3b applied what the profiles pointed at (pausing the collector in
+`apply_rows`; validating each mailbox layout once and copying it with
+`Mailbox._at`; caching selections by text; the compare-and-set writing only
+`synced, version`):
 
-1. *rules.py*: pause the cyclic collector around the loop of `apply_rows`
-   (`gc.disable()`, re-enabled in `finally` if it was on; the loop builds only
-   immutable, acyclic values, so there is nothing for it to find). Core at
-   1,000,000 Users: 9.94 -> 5.17 µs/User, labelsync/floor 2.20 -> 0.95, and per-User
-   time at 1,000,000 about that at 10,000 (unchanged at 10,000). This meets both
-   core targets against the floor as defined (plain code, collector on); a floor
-   that paused the collector too would still be faster (the "GC off" column).
-2. *model.py + sqlite.py*: `Mailbox._at(address)`, a copy of a validated mailbox at
-   another address; `SqliteStore` keeps one validated `Mailbox` per (provider,
-   layout text) and copies it per row. Push of 20,000 Users: 2.60 -> 1.98 s.
-3. *sqlite.py*: `commit_batch` compare-and-sets only `synced` and `version`
-   (`UPDATE users SET synced = ?, version = ? WHERE tenant_id = ? AND id = ? AND
-   version = ?`); a push changes nothing else (R5; say so on `BatchWrite`).
-   2.60 -> 1.95 s. The floor would then use the same statement: it gains nothing
-   from it (0.93 -> 0.96 s), as it already passes the texts back unchanged.
-4. All of the above plus a `LabelSet` cache by `synced` text: 2.60 -> 1.17 s
-   against the floor's 0.93 s, labelsync/floor 2.8 -> 1.26 in CPU (wall 5.76 ->
-   2.39 s against 2.14 s).
+"""
+
+SCRATCH = """\
+Each change was first measured in a scratch copy at commit 3970cd4 (CPU seconds,
+medians of three): a push of 20,000 Users went from 2.60 s to 1.98 s with the
+layout copy, to 1.95 s with the narrow compare-and-set, and to 1.17 s with all of
+them and the selection cache (floor 0.93 s); `apply_defaults` at 1,000,000 Users
+went from 9.94 to 5.17 µs/User with the collector paused.
 """
