@@ -20,9 +20,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over src and tests."""
+    """mypy --strict over src, tests and benchmarks."""
     session.install("-e", ALL_EXTRAS, "--group", "typecheck")
-    session.run("mypy", "--strict", "src", "tests", *session.posargs)
+    session.run("mypy", "--strict", "src", "tests", "benchmarks", *session.posargs)
 
 
 @nox.session

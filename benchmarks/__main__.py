@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.bench_postgres import bench_postgres
+from benchmarks.bench_postgres import markdown as postgres_markdown
 from benchmarks.core import DEFAULTS, CoreResult, bench_core
 from benchmarks.machine import load_average, this_machine
 from benchmarks.profiles import Profile, profile_core, profile_push
@@ -110,6 +112,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help=f"where to write the report (default {DOC})"
     )
+    parser.add_argument(
+        "--postgres-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Users for the PostgreSQL run of 1, 2 and 4 workers (default 100,000; 0 skips it;"
+        " needs LABELSYNC_POSTGRES_DSN, see scripts/postgres-test-server.sh)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = args.sizes or [10_000, 50_000]
@@ -118,6 +128,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.push_repeat = min(args.push_repeat, 3)
     else:
         args.out = args.out or DOC
+    if args.postgres_users is None:
+        args.postgres_users = 0 if args.quick else 100_000
     args.sizes = args.sizes if args.sizes is not None else [10_000, 100_000, 1_000_000]
     args.push_sizes = args.push_sizes if args.push_sizes is not None else [100_000, 1_000_000]
     return args
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.render is not None:
         with args.render.open("rb") as saved:
             results = pickle.load(saved)  # a file this command wrote
-        _write(markdown(results), args.out)
+        _write(_with_postgres(markdown(results), args.postgres_users), args.out)
         return
     machine = this_machine()
     commit, source = _commit(), _source()
@@ -251,7 +263,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.save is not None:
         with args.save.open("wb") as saved:
             pickle.dump(results, saved)
-    _write(markdown(results), args.out)
+    _write(_with_postgres(markdown(results), args.postgres_users), args.out)
+
+
+def _with_postgres(report: str, users: int) -> str:
+    """The report with the PostgreSQL workers section (measured now) before "Reproduce"."""
+    if users < 1:
+        return report
+    section = postgres_markdown(bench_postgres(users, (1, 2, 4)))
+    head, mark, tail = report.partition("## Reproduce")
+    return f"{head}{section}\n{mark}{tail}" if mark else f"{report}\n{section}"
 
 
 def _write(text: str, out: Path | None) -> None:
