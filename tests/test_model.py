@@ -451,3 +451,10 @@ def test_with_ids_refuses_an_empty_id() -> None:
     with pytest.raises(InvalidInput) as caught:
         LabelSet().with_ids("")
     assert ("LabelSet.ids", "") == (caught.value.field, caught.value.value)
+
+
+@pytest.mark.parametrize("ids", [[" "], frozenset({" "})], ids=["list", "frozenset"])
+def test_a_blank_label_id_is_refused_whatever_collection_holds_it(ids: object) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        LabelSet(ids)
+    assert "LabelSet.ids: ' ' must be a non-empty string label id" == str(caught.value)

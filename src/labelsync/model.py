@@ -81,7 +81,7 @@ def _label_ids(value: object) -> frozenset[str]:
         raise InvalidInput(
             "LabelSet.ids", value, "must be a collection of label ids, not one string"
         )
-    if isinstance(value, frozenset) and all(isinstance(i, str) and i for i in value):
+    if isinstance(value, frozenset) and all(isinstance(i, str) and i.strip() for i in value):
         return value  # already a valid frozenset of ids: no copy
     try:
         ids: frozenset[object] = frozenset(value)  # type: ignore[call-overload]

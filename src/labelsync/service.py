@@ -196,7 +196,6 @@ class LabelSync:
         job (B6): it claims leased ranges of the roster, so the store must
         implement `labelsync.parallel.ParallelStore`.
         """
-        _push.check_batch_size(batch_size)
         if worker_id is None:
             job = _push.run_job(
                 self.store, self.clock, job_id, batch_size=batch_size, progress=progress
