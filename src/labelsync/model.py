@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
@@ -105,10 +106,26 @@ class LabelSet:
 
     @classmethod
     def _trusted(cls, ids: frozenset[str]) -> LabelSet:
-        # Hot path of a push: the ids came from a valid LabelSet and a valid
-        # Mailbox, so validating them again would only cost time.
+        """`LabelSet(ids)` without attrs' `__init__`: for stores that read many selections.
+
+        It checks the ids exactly as the validated path does (the same
+        converter), so it refuses everything `LabelSet(ids)` refuses.
+        """
         new = _new(cls)
-        _set_label_set_ids(new, ids)
+        _set_label_set_ids(new, _label_ids(ids))
+        return new
+
+    def _flipped(self, label_ids: tuple[str, ...]) -> LabelSet:
+        """This selection with each of `label_ids` added if absent and removed if present.
+
+        The rule's hot path: only the flipped ids are new, and they are checked
+        as `LabelSet(...)` checks ids, so the result is one the validated path accepts.
+        """
+        for label_id in label_ids:
+            if not isinstance(label_id, str) or not label_id.strip():
+                raise InvalidInput("LabelSet.ids", label_id, "must be a non-empty string label id")
+        new = _new(LabelSet)
+        _set_label_set_ids(new, self.ids.symmetric_difference(label_ids))
         return new
 
     def __contains__(self, label_id: object) -> bool:
@@ -139,17 +156,33 @@ def _collection(field: str, value: object, what: str) -> Iterable[Any]:
     return value
 
 
+# Validated label tuples by value, so that Mailboxes with equal labels share one
+# tuple (and its Labels): a tenant loaded from outside data builds a fresh tuple
+# of fresh Labels per User, and most mailboxes of a provider look alike.
+# Bounded: cleared when full, which costs sharing, never correctness.
+_LAYOUTS: dict[tuple[Label, ...], tuple[Label, ...]] = {}
+_LAYOUTS_MAX = 4096
+
+
 def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
     labels = tuple(_collection("Mailbox.labels", labels, "Label"))
     # Checked here, not in a validator: the role index is built before validators run.
     for index, label in enumerate(labels):
         if not isinstance(label, Label):
             raise InvalidInput(f"Mailbox.labels[{index}]", label, "is not a Label")
-    return labels
+    shared = _LAYOUTS.get(labels)
+    if shared is not None:
+        return shared  # equal to a tuple already validated below
+    _distinct_labels(labels)
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    return _LAYOUTS.setdefault(labels, labels)
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
-    return frozenset(_collection("User.permissions", permissions, "Permission"))
+    permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
+    # Few sets of Permissions exist: Users share them instead of one each.
+    return _PERMISSION_SETS.get(permissions, permissions)
 
 
 def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
@@ -176,17 +209,7 @@ class Label:
         return self.system is not None
 
 
-def _role_ids(mailbox: Mailbox) -> tuple[str | None, str | None]:
-    inbox = sent = None
-    for label in mailbox.labels:
-        if label.system is SystemLabel.INBOX:
-            inbox = label.id
-        elif label.system is SystemLabel.SENT:
-            sent = label.id
-    return inbox, sent
-
-
-def _distinct_labels(instance: Mailbox, attribute: attrs.Attribute[Any], labels: Any) -> None:
+def _distinct_labels(labels: tuple[Label, ...]) -> None:
     seen_ids: set[str] = set()
     seen_roles: set[SystemLabel] = set()
     for index, label in enumerate(labels):
@@ -204,26 +227,43 @@ def _distinct_labels(instance: Mailbox, attribute: attrs.Attribute[Any], labels:
             seen_roles.add(label.system)
 
 
+_ROLE_PAIRS: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
+
+
+def _role_ids(mailbox: Mailbox) -> tuple[str | None, str | None]:
+    inbox = sent = None
+    for label in mailbox.labels:
+        if label.system is SystemLabel.INBOX:
+            inbox = label.id
+        elif label.system is SystemLabel.SENT:
+            sent = label.id
+    pair = (inbox, sent)
+    if len(_ROLE_PAIRS) >= _LAYOUTS_MAX:
+        _ROLE_PAIRS.clear()
+    return _ROLE_PAIRS.setdefault(pair, pair)
+
+
 @frozen
 class Mailbox:
     """A User's connected mail account with its labels/folders."""
 
     provider: Provider = field(validator=v.member_of(Provider))
     address: str = field(validator=v.non_empty_str)
-    labels: tuple[Label, ...] = field(
-        default=(), converter=_labels_tuple, validator=_distinct_labels
-    )
+    labels: tuple[Label, ...] = field(default=(), converter=_labels_tuple)
     # Role -> label id, computed once: a push asks it twice per User.
     _roles: tuple[str | None, str | None] = field(
         init=False, repr=False, eq=False, default=attrs.Factory(_role_ids, takes_self=True)
     )
 
     def _at(self, address: str) -> Mailbox:
-        """This mailbox's provider and labels at another address, without validating again.
+        """This mailbox's provider and labels at another address, validating only the address.
 
         Stores read thousands of mailboxes that share one layout: they validate
-        the layout once and copy it per row.
+        the layout once and copy it per row. The address is checked as
+        `Mailbox(...)` checks it, so a blank one is refused here too.
         """
+        if not isinstance(address, str) or not address.strip():
+            raise InvalidInput("Mailbox.address", address, "must be a non-empty string")
         new = _new(Mailbox)
         _set_mailbox_provider(new, self.provider)
         _set_mailbox_address(new, address)
@@ -274,8 +314,13 @@ class User:
         return permission in self.permissions
 
     def _with_selection(self, synced: LabelSet) -> User:
-        # Hot path of a push: every other field is copied from a valid User, so
-        # this skips __init__'s validation. The version moves on with the change.
+        """`with_selection` without `__init__`: every other field is copied from this valid User.
+
+        `synced` is checked as `User(...)` checks it (a `LabelSet` is valid by
+        construction), so this refuses everything the validated path refuses.
+        """
+        if not isinstance(synced, LabelSet):
+            raise InvalidInput("User.synced", synced, "is not a LabelSet")
         new = _new(User)
         _set_user_id(new, self.id)
         _set_user_email(new, self.email)
@@ -287,8 +332,6 @@ class User:
 
     def with_selection(self, synced: LabelSet) -> User:
         """This User after they (or a push) set `synced`; the version moves on."""
-        if not isinstance(synced, LabelSet):
-            raise InvalidInput("User.synced", synced, "is not a LabelSet")
         return self._with_selection(synced)
 
 
@@ -311,6 +354,15 @@ _set_user_permissions = _slot_setter(User, "permissions")
 _set_user_mailbox = _slot_setter(User, "mailbox")
 _set_user_synced = _slot_setter(User, "synced")
 _set_user_version = _slot_setter(User, "version")
+
+# Every set of Permissions, each once: `User.permissions` holds one of these.
+_PERMISSION_SETS: dict[frozenset[Permission], frozenset[Permission]] = {
+    frozenset(chosen): frozenset(chosen)
+    for chosen in (
+        [p for p, on in zip(Permission, mask, strict=True) if on]
+        for mask in itertools.product((False, True), repeat=len(Permission))
+    )
+}
 
 
 @frozen

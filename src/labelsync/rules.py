@@ -7,7 +7,9 @@ preview (B1), and the push job runs the same per-User rule batch by batch.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from attrs import frozen
 
@@ -28,41 +30,14 @@ from labelsync.model import (
 
 __all__ = ["UserOutcome", "apply_defaults", "apply_to_user", "email_tab", "onboard"]
 
-Plan = tuple[tuple[SystemLabel, bool], ...]
-
-
-def _plan(defaults: Defaults) -> Plan:
+def _checked(defaults: Defaults) -> tuple[bool, bool]:
     if not isinstance(defaults, Defaults):
         raise InvalidInput("defaults", defaults, "is not a Defaults")
-    return defaults.items()
+    return defaults.inbox, defaults.sent
 
 
-def _apply(user: User, plan: Plan, changes: list[ChangeRow], skips: list[SkipRow]) -> User:
-    """R3, R4, R5, R7 for one User: returns the User after the push (the same object if unchanged).
-
-    Appends what it did to `changes` and `skips`, so a roster of a million Users
-    costs no per-User result objects.
-    """
-    mailbox = user.mailbox
-    if mailbox is None:
-        skips.append((user.id, None, SkipReason.NO_MAILBOX))
-        return user
-    synced = user.synced.ids
-    flipped: list[str] | None = None
-    for (label, checked), label_id in zip(plan, mailbox._roles, strict=True):
-        if label_id is None:
-            skips.append((user.id, label, SkipReason.LABEL_MISSING))
-        elif (label_id in synced) is not checked:
-            changes.append((user.id, label, label_id, checked))
-            if flipped is None:
-                flipped = [label_id]
-            else:
-                flipped.append(label_id)
-    if flipped is None:
-        return user
-    # Each flipped id was selected and is now not, or the reverse: exactly a
-    # symmetric difference, built as one new frozenset.
-    return user._with_selection(LabelSet._trusted(synced.symmetric_difference(flipped)))
+_INBOX, _SENT = SystemLabel.INBOX, SystemLabel.SENT
+_NO_MAILBOX, _LABEL_MISSING = SkipReason.NO_MAILBOX, SkipReason.LABEL_MISSING
 
 
 @frozen
@@ -78,11 +53,9 @@ def apply_to_user(user: User, defaults: Defaults) -> UserOutcome:
     """Push `defaults` to one User: checked labels selected, unchecked deselected, rest kept."""
     if not isinstance(user, User):
         raise InvalidInput("user", user, "is not a User")
-    changes: list[ChangeRow] = []
-    skips: list[SkipRow] = []
-    after = _apply(user, _plan(defaults), changes, skips)
+    after, changes, skips = apply_rows((user,), defaults)
     return UserOutcome(
-        user=after,
+        user=after[0],
         changed=tuple(LabelChange(*row) for row in changes),
         skipped=tuple(Skip(*row) for row in skips),
     )
@@ -91,28 +64,95 @@ def apply_to_user(user: User, defaults: Defaults) -> UserOutcome:
 def apply_rows(
     users: Iterable[User], defaults: Defaults
 ) -> tuple[list[User], list[ChangeRow], list[SkipRow]]:
-    """The per-User rule mapped over `users`: the Users after, and the change and skip rows.
+    """The rule (R3, R4, R5, R7) mapped over `users`: the Users after, and the change and skip rows.
 
-    `apply_defaults` runs it over a whole roster, the push job over one batch.
+    The one place the rule is written: `apply_defaults` runs it over a whole
+    roster, the push job over one batch, `apply_to_user` over one User. A User
+    whose selection does not change is returned as the same object; the rows
+    are tuples, so a million Users cost no per-User result objects.
     """
-    plan = _plan(defaults)
+    inbox_on, sent_on = _checked(defaults)
+    after: list[User] = []
     changes: list[ChangeRow] = []
     skips: list[SkipRow] = []
-    # The loop builds only immutable, acyclic values, so the cyclic collector
-    # has nothing to find; left on, it rescans the growing roster again and
-    # again and a million-User what-if takes twice as long per User.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        after = [_apply(user, plan, changes, skips) for user in users]
-    finally:
-        if collecting:
-            gc.enable()
+    keep, change, skip = after.append, changes.append, skips.append
+    flips: dict[tuple[frozenset[str], tuple[str, ...]], LabelSet] = {}
+    # Written out for INBOX and SENT rather than looped over `defaults.items()`:
+    # this loop is the whole cost of a what-if, and a loop per User doubles it.
+    for user in users:
+        mailbox = user.mailbox
+        if mailbox is None:
+            skip((user.id, None, _NO_MAILBOX))
+            keep(user)
+            continue
+        inbox_id, sent_id = mailbox._roles
+        selection = user.synced
+        synced = selection.ids
+        flipped: tuple[str, ...] = ()
+        if inbox_id is None:
+            skip((user.id, _INBOX, _LABEL_MISSING))
+        elif (inbox_id in synced) is not inbox_on:
+            change((user.id, _INBOX, inbox_id, inbox_on))
+            flipped = (inbox_id,)
+        if sent_id is None:
+            skip((user.id, _SENT, _LABEL_MISSING))
+        elif (sent_id in synced) is not sent_on:
+            change((user.id, _SENT, sent_id, sent_on))
+            flipped = (*flipped, sent_id)
+        if flipped:
+            # Users who had the same selection and flip the same ids share the
+            # new selection: fewer objects to build here and to hold after.
+            key = (synced, flipped)
+            after_selection = flips.get(key)
+            if after_selection is None:
+                after_selection = flips[key] = selection._flipped(flipped)
+            keep(user._with_selection(after_selection))
+        else:
+            keep(user)
     return after, changes, skips
 
 
-def _apply_many(users: Iterable[User], defaults: Defaults) -> tuple[list[User], Changes]:
-    after, changes, skips = apply_rows(users, defaults)
+# From this roster size on, `apply_defaults` pauses the cyclic collector. Below
+# it a collection finds a small heap and costs little; above it, left on, the
+# collector rescans the growing roster again and again and a million-User
+# what-if takes half as long again per User (docs/performance.md).
+PAUSE_COLLECTOR_FROM = 50_000
+
+_pause_lock = threading.Lock()
+_pausers = 0
+_resume = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the process-wide cyclic collector while any caller is inside, then restore it.
+
+    Counted under a lock, so overlapping pauses in several threads end with
+    the collector as the first one found it, and none is cut short by another.
+    """
+    global _pausers, _resume
+    with _pause_lock:
+        if _pausers == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pausers += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pausers -= 1
+            if _pausers == 0 and _resume:
+                gc.enable()
+
+
+def _apply_many(users: Sequence[User], defaults: Defaults) -> tuple[list[User], Changes]:
+    if len(users) >= PAUSE_COLLECTOR_FROM:
+        # The loop builds only immutable, acyclic values: the collector has
+        # nothing to find in them.
+        with _collector_paused():
+            after, changes, skips = apply_rows(users, defaults)
+    else:
+        after, changes, skips = apply_rows(users, defaults)
     return after, Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=len(after))
 
 
