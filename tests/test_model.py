@@ -458,3 +458,108 @@ def test_a_blank_label_id_is_refused_whatever_collection_holds_it(ids: object) -
     with pytest.raises(InvalidInput) as caught:
         LabelSet(ids)
     assert "LabelSet.ids: ' ' must be a non-empty string label id" == str(caught.value)
+
+
+# -- the fast paths: each builds exactly what the validated path builds, and refuses
+# -- what it refuses (R12: bad input raises InvalidInput naming the field and value)
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from labelsync.testing.strategies import label_sets, labels, mailboxes, users  # noqa: E402
+
+# Ids as callers might pass them: good ones, and the blank, empty and non-string ones.
+_ANY_IDS = st.one_of(st.text(max_size=3), st.sampled_from(["", " ", "\t"]), st.integers())
+
+
+def _outcome(build: Callable[[], object]) -> object:
+    """What `build` gives: its value, or the field and value of the InvalidInput it raises."""
+    try:
+        return build()
+    except InvalidInput as error:
+        return ("refused", error.field, error.value)
+
+
+@given(st.frozensets(_ANY_IDS, max_size=4))
+def test_labelset_trusted_equals_the_validated_labelset_and_refuses_what_it_refuses(
+    ids: frozenset[Any],
+) -> None:
+    assert _outcome(lambda: LabelSet(ids)) == _outcome(lambda: LabelSet._trusted(ids))
+
+
+@given(mailboxes().flatmap(lambda box: label_sets(box)), st.tuples(_ANY_IDS, _ANY_IDS))
+def test_labelset_flipped_equals_the_validated_symmetric_difference_r9(
+    selection: LabelSet, flipped: tuple[Any, Any]
+) -> None:
+    """R9: the new selection is the old one plus exactly the flipped ids, each refused if bad."""
+    distinct = tuple(dict.fromkeys(flipped))
+    expected = _outcome(lambda: LabelSet(selection.ids.symmetric_difference(distinct)))
+    if isinstance(expected, LabelSet):
+        # LabelSet(...) checks the result, _flipped the new ids: a bad id it removes
+        # cannot have been in a valid selection, so both refuse the same inputs.
+        assert expected == _outcome(lambda: selection._flipped(distinct))
+    else:
+        assert isinstance(_outcome(lambda: selection._flipped(distinct)), tuple)
+
+
+@given(users(), st.one_of(mailboxes().flatmap(label_sets), st.just(["INBOX"]), st.none()))
+def test_user_with_selection_equals_the_validated_user_one_version_on(
+    user: User, synced: Any
+) -> None:
+    validated = _outcome(
+        lambda: User(
+            id=user.id,
+            email=user.email,
+            permissions=user.permissions,
+            mailbox=user.mailbox,
+            synced=synced,
+            version=user.version + 1,
+        )
+    )
+    assert validated == _outcome(lambda: user._with_selection(synced))
+
+
+@given(mailboxes(), st.one_of(st.emails(), st.sampled_from(["", " ", "\n"]), st.integers()))
+def test_mailbox_at_equals_the_validated_mailbox_and_refuses_a_blank_address(
+    mailbox: Mailbox, address: Any
+) -> None:
+    validated = _outcome(
+        lambda: Mailbox(provider=mailbox.provider, address=address, labels=mailbox.labels)
+    )
+    fast = _outcome(lambda: mailbox._at(address))
+    assert validated == fast
+    if isinstance(fast, Mailbox):
+        assert mailbox.label_id(SystemLabel.INBOX) == fast.label_id(SystemLabel.INBOX)
+        assert mailbox.label_id(SystemLabel.SENT) == fast.label_id(SystemLabel.SENT)
+
+
+def test_mailbox_at_refuses_a_blank_address_naming_the_field() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        MAILBOX._at("  ")
+    assert ("Mailbox.address", "  ") == (caught.value.field, caught.value.value)
+
+
+@given(st.lists(labels(), max_size=5))
+def test_a_shared_layout_never_admits_labels_the_validated_path_refuses(
+    drawn: list[Label],
+) -> None:
+    """Building the same labels twice gives the same outcome: a refused tuple is never cached."""
+    first = _outcome(lambda: Mailbox(provider=Provider.IMAP, address="a@x.io", labels=drawn))
+    again = _outcome(lambda: Mailbox(provider=Provider.IMAP, address="b@x.io", labels=drawn))
+    if isinstance(first, Mailbox):
+        assert isinstance(again, Mailbox)
+        assert tuple(drawn) == first.labels == again.labels
+    else:
+        assert first == again
+
+
+def test_mailboxes_with_equal_labels_share_one_tuple_of_labels() -> None:
+    fresh = tuple(gmail_label(label.id, label.name) for label in MAILBOX.labels)
+    other = Mailbox(provider=Provider.GMAIL, address="bo@acme.io", labels=fresh)
+    assert MAILBOX.labels is other.labels
+
+
+def test_users_with_equal_permissions_share_one_set() -> None:
+    listed = User(id="a", email="a@x.io", permissions=[Permission.EMAIL_SYNC])
+    built = User(id="b", email="b@x.io", permissions={Permission.EMAIL_SYNC})
+    assert listed.permissions is built.permissions

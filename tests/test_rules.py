@@ -539,3 +539,103 @@ def test_permission_denied_names_the_user_and_the_permission() -> None:
         email_tab(User(id="u1", email="a@x.io", permissions={Permission.ADMIN_ACCESS}))
     assert "'u1'" in str(caught.value)
     assert "EMAIL_SYNC" in str(caught.value)
+
+
+# -- the cyclic collector: paused only for large what-ifs, never by a push, thread-safe
+
+import gc  # noqa: E402
+import threading  # noqa: E402
+
+from labelsync import LabelSync, rules  # noqa: E402
+from labelsync.adapters.clock import FixedClock  # noqa: E402
+from labelsync.adapters.memory import InMemoryStore  # noqa: E402
+from labelsync.synthetic import ADMIN_ID, synthetic_tenant  # noqa: E402
+
+
+@pytest.fixture
+def collector_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every gc.disable/gc.enable call, recorded instead of flipping the real collector."""
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
+    monkeypatch.setattr(gc, "isenabled", lambda: True)
+    return calls
+
+
+def test_a_push_never_flips_the_process_wide_collector(collector_calls: list[str]) -> None:
+    """A host runs pushes in threads beside its requests; the collector is theirs too."""
+    service = LabelSync(
+        store=InMemoryStore(), clock=FixedClock(dt.datetime(2024, 5, 1, tzinfo=dt.UTC))
+    )
+    service.create_tenant(synthetic_tenant(2_000, seed=3, tenant_id="t1"))
+    report = service.push("t1", actor_id=ADMIN_ID, defaults=Defaults(inbox=True, sent=True))
+    assert 2_000 == report.job.processed
+    assert [] == collector_calls
+
+
+def test_a_small_what_if_leaves_the_collector_alone(collector_calls: list[str]) -> None:
+    apply_defaults(synthetic_tenant(100, seed=3), Defaults(inbox=True, sent=False))
+    assert [] == collector_calls
+
+
+def test_a_large_what_if_pauses_the_collector_once_and_restores_it(
+    collector_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules, "PAUSE_COLLECTOR_FROM", 100)
+    apply_defaults(synthetic_tenant(100, seed=3), Defaults(inbox=True, sent=False))
+    assert ["disable", "enable"] == collector_calls
+
+
+def test_overlapping_pauses_in_two_threads_keep_the_collector_off_until_the_last_ends() -> None:
+    """The old per-call pause let the first thread to finish turn it back on under the other."""
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:
+        with rules._collector_paused():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with rules._collector_paused():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first ended"] = gc.isenabled()
+        seen["after both ended"] = gc.isenabled()
+
+    assert gc.isenabled()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        gc.enable()
+    assert {"after the first ended": False, "after both ended": True} == seen
+
+
+def test_a_pause_leaves_a_collector_the_host_turned_off_turned_off() -> None:
+    gc.disable()
+    try:
+        with rules._collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@given(tenants(), defaults())
+def test_users_flipping_the_same_ids_from_the_same_selection_share_the_new_selection(
+    tenant: Tenant, pushed: Defaults
+) -> None:
+    """R9 holds with sharing: each new selection equals the old one plus its own changes."""
+    new, changes = apply_defaults(tenant, pushed)
+    assert replay(tenant, changes.changed) == selections(new)
+    by_key: dict[tuple[frozenset[str], frozenset[str]], LabelSet] = {}
+    for before, after in zip(tenant.users, new.users, strict=True):
+        if after is not before:
+            key = (before.synced.ids, before.synced.ids ^ after.synced.ids)
+            assert by_key.setdefault(key, after.synced) is after.synced

@@ -76,6 +76,11 @@ class SkipReason(enum.Enum):
     """The mailbox has no label with that system role; only that label is skipped."""
 
 
+def _blank(value: object) -> bool:
+    """Whether `value` is what `_validate.non_empty_str` refuses: not a string, or only spaces."""
+    return not isinstance(value, str) or not value.strip()
+
+
 def _label_ids(value: object) -> frozenset[str]:
     if isinstance(value, str | bytes):
         # A lone string would silently become a set of its characters.
@@ -122,7 +127,7 @@ class LabelSet:
         as `LabelSet(...)` checks ids, so the result is one the validated path accepts.
         """
         for label_id in label_ids:
-            if not isinstance(label_id, str) or not label_id.strip():
+            if _blank(label_id):
                 raise InvalidInput("LabelSet.ids", label_id, "must be a non-empty string label id")
         new = _new(LabelSet)
         _set_label_set_ids(new, self.ids.symmetric_difference(label_ids))
@@ -262,7 +267,7 @@ class Mailbox:
         the layout once and copy it per row. The address is checked as
         `Mailbox(...)` checks it, so a blank one is refused here too.
         """
-        if not isinstance(address, str) or not address.strip():
+        if _blank(address):
             raise InvalidInput("Mailbox.address", address, "must be a non-empty string")
         new = _new(Mailbox)
         _set_mailbox_provider(new, self.provider)

@@ -30,6 +30,7 @@ from labelsync.model import (
 
 __all__ = ["UserOutcome", "apply_defaults", "apply_to_user", "email_tab", "onboard"]
 
+
 def _checked(defaults: Defaults) -> tuple[bool, bool]:
     if not isinstance(defaults, Defaults):
         raise InvalidInput("defaults", defaults, "is not a Defaults")
