@@ -1,0 +1,280 @@
+"""The PostgreSQL floor: the push as set-based SQL over psycopg, with labelsync's guarantees.
+
+It keeps what `PostgresStore` keeps for one runner: one transaction per batch
+of 500 roster Users, fenced (the job row is locked ``FOR UPDATE`` and must still
+be its tenant's current, unfinished job); the checkpoint moved in that
+transaction; one row per change and per skip, with foreign keys to the job and
+the User; the roster fixed at the start (the job's last roster position); the
+server's default durability (``synchronous_commit = on``); finishing in one
+fenced transaction that writes the tenant's audit record and checkboxes.
+
+What makes it fast: one narrow hot row per User (version, the INBOX/SENT label
+ids and whether each is selected; everything else in a cold table), and each
+batch written by one statement: data-modifying CTEs that insert the skips and
+changes and ``UPDATE ... FROM`` the batch, and move the checkpoint with the counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from benchmarks.state import State, state_of
+from labelsync import Defaults, SystemLabel, Tenant
+
+__all__ = ["Superseded", "final_state", "push", "write_tenant"]
+
+_SCHEMA = (
+    """
+    CREATE TABLE tenants (
+        id             text PRIMARY KEY,
+        current_job    text,
+        defaults_inbox boolean,
+        defaults_sent  boolean,
+        last_push      jsonb
+    )""",
+    """
+    CREATE TABLE users (
+        tenant_id   text NOT NULL REFERENCES tenants (id),
+        pos         bigint NOT NULL,
+        id          text NOT NULL,
+        has_mailbox boolean NOT NULL,
+        inbox_id    text,
+        sent_id     text,
+        inbox_on    boolean NOT NULL,
+        sent_on     boolean NOT NULL,
+        version     bigint NOT NULL,
+        PRIMARY KEY (tenant_id, pos),
+        UNIQUE (tenant_id, id)
+    )""",
+    """
+    CREATE TABLE cold (
+        tenant_id text NOT NULL,
+        pos       bigint NOT NULL,
+        email     text NOT NULL,
+        other_ids jsonb NOT NULL,
+        PRIMARY KEY (tenant_id, pos),
+        FOREIGN KEY (tenant_id, pos) REFERENCES users (tenant_id, pos)
+    )""",
+    """
+    CREATE TABLE jobs (
+        id            text PRIMARY KEY,
+        tenant_id     text NOT NULL REFERENCES tenants (id),
+        status        text NOT NULL,
+        inbox         boolean NOT NULL,
+        sent          boolean NOT NULL,
+        roster_end    bigint NOT NULL,
+        cursor        bigint NOT NULL DEFAULT 0,
+        processed     bigint NOT NULL DEFAULT 0,
+        users_changed bigint NOT NULL DEFAULT 0,
+        selected      bigint NOT NULL DEFAULT 0,
+        deselected    bigint NOT NULL DEFAULT 0,
+        no_mailbox    bigint NOT NULL DEFAULT 0,
+        label_missing bigint NOT NULL DEFAULT 0,
+        finished_at   timestamptz
+    )""",
+    """
+    CREATE TABLE job_changes (
+        seq           bigserial PRIMARY KEY,
+        job_id        text NOT NULL REFERENCES jobs (id),
+        tenant_id     text NOT NULL,
+        user_pos      bigint NOT NULL,
+        label         text NOT NULL,
+        label_id      text NOT NULL,
+        selected      boolean NOT NULL,
+        version_after bigint NOT NULL,
+        FOREIGN KEY (tenant_id, user_pos) REFERENCES users (tenant_id, pos)
+    )""",
+    "CREATE INDEX job_changes_by_job ON job_changes (job_id, seq)",
+    """
+    CREATE TABLE job_skips (
+        seq       bigserial PRIMARY KEY,
+        job_id    text NOT NULL REFERENCES jobs (id),
+        tenant_id text NOT NULL,
+        user_pos  bigint NOT NULL,
+        label     text,
+        reason    text NOT NULL,
+        FOREIGN KEY (tenant_id, user_pos) REFERENCES users (tenant_id, pos)
+    )""",
+    "CREATE INDEX job_skips_by_job ON job_skips (job_id, seq)",
+)
+
+# The fence, and the batch: the last position of the next `size` roster Users.
+_FENCE = """
+    SELECT j.tenant_id, j.status, j.cursor, j.inbox, j.sent, t.current_job, (
+        SELECT max(pos) FROM (
+            SELECT pos FROM users
+            WHERE tenant_id = j.tenant_id AND pos > j.cursor AND pos <= j.roster_end
+            ORDER BY pos LIMIT %(size)s
+        ) next
+    )
+    FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = %(job)s FOR UPDATE OF j
+"""
+# One statement per batch: every write of the batch and the checkpoint, from one snapshot.
+_BATCH = """
+WITH batch AS (
+    SELECT pos, has_mailbox, inbox_id, sent_id, inbox_on, sent_on, version FROM users
+    WHERE tenant_id = %(tenant)s AND pos > %(cursor)s AND pos <= %(end)s
+), skips AS (
+    INSERT INTO job_skips (job_id, tenant_id, user_pos, label, reason)
+    SELECT %(job)s, %(tenant)s, pos, label, reason FROM (
+        SELECT pos, 0 AS k, NULL AS label, 'NO_MAILBOX' AS reason FROM batch
+        WHERE NOT has_mailbox
+        UNION ALL
+        SELECT pos, 1, 'INBOX', 'LABEL_MISSING' FROM batch WHERE has_mailbox AND inbox_id IS NULL
+        UNION ALL
+        SELECT pos, 2, 'SENT', 'LABEL_MISSING' FROM batch WHERE has_mailbox AND sent_id IS NULL
+    ) s ORDER BY pos, k
+    RETURNING reason
+), changes AS (
+    INSERT INTO job_changes (job_id, tenant_id, user_pos, label, label_id, selected, version_after)
+    SELECT %(job)s, %(tenant)s, pos, label, label_id, selected, version + 1 FROM (
+        SELECT pos, 1 AS k, 'INBOX' AS label, inbox_id AS label_id, %(inbox)s AS selected, version
+        FROM batch WHERE inbox_id IS NOT NULL AND inbox_on <> %(inbox)s
+        UNION ALL
+        SELECT pos, 2, 'SENT', sent_id, %(sent)s, version
+        FROM batch WHERE sent_id IS NOT NULL AND sent_on <> %(sent)s
+    ) c ORDER BY pos, k
+    RETURNING selected
+), changed AS (
+    UPDATE users u SET
+        inbox_on = CASE WHEN b.inbox_id IS NULL THEN u.inbox_on ELSE %(inbox)s END,
+        sent_on = CASE WHEN b.sent_id IS NULL THEN u.sent_on ELSE %(sent)s END,
+        version = u.version + 1
+    FROM batch b
+    WHERE u.tenant_id = %(tenant)s AND u.pos > %(cursor)s AND u.pos <= %(end)s AND u.pos = b.pos
+      AND ((b.inbox_id IS NOT NULL AND b.inbox_on <> %(inbox)s)
+           OR (b.sent_id IS NOT NULL AND b.sent_on <> %(sent)s))
+    RETURNING 1
+)
+UPDATE jobs SET
+    status = 'RUNNING',
+    cursor = %(end)s,
+    processed = processed + (SELECT count(*) FROM batch),
+    users_changed = users_changed + (SELECT count(*) FROM changed),
+    selected = selected + (SELECT count(*) FROM changes WHERE selected),
+    deselected = deselected + (SELECT count(*) FROM changes WHERE NOT selected),
+    no_mailbox = no_mailbox + (SELECT count(*) FROM skips WHERE reason = 'NO_MAILBOX'),
+    label_missing = label_missing + (SELECT count(*) FROM skips WHERE reason = 'LABEL_MISSING')
+WHERE id = %(job)s
+"""
+
+
+class Superseded(RuntimeError):
+    """Raised when the job is no longer its tenant's current job, or already finished."""
+
+
+def write_tenant(conn: psycopg.Connection[Any], tenant: Tenant, job_id: str, d: Defaults) -> None:
+    """Create the floor's tables in the connection's schema, copy `tenant` in, start a push."""
+    with conn.transaction():
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO tenants (id) VALUES (%s)", (tenant.id,))
+        with conn.cursor() as cursor:
+            with cursor.copy(
+                "COPY users (tenant_id, pos, id, has_mailbox, inbox_id, sent_id, inbox_on,"
+                " sent_on, version) FROM STDIN"
+            ) as copy:
+                for pos, user in enumerate(tenant.users, 1):
+                    box = user.mailbox
+                    inbox = box.label_id(SystemLabel.INBOX) if box else None
+                    sent = box.label_id(SystemLabel.SENT) if box else None
+                    ids = user.synced.ids
+                    copy.write_row(
+                        (tenant.id, pos, user.id, box is not None, inbox, sent)
+                        + (inbox in ids, sent in ids, user.version)
+                    )
+            with cursor.copy("COPY cold (tenant_id, pos, email, other_ids) FROM STDIN") as copy:
+                for pos, user in enumerate(tenant.users, 1):
+                    box = user.mailbox
+                    roles = (
+                        {box.label_id(SystemLabel.INBOX), box.label_id(SystemLabel.SENT)}
+                        if box
+                        else set()
+                    )
+                    others = sorted(user.synced.ids - roles)
+                    copy.write_row((tenant.id, pos, user.email, json.dumps(others)))
+        conn.execute(
+            "INSERT INTO jobs (id, tenant_id, status, inbox, sent, roster_end)"
+            " VALUES (%s, %s, 'PENDING', %s, %s, %s)",
+            (job_id, tenant.id, d.inbox, d.sent, len(tenant.users)),
+        )
+        conn.execute("UPDATE tenants SET current_job = %s WHERE id = %s", (job_id, tenant.id))
+    conn.execute("ANALYZE")
+
+
+def push(conn: psycopg.Connection[Any], job_id: str, batch_size: int) -> None:
+    """Run (or resume) the job to the end: one fenced transaction per batch, then finish."""
+    while True:
+        with conn.transaction():
+            row = conn.execute(_FENCE, {"job": job_id, "size": batch_size}).fetchone()
+            if row is None:
+                raise LookupError(f"no job {job_id!r}")
+            tenant_id, status, cursor, inbox, sent, current, end = row
+            if current != job_id or status not in ("PENDING", "RUNNING"):
+                raise Superseded(f"job {job_id!r} is {status}; the current job is {current!r}")
+            if end is None:
+                _finish(conn, job_id, tenant_id, inbox, sent)
+                return
+            conn.execute(
+                _BATCH,
+                {
+                    "job": job_id,
+                    "tenant": tenant_id,
+                    "cursor": cursor,
+                    "end": end,
+                    "inbox": inbox,
+                    "sent": sent,
+                },
+            )
+
+
+def _finish(
+    conn: psycopg.Connection[Any], job_id: str, tenant_id: str, inbox: bool, sent: bool
+) -> None:
+    """Mark the job DONE and write the tenant's audit record and checkboxes (R11)."""
+    conn.execute(
+        "UPDATE jobs SET status = 'DONE', finished_at = %s WHERE id = %s",
+        (dt.datetime.now(dt.UTC), job_id),
+    )
+    conn.execute(
+        "UPDATE tenants SET defaults_inbox = %s, defaults_sent = %s, last_push = ("
+        " SELECT jsonb_build_object('job_id', id, 'finished_at', finished_at, 'roster_size',"
+        " roster_end, 'users_changed', users_changed, 'selected', selected, 'deselected',"
+        " deselected, 'no_mailbox', no_mailbox, 'label_missing', label_missing)"
+        " FROM jobs WHERE id = %s) WHERE id = %s",
+        (inbox, sent, job_id, tenant_id),
+    )
+
+
+def final_state(conn: psycopg.Connection[Any], job_id: str, *, keep: bool) -> State:
+    """What the floor left: every User's selection and version, and the job's counts."""
+    row = conn.execute(
+        "SELECT processed, users_changed, selected, deselected, no_mailbox, label_missing"
+        " FROM jobs WHERE id = %s AND status = 'DONE'",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"job {job_id!r} is not DONE")
+    processed, *counts = (int(n) for n in row)
+    rows = conn.execute(
+        "SELECT u.id, u.inbox_id, u.inbox_on, u.sent_id, u.sent_on, u.version, c.other_ids"
+        " FROM users u JOIN cold c USING (tenant_id, pos) ORDER BY u.tenant_id, u.pos"
+    ).fetchall()
+
+    def users() -> Iterator[tuple[str, list[str], int]]:
+        for user_id, inbox_id, inbox_on, sent_id, sent_on, version, others in rows:
+            ids = list(others)
+            if inbox_on and inbox_id is not None:
+                ids.append(inbox_id)
+            if sent_on and sent_id is not None:
+                ids.append(sent_id)
+            yield user_id, ids, int(version)
+
+    return state_of(
+        users(), processed, (counts[0], counts[1], counts[2], counts[3], counts[4]), keep=keep
+    )
