@@ -17,13 +17,20 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from benchmarks.bench_postgres import bench_postgres
-from benchmarks.bench_postgres import markdown as postgres_markdown
+from benchmarks.bench_postgres import PostgresBench, bench_postgres
 from benchmarks.core import DEFAULTS, CoreResult, bench_core
 from benchmarks.machine import load_average, this_machine
+from benchmarks.memory import MemoryResult, bench_memory
 from benchmarks.profiles import Profile, profile_core, profile_push
 from benchmarks.report import Results, markdown
-from benchmarks.sqlite_push import Prepared, PushResult, bench_push, check_same, prepare
+from benchmarks.sqlite_push import (
+    Prepared,
+    PushResult,
+    bench_push,
+    check_same,
+    discard,
+    prepare,
+)
 from labelsync import Tenant
 from labelsync.synthetic import synthetic_tenant
 
@@ -33,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
 SEED = 1
 LARGE = 1_000_000  # from this size on, the push runs --large-push-repeat times
-PRECHECK_USERS = 2_000
+PRECHECK_USERS = 20_000
 PROFILE_CORE_USERS = 100_000
 PROFILE_PUSH_USERS = 20_000
 
@@ -61,7 +68,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="labelsync against its floors: the pure core and the push job on SQLite.",
+        description="labelsync against its floors: the core, a tenant in memory, the push job"
+        " on SQLite and on PostgreSQL.",
     )
     parser.add_argument(
         "--sizes", type=_sizes, default=None, help="core sizes (default 10000,100000,1000000)"
@@ -120,7 +128,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="Users for the PostgreSQL run of 1, 2 and 4 workers (default 100,000; 0 skips it;"
         " needs LABELSYNC_POSTGRES_DSN, see scripts/postgres-test-server.sh)",
     )
+    parser.add_argument(
+        "--postgres-repeat",
+        type=_positive,
+        default=3,
+        help="PostgreSQL runs of the single runner and of the floor, interleaved (default 3)",
+    )
+    parser.add_argument(
+        "--memory-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Users of the tenant-in-memory benchmark (default 1,000,000; 0 skips it)",
+    )
     args = parser.parse_args(argv)
+    if args.memory_users is None:
+        args.memory_users = 100_000 if args.quick else 1_000_000
     if args.quick:
         args.sizes = args.sizes or [10_000, 50_000]
         args.push_sizes = args.push_sizes or [10_000, 50_000]
@@ -188,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.render is not None:
         with args.render.open("rb") as saved:
             results = pickle.load(saved)  # a file this command wrote
-        _write(_with_postgres(markdown(results), args.postgres_users), args.out)
+        _write(markdown(results), args.out)
         return
     machine = this_machine()
     commit, source = _commit(), _source()
@@ -228,19 +251,23 @@ def main(argv: list[str] | None = None) -> None:
             gc.collect()
         push: list[PushResult] = []
         if prepared:
-            small = prepare(_tenant(PRECHECK_USERS), work / "precheck.db", DEFAULTS)
+            small = clock.section(
+                f"write the SQLite files of {PRECHECK_USERS:,}",
+                partial(prepare, _tenant(PRECHECK_USERS), work / "precheck.db", DEFAULTS),
+            )
             clock.section(
                 f"check labelsync == floor on SQLite at {PRECHECK_USERS:,}",
                 partial(check_same, small, work),
             )
+            discard(small)
         for base in prepared:
             repeat = args.large_push_repeat if base.users >= LARGE else args.push_repeat
             result_push = clock.section(
-                f"push at {base.users:,}", partial(bench_push, base, work, repeat=repeat)
+                f"push at {base.users:,}", partial(bench_push, base, work=work, repeat=repeat)
             )
             push.append(result_push)
             _print_push(result_push)
-            base.path.unlink(missing_ok=True)
+            discard(base)
         if prepared and not args.no_profile:
             profiles.append(
                 clock.section(
@@ -248,6 +275,23 @@ def main(argv: list[str] | None = None) -> None:
                     partial(profile_push, _tenant(PROFILE_PUSH_USERS), work),
                 )
             )
+    tenant_memory: MemoryResult | None = None
+    if args.memory_users > 0:
+        tenant_memory = clock.section(
+            f"a tenant of {args.memory_users:,} Users in memory",
+            partial(bench_memory, args.memory_users),
+        )
+        print(
+            f"    labelsync {tenant_memory.labelsync_kib / 1024:,.0f} MiB, floor "
+            f"{tenant_memory.floor_kib / 1024:,.0f} MiB (ratio {tenant_memory.ratio:.2f})",
+            flush=True,
+        )
+    postgres: PostgresBench | None = None
+    if args.postgres_users > 0:
+        postgres = clock.section(
+            f"PostgreSQL at {args.postgres_users:,}",
+            partial(bench_postgres, args.postgres_users, (1, 2, 4), repeat=args.postgres_repeat),
+        )
     results = Results(
         machine=machine,
         commit=commit if _source() == source else f"{commit}, but src/ changed during the run",
@@ -255,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
         core=tuple(core),
         push=tuple(push),
         profiles=tuple(profiles),
+        tenant_memory=tenant_memory,
+        postgres=postgres,
+        checked_users=PRECHECK_USERS,
         sections=tuple(clock.sections),
         total_seconds=time.perf_counter() - clock.start,
         cpu_seconds=_cpu_seconds(),
@@ -263,16 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.save is not None:
         with args.save.open("wb") as saved:
             pickle.dump(results, saved)
-    _write(_with_postgres(markdown(results), args.postgres_users), args.out)
-
-
-def _with_postgres(report: str, users: int) -> str:
-    """The report with the PostgreSQL workers section (measured now) before "Reproduce"."""
-    if users < 1:
-        return report
-    section = postgres_markdown(bench_postgres(users, (1, 2, 4)))
-    head, mark, tail = report.partition("## Reproduce")
-    return f"{head}{section}\n{mark}{tail}" if mark else f"{report}\n{section}"
+    _write(markdown(results), args.out)
 
 
 def _write(text: str, out: Path | None) -> None:

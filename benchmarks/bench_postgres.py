@@ -349,8 +349,10 @@ def markdown(result: PostgresBench) -> str:
         )
     lines += [
         "",
-        f"labelsync's single runner takes **{result.ratio:.2f}x** the floor's time "
-        "(medians of wall-clock seconds).",
+        (
+            f"labelsync's single runner takes **{result.ratio:.2f}x** the floor's time "
+            "(medians of wall-clock seconds)."
+        ),
     ]
     return "\n".join([*lines, ""])
 

@@ -185,8 +185,17 @@ def write_tenant(conn: psycopg.Connection[Any], tenant: Tenant, job_id: str, d: 
                     sent = box.label_id(SystemLabel.SENT) if box else None
                     ids = user.synced.ids
                     copy.write_row(
-                        (tenant.id, pos, user.id, box is not None, inbox, sent)
-                        + (inbox in ids, sent in ids, user.version)
+                        (
+                            tenant.id,
+                            pos,
+                            user.id,
+                            box is not None,
+                            inbox,
+                            sent,
+                            inbox in ids,
+                            sent in ids,
+                            user.version,
+                        )
                     )
             with cursor.copy("COPY cold (tenant_id, pos, email, other_ids) FROM STDIN") as copy:
                 for pos, user in enumerate(tenant.users, 1):

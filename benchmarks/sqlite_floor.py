@@ -110,20 +110,30 @@ _NEXT_BATCH = """
     )
 """
 _SKIPS = (
-    f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
-    f" 'NO_MAILBOX' FROM users WHERE {_RANGE} AND has_mailbox = 0",
-    f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'INBOX',"
-    f" 'LABEL_MISSING' FROM users WHERE {_RANGE} AND has_mailbox = 1 AND inbox_id IS NULL",
-    f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'SENT',"
-    f" 'LABEL_MISSING' FROM users WHERE {_RANGE} AND has_mailbox = 1 AND sent_id IS NULL",
+    (
+        f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
+        f" 'NO_MAILBOX' FROM users WHERE {_RANGE} AND has_mailbox = 0"
+    ),
+    (
+        f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'INBOX',"
+        f" 'LABEL_MISSING' FROM users WHERE {_RANGE} AND has_mailbox = 1 AND inbox_id IS NULL"
+    ),
+    (
+        f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'SENT',"
+        f" 'LABEL_MISSING' FROM users WHERE {_RANGE} AND has_mailbox = 1 AND sent_id IS NULL"
+    ),
 )
 _CHANGES = (
-    "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
-    f" SELECT :job, pos, 'INBOX', inbox_id, :inbox, version + 1 FROM users WHERE {_RANGE}"
-    " AND inbox_id IS NOT NULL AND inbox_on != :inbox",
-    "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
-    f" SELECT :job, pos, 'SENT', sent_id, :sent, version + 1 FROM users WHERE {_RANGE}"
-    " AND sent_id IS NOT NULL AND sent_on != :sent",
+    (
+        "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
+        f" SELECT :job, pos, 'INBOX', inbox_id, :inbox, version + 1 FROM users WHERE {_RANGE}"
+        " AND inbox_id IS NOT NULL AND inbox_on != :inbox"
+    ),
+    (
+        "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
+        f" SELECT :job, pos, 'SENT', sent_id, :sent, version + 1 FROM users WHERE {_RANGE}"
+        " AND sent_id IS NOT NULL AND sent_on != :sent"
+    ),
 )
 _UPDATE_USERS = f"""
     UPDATE users SET
@@ -131,7 +141,8 @@ _UPDATE_USERS = f"""
         sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :sent END,
         version = version + 1
     WHERE {_RANGE}
-      AND ((inbox_id IS NOT NULL AND inbox_on != :inbox) OR (sent_id IS NOT NULL AND sent_on != :sent))
+      AND ((inbox_id IS NOT NULL AND inbox_on != :inbox)
+           OR (sent_id IS NOT NULL AND sent_on != :sent))
 """
 _CHECKPOINT = """
     UPDATE jobs SET status = 'RUNNING', cursor = :end, processed = processed + :batch,
@@ -176,8 +187,17 @@ def write_tenant(path: Path, tenant: Tenant, job_id: str, defaults: Defaults) ->
             sent = box.label_id(SystemLabel.SENT) if box else None
             ids = user.synced.ids
             hot.append(
-                (pos, tenant.id, user.id, box is not None, inbox, sent)
-                + (inbox in ids, sent in ids, user.version)
+                (
+                    pos,
+                    tenant.id,
+                    user.id,
+                    box is not None,
+                    inbox,
+                    sent,
+                    inbox in ids,
+                    sent in ids,
+                    user.version,
+                )
             )
             others = sorted(ids - {inbox, sent})
             cold.append((pos, user.email, json.dumps(others, separators=(",", ":"))))
@@ -207,14 +227,19 @@ def _fence(conn: sqlite3.Connection, job_id: str) -> tuple[str, int, int, bool, 
 
 
 def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: str) -> None:
-    """Run (or resume) the job `job_id` to the end: one fenced transaction per batch, then finish."""
+    """Run (or resume) the job to the end: one fenced transaction per batch, then finish."""
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
             tenant_id, cursor, roster_end, inbox, sent = _fence(conn, job_id)
             end, batch = conn.execute(
                 _NEXT_BATCH,
-                {"cursor": cursor, "roster_end": roster_end, "tenant": tenant_id, "size": batch_size},
+                {
+                    "cursor": cursor,
+                    "roster_end": roster_end,
+                    "tenant": tenant_id,
+                    "size": batch_size,
+                },
             ).fetchone()
             if end is None:
                 _finish(conn, job_id, tenant_id, inbox, sent, finished_at)

@@ -71,9 +71,7 @@ def _child(impl: str, path: str, job_id: str, batch_size: int, keep: bool) -> di
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             rss = peak_rss_kib()
             if keep:
-                state = labelsync_state(
-                    service, service.job(job_id).tenant_id, job_id, keep=True
-                )
+                state = labelsync_state(service, service.job(job_id).tenant_id, job_id, keep=True)
             else:
                 job = service.job(job_id)
                 state = State(digest="", processed=job.processed, counts=counts_tuple(job.counts))

@@ -102,7 +102,7 @@ def labelsync_state(service: LabelSync, tenant_id: str, job_id: str, *, keep: bo
 
 
 class FloorMismatch(AssertionError):
-    """Raised when a floor and labelsync leave different states: the floor is wrong, or labelsync."""
+    """Raised when a floor and labelsync leave different states: one of them is wrong."""
 
 
 def check_equal(ours: State, floor: State, where: str) -> None:
