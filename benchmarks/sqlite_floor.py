@@ -31,7 +31,7 @@ from pathlib import Path
 from benchmarks.state import State, state_of
 from labelsync import Defaults, SystemLabel, Tenant
 
-__all__ = ["Superseded", "connect", "final_state", "push", "write_tenant"]
+__all__ = ["Superseded", "connect", "final_state", "push", "users_after", "write_tenant"]
 
 _SCHEMA = (
     """
@@ -290,6 +290,21 @@ def _finish(
     )
 
 
+def users_after(conn: sqlite3.Connection) -> Iterator[tuple[str, list[str], int]]:
+    """Every User in roster order: id, selected label ids (hot and cold), version."""
+    rows = conn.execute(
+        "SELECT u.id, u.inbox_id, u.inbox_on, u.sent_id, u.sent_on, u.version, c.other_ids"
+        " FROM users u JOIN cold c ON c.pos = u.pos ORDER BY u.pos"
+    )
+    for user_id, inbox_id, inbox_on, sent_id, sent_on, version, others in rows:
+        ids = json.loads(others)
+        if inbox_on and inbox_id is not None:
+            ids.append(inbox_id)
+        if sent_on and sent_id is not None:
+            ids.append(sent_id)
+        yield user_id, ids, version
+
+
 def final_state(conn: sqlite3.Connection, job_id: str, *, keep: bool) -> State:
     """What the floor left: every User's selection and version, and the job's counts."""
     processed, *counts = conn.execute(
@@ -297,22 +312,8 @@ def final_state(conn: sqlite3.Connection, job_id: str, *, keep: bool) -> State:
         " FROM jobs WHERE id = ? AND status = 'DONE'",
         (job_id,),
     ).fetchone()
-    rows = conn.execute(
-        "SELECT u.id, u.inbox_id, u.inbox_on, u.sent_id, u.sent_on, u.version, c.other_ids"
-        " FROM users u JOIN cold c ON c.pos = u.pos ORDER BY u.pos"
-    )
-
-    def users() -> Iterator[tuple[str, list[str], int]]:
-        for user_id, inbox_id, inbox_on, sent_id, sent_on, version, others in rows:
-            ids = json.loads(others)
-            if inbox_on and inbox_id is not None:
-                ids.append(inbox_id)
-            if sent_on and sent_id is not None:
-                ids.append(sent_id)
-            yield user_id, ids, version
-
     return state_of(
-        users(),
+        users_after(conn),
         processed,
         (counts[0], counts[1], counts[2], counts[3], counts[4]),
         keep=keep,

@@ -1,0 +1,71 @@
+"""The benchmarks' floors reach labelsync's result, so their timings compare like with like.
+
+`nox -s bench` checks this too before it times anything; here it is checked on
+every test run, so a change to labelsync or to a floor cannot leave them apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from benchmarks import sqlite_floor
+from benchmarks.bench_postgres import check_same as check_same_on_postgres
+from benchmarks.sqlite_push import FLOOR_JOB, prepare
+from benchmarks.state import check_equal, labelsync_state
+
+from labelsync import Defaults, LabelSync
+from labelsync.adapters.clock import SystemClock
+from labelsync.adapters.sqlite import SqliteStore
+from labelsync.synthetic import synthetic_tenant
+from postgres_fixtures import postgres_dsn
+
+# Inbox checked and Sent unchecked: the push both selects and deselects.
+MIXED = Defaults(inbox=True, sent=False)
+
+
+@pytest.mark.parametrize("defaults", [MIXED, Defaults(inbox=True, sent=True)], ids=str)
+def test_the_sqlite_floor_leaves_every_user_and_count_as_labelsync_does(
+    tmp_path: Path, defaults: Defaults
+) -> None:
+    """R3, R4, R5, R7, R9: same selections, versions, changes and skips, User by User."""
+    prepared = prepare(
+        synthetic_tenant(1_500, seed=5, tenant_id="bench"), tmp_path / "b.db", defaults
+    )
+    with SqliteStore(prepared.path) as store:
+        service = LabelSync(store=store, clock=SystemClock())
+        service.run_push(prepared.job_id, batch_size=500)
+        ours = labelsync_state(service, "bench", prepared.job_id, keep=True)
+    conn = sqlite_floor.connect(prepared.floor_path)
+    try:
+        sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
+        floor = sqlite_floor.final_state(conn, FLOOR_JOB, keep=True)
+    finally:
+        conn.close()
+    check_equal(ours, floor, "SQLite")
+    assert 1_500 == floor.processed
+    changed, selected, deselected, _, _ = floor.counts
+    assert (changed > 0, selected > 0) == (True, True)
+    assert (deselected > 0) is not defaults.sent
+
+
+def test_the_sqlite_floor_writes_nothing_once_a_newer_push_started(tmp_path: Path) -> None:
+    """The fence (R10): a superseded job stops before its batch; the Users stay as they were."""
+    prepared = prepare(synthetic_tenant(600, seed=5, tenant_id="bench"), tmp_path / "b.db", MIXED)
+    conn = sqlite_floor.connect(prepared.floor_path)
+    try:
+        before = list(sqlite_floor.users_after(conn))
+        conn.execute("UPDATE tenants SET current_job = 'newer'")
+        with pytest.raises(sqlite_floor.Superseded):
+            sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
+        assert before == list(sqlite_floor.users_after(conn))
+        assert (0, 0) == conn.execute("SELECT cursor, processed FROM jobs").fetchone()
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgres
+def test_the_postgres_floor_leaves_every_user_and_count_as_labelsync_does() -> None:
+    """R3, R4, R5, R7, R9 on PostgreSQL, both run as the benchmark runs them (child processes)."""
+    state = check_same_on_postgres(postgres_dsn(), users=1_200)
+    assert 1_200 == state.processed
