@@ -2,16 +2,20 @@
 
 It keeps what `PostgresStore` keeps for one runner: one transaction per batch
 of 500 roster Users, fenced (the job row is locked ``FOR UPDATE`` and must still
-be its tenant's current, unfinished job); the checkpoint moved in that
-transaction; one row per change and per skip, with foreign keys to the job and
-the User; the roster fixed at the start (the job's last roster position); the
-server's default durability (``synchronous_commit = on``); finishing in one
-fenced transaction that writes the tenant's audit record and checkboxes.
+be its tenant's current, unfinished job); the batch's User rows locked before
+they are decided, so no concurrent edit is lost; the checkpoint moved in that
+transaction; one row per change and per skip; the roster fixed at the start
+(the job's last roster position); the server's durability settings, as
+labelsync gets them; finishing in one fenced transaction that writes the
+tenant's audit record and checkboxes.
 
 What makes it fast: one narrow hot row per User (version, the INBOX/SENT label
 ids and whether each is selected; everything else in a cold table), and each
-batch written by one statement: data-modifying CTEs that insert the skips and
-changes and ``UPDATE ... FROM`` the batch, and move the checkpoint with the counts.
+batch written by one statement: data-modifying CTEs lock and read the batch,
+insert the skips and changes and ``UPDATE ... FROM`` the batch, and the
+statement moves the checkpoint with the counts. Change and skip rows are keyed
+by job, batch and order, without foreign keys, as labelsync's PostgreSQL store
+keeps them.
 """
 
 from __future__ import annotations
@@ -77,30 +81,32 @@ _SCHEMA = (
         label_missing bigint NOT NULL DEFAULT 0,
         finished_at   timestamptz
     )""",
+    # Keyed by (job, batch, order) like labelsync's PostgreSQL store, with no foreign
+    # keys, as there: each row is written in the job's fenced batch transaction.
     """
     CREATE TABLE job_changes (
-        seq           bigserial PRIMARY KEY,
-        job_id        text NOT NULL REFERENCES jobs (id),
+        job_id        text NOT NULL,
+        batch_key     bigint NOT NULL,
+        ord           integer NOT NULL,
         tenant_id     text NOT NULL,
         user_pos      bigint NOT NULL,
         label         text NOT NULL,
         label_id      text NOT NULL,
         selected      boolean NOT NULL,
         version_after bigint NOT NULL,
-        FOREIGN KEY (tenant_id, user_pos) REFERENCES users (tenant_id, pos)
+        PRIMARY KEY (job_id, batch_key, ord)
     )""",
-    "CREATE INDEX job_changes_by_job ON job_changes (job_id, seq)",
     """
     CREATE TABLE job_skips (
-        seq       bigserial PRIMARY KEY,
-        job_id    text NOT NULL REFERENCES jobs (id),
+        job_id    text NOT NULL,
+        batch_key bigint NOT NULL,
+        ord       integer NOT NULL,
         tenant_id text NOT NULL,
         user_pos  bigint NOT NULL,
         label     text,
         reason    text NOT NULL,
-        FOREIGN KEY (tenant_id, user_pos) REFERENCES users (tenant_id, pos)
+        PRIMARY KEY (job_id, batch_key, ord)
     )""",
-    "CREATE INDEX job_skips_by_job ON job_skips (job_id, seq)",
 )
 
 # The fence, and the batch: the last position of the next `size` roster Users.
@@ -114,52 +120,70 @@ _FENCE = """
     )
     FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = %(job)s FOR UPDATE OF j
 """
-# One statement per batch: every write of the batch and the checkpoint, from one snapshot.
+# One statement per batch: every write of the batch and the checkpoint. The batch's
+# rows are locked as they are read, so a User's concurrent edit is either already
+# in them or waits for the commit: none is lost (R12).
 _BATCH = """
 WITH batch AS (
-    SELECT pos, has_mailbox, inbox_id, sent_id, inbox_on, sent_on, version FROM users
+    SELECT pos, has_mailbox, inbox_id, sent_id, inbox_on, sent_on, version,
+           (inbox_id IS NOT NULL AND inbox_on <> %(inbox)s) AS fi,
+           (sent_id IS NOT NULL AND sent_on <> %(sent)s) AS fs
+    FROM users
     WHERE tenant_id = %(tenant)s AND pos > %(cursor)s AND pos <= %(end)s
+    FOR UPDATE
 ), skips AS (
-    INSERT INTO job_skips (job_id, tenant_id, user_pos, label, reason)
-    SELECT %(job)s, %(tenant)s, pos, label, reason FROM (
+    INSERT INTO job_skips (job_id, batch_key, ord, tenant_id, user_pos, label, reason)
+    SELECT %(job)s, %(cursor)s, row_number() OVER (ORDER BY pos, k), %(tenant)s, pos,
+           label, reason
+    FROM (
         SELECT pos, 0 AS k, NULL AS label, 'NO_MAILBOX' AS reason FROM batch
         WHERE NOT has_mailbox
         UNION ALL
         SELECT pos, 1, 'INBOX', 'LABEL_MISSING' FROM batch WHERE has_mailbox AND inbox_id IS NULL
         UNION ALL
         SELECT pos, 2, 'SENT', 'LABEL_MISSING' FROM batch WHERE has_mailbox AND sent_id IS NULL
-    ) s ORDER BY pos, k
-    RETURNING reason
+    ) s
 ), changes AS (
-    INSERT INTO job_changes (job_id, tenant_id, user_pos, label, label_id, selected, version_after)
-    SELECT %(job)s, %(tenant)s, pos, label, label_id, selected, version + 1 FROM (
-        SELECT pos, 1 AS k, 'INBOX' AS label, inbox_id AS label_id, %(inbox)s AS selected, version
-        FROM batch WHERE inbox_id IS NOT NULL AND inbox_on <> %(inbox)s
+    INSERT INTO job_changes (job_id, batch_key, ord, tenant_id, user_pos, label, label_id,
+                             selected, version_after)
+    SELECT %(job)s, %(cursor)s, row_number() OVER (ORDER BY pos, k), %(tenant)s, pos, label,
+           label_id, selected, version + 1
+    FROM (
+        SELECT pos, 1 AS k, 'INBOX' AS label, inbox_id AS label_id, %(inbox)s AS selected,
+               version
+        FROM batch WHERE fi
         UNION ALL
-        SELECT pos, 2, 'SENT', sent_id, %(sent)s, version
-        FROM batch WHERE sent_id IS NOT NULL AND sent_on <> %(sent)s
-    ) c ORDER BY pos, k
-    RETURNING selected
+        SELECT pos, 2, 'SENT', sent_id, %(sent)s, version FROM batch WHERE fs
+    ) c
 ), changed AS (
     UPDATE users u SET
-        inbox_on = CASE WHEN b.inbox_id IS NULL THEN u.inbox_on ELSE %(inbox)s END,
-        sent_on = CASE WHEN b.sent_id IS NULL THEN u.sent_on ELSE %(sent)s END,
-        version = u.version + 1
+        inbox_on = CASE WHEN b.fi THEN %(inbox)s ELSE b.inbox_on END,
+        sent_on = CASE WHEN b.fs THEN %(sent)s ELSE b.sent_on END,
+        version = b.version + 1
     FROM batch b
-    WHERE u.tenant_id = %(tenant)s AND u.pos > %(cursor)s AND u.pos <= %(end)s AND u.pos = b.pos
-      AND ((b.inbox_id IS NOT NULL AND b.inbox_on <> %(inbox)s)
-           OR (b.sent_id IS NOT NULL AND b.sent_on <> %(sent)s))
-    RETURNING 1
+    WHERE u.tenant_id = %(tenant)s AND u.pos = b.pos AND (b.fi OR b.fs)
 )
 UPDATE jobs SET
     status = 'RUNNING',
     cursor = %(end)s,
-    processed = processed + (SELECT count(*) FROM batch),
-    users_changed = users_changed + (SELECT count(*) FROM changed),
-    selected = selected + (SELECT count(*) FROM changes WHERE selected),
-    deselected = deselected + (SELECT count(*) FROM changes WHERE NOT selected),
-    no_mailbox = no_mailbox + (SELECT count(*) FROM skips WHERE reason = 'NO_MAILBOX'),
-    label_missing = label_missing + (SELECT count(*) FROM skips WHERE reason = 'LABEL_MISSING')
+    processed = jobs.processed + n.users,
+    users_changed = jobs.users_changed + n.changed,
+    selected = jobs.selected + n.flips_on,
+    deselected = jobs.deselected + n.flips_off,
+    no_mailbox = jobs.no_mailbox + n.no_mailbox,
+    label_missing = jobs.label_missing + n.missing
+FROM (
+    SELECT count(*) AS users,
+           count(*) FILTER (WHERE fi OR fs) AS changed,
+           count(*) FILTER (WHERE fi AND %(inbox)s) + count(*) FILTER (WHERE fs AND %(sent)s)
+               AS flips_on,
+           count(*) FILTER (WHERE fi AND NOT %(inbox)s)
+               + count(*) FILTER (WHERE fs AND NOT %(sent)s) AS flips_off,
+           count(*) FILTER (WHERE NOT has_mailbox) AS no_mailbox,
+           count(*) FILTER (WHERE has_mailbox AND inbox_id IS NULL)
+               + count(*) FILTER (WHERE has_mailbox AND sent_id IS NULL) AS missing
+    FROM batch
+) n
 WHERE id = %(job)s
 """
 
