@@ -120,7 +120,8 @@ _FENCE = """
     )
     FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = %(job)s FOR UPDATE OF j
 """
-# One statement per batch: every write of the batch and the checkpoint. The batch's
+# One statement per batch: every write of the batch and the checkpoint. A row's order
+# within its batch is computed from the User's position (no sort). The batch's
 # rows are locked as they are read, so a User's concurrent edit is either already
 # in them or waits for the commit: none is lost (R12).
 _BATCH = """
@@ -133,8 +134,7 @@ WITH batch AS (
     FOR UPDATE
 ), skips AS (
     INSERT INTO job_skips (job_id, batch_key, ord, tenant_id, user_pos, label, reason)
-    SELECT %(job)s, %(cursor)s, row_number() OVER (ORDER BY pos, k), %(tenant)s, pos,
-           label, reason
+    SELECT %(job)s, %(cursor)s, (pos - %(cursor)s) * 3 + k, %(tenant)s, pos, label, reason
     FROM (
         SELECT pos, 0 AS k, NULL AS label, 'NO_MAILBOX' AS reason FROM batch
         WHERE NOT has_mailbox
@@ -146,8 +146,8 @@ WITH batch AS (
 ), changes AS (
     INSERT INTO job_changes (job_id, batch_key, ord, tenant_id, user_pos, label, label_id,
                              selected, version_after)
-    SELECT %(job)s, %(cursor)s, row_number() OVER (ORDER BY pos, k), %(tenant)s, pos, label,
-           label_id, selected, version + 1
+    SELECT %(job)s, %(cursor)s, (pos - %(cursor)s) * 3 + k, %(tenant)s, pos, label, label_id,
+           selected, version + 1
     FROM (
         SELECT pos, 1 AS k, 'INBOX' AS label, inbox_id AS label_id, %(inbox)s AS selected,
                version
