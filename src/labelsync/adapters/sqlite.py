@@ -4,7 +4,15 @@ Every method runs in one SQLite transaction: writes take the write lock up
 front (``BEGIN IMMEDIATE``), reads see one snapshot. The file is in WAL mode so
 readers never block the writer, and a busy timeout makes a second process wait
 for the write lock instead of failing. The schema is versioned: opening a file
-migrates it to `SCHEMA_VERSION`, and a file from a newer labelsync is refused.
+migrates it to `SCHEMA_VERSION` in place, and a file from a newer labelsync is
+refused.
+
+A User's push state is kept narrow and hot: the ids of its INBOX and SENT
+labels and whether each is selected are columns, and the other selected ids
+stay cold in a JSON column a push never reads. A push batch is one write
+transaction of a few set-based statements that run `labelsync.jobs.BatchPlan`
+over a range of roster positions, without building a `User` per row; the
+conformance kit's differential test proves it equal to `apply_defaults`.
 """
 
 from __future__ import annotations
@@ -20,19 +28,25 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
-import attrs
-
-from labelsync.adapters._records import record_doc, record_from_doc
+from labelsync import jobs
+from labelsync.adapters._records import (
+    check_distinct,
+    check_limit,
+    hot_state,
+    record_doc,
+    record_from_doc,
+    selection,
+)
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
-    JobSuperseded,
     LabelSyncError,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import (
     Defaults,
     Label,
@@ -47,7 +61,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
+from labelsync.ports import StaleCheckpoint, TenantSettings
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -143,7 +157,49 @@ _V1: Final = (
     "CREATE INDEX job_skips_by_job ON job_skips (job_id, seq)",
 )
 
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+
+
+def _split_selections(conn: sqlite3.Connection) -> None:
+    """Fill the narrow push columns of every v1 User from its mailbox and JSON selection."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, mailbox_labels, other_synced FROM users WHERE rowid > ?"
+            " ORDER BY rowid LIMIT 10000",
+            (after,),
+        ).fetchall()
+        if not rows:
+            return
+        updates = []
+        for rowid, labels, synced in rows:
+            roles = {s: i for i, _, s in json.loads(labels)} if labels is not None else {}
+            ids = set(json.loads(synced))
+            inbox_id, sent_id = roles.get("INBOX"), roles.get("SENT")
+            inbox_on, sent_on = inbox_id in ids, sent_id in ids
+            others = sorted(ids.difference((inbox_id, sent_id)))
+            updates.append((_json(others), inbox_id, inbox_on, sent_id, sent_on, rowid))
+        conn.executemany(
+            "UPDATE users SET other_synced = ?, inbox_id = ?, inbox_on = ?, sent_id = ?,"
+            " sent_on = ? WHERE rowid = ?",
+            updates,
+        )
+        after = rows[-1][0]
+
+
+# Version 2: the narrow hot state of a push. `synced` keeps only the cold ids
+# (renamed `other_synced`); INBOX/SENT become an id and a flag each.
+_V2: Final = (
+    "ALTER TABLE users RENAME COLUMN synced TO other_synced",
+    "ALTER TABLE users ADD COLUMN inbox_id TEXT",
+    "ALTER TABLE users ADD COLUMN inbox_on INTEGER NOT NULL DEFAULT 0 CHECK (inbox_on IN (0, 1))",
+    "ALTER TABLE users ADD COLUMN sent_id TEXT",
+    "ALTER TABLE users ADD COLUMN sent_on INTEGER NOT NULL DEFAULT 0 CHECK (sent_on IN (0, 1))",
+    _split_selections,
+)
+
+Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
+
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -151,34 +207,86 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _IDS_PER_QUERY: Final = 500  # ids bound in one IN (...): under every SQLite build's limit
 _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 
-_USER_COLUMNS: Final = "id, email, permissions, provider, address, mailbox_labels, synced, version"
+_USER_COLUMNS: Final = (
+    "id, email, permissions, provider, address, mailbox_labels, other_synced, version, "
+    "inbox_id, inbox_on, sent_id, sent_on"
+)
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, synced, version)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced, version, inbox_id, inbox_on, sent_id, sent_on)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # Compare-and-set: the row is written only if it is still at the version it was read at.
 _CAS_USER: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        synced = ?, version = ?
+        other_synced = ?, version = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?
     WHERE tenant_id = ? AND id = ? AND version = ?
 """
 
-# A push changes a User's selection and version only (R5), so its writes set
-# just those; the version check proves nothing else moved since the read.
-_CAS_SELECTION: Final = """
-    UPDATE users SET synced = ?, version = ?
-    WHERE tenant_id = ? AND id = ? AND version = ?
+# -- a push batch, set-based -------------------------------------------------------------
+#
+# The batch is the roster positions (:after, :last]; :i and :s are the plan's
+# INBOX and SENT checkboxes. A label is flipped where the mailbox has it and its
+# flag differs (R3, R4); a mailbox without it is skipped for it (R7); a User
+# without a mailbox is skipped whole. Change and skip rows are inserted in
+# roster order, INBOX before SENT, as the rule emits them.
+
+_BATCH: Final = "tenant_id = :t AND position > :after AND position <= :last"
+_FLIP_INBOX: Final = "(inbox_id IS NOT NULL AND inbox_on <> :i)"
+_FLIP_SENT: Final = "(sent_id IS NOT NULL AND sent_on <> :s)"
+
+_BATCH_RANGE: Final = """
+    SELECT count(*), max(position) FROM (
+        SELECT position FROM users
+        WHERE tenant_id = :t AND position > :after AND position <= :end
+        ORDER BY position LIMIT :limit
+    )
 """
 
-_ROSTER_BATCH: Final = f"""
-    SELECT position, {_USER_COLUMNS} FROM users
-    WHERE tenant_id = ? AND position > ? AND position <= ?
-    ORDER BY position
-    LIMIT ?
+_BATCH_COUNTS: Final = f"""
+    SELECT sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum(provider IS NULL),
+           sum(provider IS NOT NULL AND inbox_id IS NULL),
+           sum(provider IS NOT NULL AND sent_id IS NULL)
+    FROM users WHERE {_BATCH}
+"""
+
+_BATCH_CHANGES: Final = f"""
+    INSERT INTO job_changes (job_id, tenant_id, user_id, label, label_id, selected, version_after)
+    SELECT :job, :t, id, label, label_id, selected, version + 1 FROM (
+        SELECT position, 0 AS rank, id, version, 'INBOX' AS label, inbox_id AS label_id,
+               :i AS selected
+        FROM users WHERE {_BATCH} AND {_FLIP_INBOX}
+        UNION ALL
+        SELECT position, 1, id, version, 'SENT', sent_id, :s
+        FROM users WHERE {_BATCH} AND {_FLIP_SENT}
+    ) ORDER BY position, rank
+"""
+
+_BATCH_SKIPS: Final = f"""
+    INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)
+    SELECT :job, :t, id, label, reason FROM (
+        SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
+        FROM users WHERE {_BATCH} AND provider IS NULL
+        UNION ALL
+        SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
+        FROM users WHERE {_BATCH} AND provider IS NOT NULL AND inbox_id IS NULL
+        UNION ALL
+        SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
+        FROM users WHERE {_BATCH} AND provider IS NOT NULL AND sent_id IS NULL
+    ) ORDER BY position, rank
+"""
+
+# Only the flags and the version change (R5): cold columns are never read or written.
+_BATCH_USERS: Final = f"""
+    UPDATE users
+    SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE :i END,
+        sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :s END,
+        version = version + 1
+    WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 
 _INSERT_JOB: Final = """
@@ -188,20 +296,11 @@ _INSERT_JOB: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_UPDATE_JOB_AFTER_BATCH: Final = """
+_UPDATE_JOB: Final = """
     UPDATE jobs
-    SET status = ?, cursor = ?, processed = ?, users_changed = ?, selected = ?,
-        deselected = ?, no_mailbox = ?, label_missing = ?
+    SET status = ?, finished_at = ?, processed = ?, cursor = ?, users_changed = ?, selected = ?,
+        deselected = ?, no_mailbox = ?, label_missing = ?, superseded_by = ?
     WHERE id = ?
-"""
-
-_INSERT_CHANGE: Final = """
-    INSERT INTO job_changes (job_id, tenant_id, user_id, label, label_id, selected, version_after)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
-_INSERT_SKIP: Final = """
-    INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason) VALUES (?, ?, ?, ?, ?)
 """
 
 _CHANGES_PAGE: Final = """
@@ -217,7 +316,9 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-UserParams = tuple[str, str, str | None, str | None, str | None, str, int]
+UserParams = tuple[
+    str, str, str | None, str | None, str | None, str, int, str | None, bool, str | None, bool
+]
 
 
 def _role(label: SystemLabel | None) -> str | None:
@@ -240,14 +341,19 @@ def _user_params(user: User) -> UserParams:
         provider = mailbox.provider.value
         address = mailbox.address
         labels = _json([[lb.id, lb.name, _role(lb.system)] for lb in mailbox.labels])
+    inbox_id, inbox_on, sent_id, sent_on, others = hot_state(user)
     return (
         user.email,
         _json(sorted(p.value for p in user.permissions)),
         provider,
         address,
         labels,
-        _json(sorted(user.synced.ids)),
+        _json(others),
         user.version,
+        inbox_id,
+        inbox_on,
+        sent_id,
+        sent_on,
     )
 
 
@@ -268,8 +374,9 @@ def _layout_from_text(provider: str, text: str) -> Mailbox:
 
 
 @functools.lru_cache(maxsize=4096)
-def _selection_from_text(text: str) -> LabelSet:
-    return LabelSet(json.loads(text))
+def _selection_from(text: str, inbox_id: str | None, sent_id: str | None) -> LabelSet:
+    """The selection of the cold ids in `text` plus the selected INBOX/SENT ids (or None)."""
+    return selection(json.loads(text), inbox_id, inbox_id is not None, sent_id, sent_id is not None)
 
 
 @functools.lru_cache(maxsize=256)
@@ -287,7 +394,11 @@ def _user_from_row(row: sqlite3.Row) -> User:
         email=row["email"],
         permissions=_permissions_from_text(row["permissions"]),
         mailbox=mailbox,
-        synced=_selection_from_text(row["synced"]),
+        synced=_selection_from(
+            row["other_synced"],
+            row["inbox_id"] if row["inbox_on"] else None,
+            row["sent_id"] if row["sent_on"] else None,
+        ),
         version=row["version"],
     )
 
@@ -303,6 +414,11 @@ def _defaults_from_row(row: sqlite3.Row) -> Defaults | None:
     if row["defaults_inbox"] is None:
         return None
     return Defaults(inbox=bool(row["defaults_inbox"]), sent=bool(row["defaults_sent"]))
+
+
+def _last_push(row: sqlite3.Row) -> PushRecord | None:
+    text = row["last_push"]
+    return None if text is None else record_from_doc(json.loads(text))
 
 
 def _tenant_from_row(
@@ -425,9 +541,12 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             "CREATE TABLE IF NOT EXISTS schema_version"
             " (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
         )
-        for statements in _MIGRATIONS[current:]:
-            for statement in statements:
-                conn.execute(statement)
+        for steps in _MIGRATIONS[current:]:
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
         conn.execute(
             "INSERT INTO schema_version (id, version) VALUES (1, ?)"
             " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -458,14 +577,6 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
-class _Rollback(Exception):
-    """Raised inside a write transaction to undo all of it and return `result` instead."""
-
-    def __init__(self, result: Conflict | StaleCheckpoint) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str]) -> dict[str, int]:
     """The stored version of each of `user_ids` that the tenant has."""
     versions: dict[str, int] = {}
@@ -480,20 +591,10 @@ def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str])
     return versions
 
 
-def _check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
-    seen: set[str] = set()
-    for index, (user, _) in enumerate(writes):
-        if user.id in seen:
-            raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
-        seen.add(user.id)
-
-
 def _compare_and_set(
     conn: sqlite3.Connection,
     tenant_id: str,
     writes: Sequence[tuple[User, int]],
-    *,
-    selection_only: bool = False,
 ) -> tuple[str, ...]:
     """Store every write if every stored version matches; else store none and name the misfits.
 
@@ -504,19 +605,10 @@ def _compare_and_set(
     if not writes:
         return ()
     conn.execute("SAVEPOINT compare_and_set")
-    if selection_only:
-        updated = conn.executemany(
-            _CAS_SELECTION,
-            (
-                (_json(sorted(user.synced.ids)), user.version, tenant_id, user.id, expected)
-                for user, expected in writes
-            ),
-        ).rowcount
-    else:
-        updated = conn.executemany(
-            _CAS_USER,
-            ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
-        ).rowcount
+    updated = conn.executemany(
+        _CAS_USER,
+        ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
+    ).rowcount
     if updated == len(writes):
         conn.execute("RELEASE compare_and_set")
         return ()
@@ -617,13 +709,31 @@ class SqliteStore:
             raise UnknownJob(job_id)
         return _job_from_row(row)
 
-    def _fenced(self, conn: sqlite3.Connection, job_id: str) -> PushJob:
-        """The job, if it is still its tenant's current job and not superseded."""
+    def _job_and_current(self, conn: sqlite3.Connection, job_id: str) -> tuple[PushJob, str | None]:
+        """The job and its tenant's current job id, for `labelsync.jobs` to fence on."""
         job = self._job(conn, job_id)
-        current = self._tenant_row(conn, job.tenant_id)["current_job_id"]
-        if job.status is JobStatus.SUPERSEDED or current != job_id:
-            raise JobSuperseded(job_id, job.superseded_by or current)
-        return job
+        current: str | None = self._tenant_row(conn, job.tenant_id)["current_job_id"]
+        return job, current
+
+    def _save_job(self, conn: sqlite3.Connection, job: PushJob) -> None:
+        """Persist what `labelsync.jobs` made of a stored job."""
+        counts = job.counts
+        conn.execute(
+            _UPDATE_JOB,
+            (
+                job.status.value,
+                None if job.finished_at is None else _time(job.finished_at),
+                job.processed,
+                job.cursor,
+                counts.users_changed,
+                counts.selected,
+                counts.deselected,
+                counts.no_mailbox,
+                counts.label_missing,
+                job.superseded_by,
+                job.id,
+            ),
+        )
 
     # -- tenants and Users ----------------------------------------------------------------
 
@@ -662,38 +772,50 @@ class SqliteStore:
         with self._reading() as conn:
             return [row["id"] for row in conn.execute("SELECT id FROM tenants ORDER BY id")]
 
-    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
-        """The stored tenant, with its Users in roster order (none if `users` is False)."""
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """The stored tenant, with its Users in roster order."""
         with self._reading() as conn:
             row = self._tenant_row(conn, tenant_id)
-            roster: tuple[User, ...] = ()
-            if users:
-                roster = tuple(
-                    _user_from_row(user_row)
-                    for user_row in conn.execute(
-                        f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? ORDER BY position",
-                        (tenant_id,),
-                    )
+            roster = tuple(
+                _user_from_row(user_row)
+                for user_row in conn.execute(
+                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? ORDER BY position",
+                    (tenant_id,),
                 )
-            last_push = None
-            if row["last_push"] is not None:
-                last_push = record_from_doc(json.loads(row["last_push"]))
-            return _tenant_from_row(row, roster, last_push)
+            )
+            return _tenant_from_row(row, roster, _last_push(row))
 
-    def save_settings(
-        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
-    ) -> None:
-        """Store the admin's checkbox settings and the onboarding switch (R11, B4)."""
+    def settings(self, tenant_id: str) -> TenantSettings:
+        """The stored tenant without its Users: checkboxes, onboarding switch, last push."""
+        with self._reading() as conn:
+            row = self._tenant_row(conn, tenant_id)
+            return TenantSettings(
+                id=row["id"],
+                name=row["name"],
+                defaults=_defaults_from_row(row),
+                onboard_new_users=bool(row["onboard_new_users"]),
+                last_push=_last_push(row),
+            )
+
+    def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
+        """Store the admin's checkbox settings (R11), leaving every other setting as it is."""
+        if defaults is not None and not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             conn.execute(
-                "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ?, onboard_new_users = ?"
-                " WHERE id = ?",
-                (
-                    *_defaults_params(defaults),
-                    onboard_new_users,
-                    tenant_id,
-                ),
+                "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ? WHERE id = ?",
+                (*_defaults_params(defaults), tenant_id),
+            )
+
+    def save_onboarding(self, tenant_id: str, enabled: bool) -> None:
+        """Store the onboarding switch (B4), leaving every other setting as it is."""
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", enabled, "must be True or False")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            conn.execute(
+                "UPDATE tenants SET onboard_new_users = ? WHERE id = ?", (enabled, tenant_id)
             )
 
     def add_user(self, tenant_id: str, user: User) -> None:
@@ -752,7 +874,7 @@ class SqliteStore:
         stored, in one transaction.
         """
         writes = list(writes)
-        _check_distinct("writes", writes)
+        check_distinct("writes", writes)
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             conflicts = _compare_and_set(conn, tenant_id, writes)
@@ -779,22 +901,17 @@ class SqliteStore:
             taken = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone()
             if taken is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
-            conn.execute(
-                "UPDATE jobs SET status = ?, superseded_by = ?"
-                " WHERE tenant_id = ? AND status IN (?, ?)",
-                (
-                    JobStatus.SUPERSEDED.value,
-                    job.id,
-                    job.tenant_id,
-                    JobStatus.PENDING.value,
-                    JobStatus.RUNNING.value,
-                ),
-            )
+            unfinished = conn.execute(
+                "SELECT * FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
+                (job.tenant_id, JobStatus.PENDING.value, JobStatus.RUNNING.value),
+            ).fetchall()
+            for row in unfinished:
+                self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
             total, roster_end = conn.execute(
                 "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM users WHERE tenant_id = ?",
                 (job.tenant_id,),
             ).fetchone()
-            stored = attrs.evolve(job, status=JobStatus.PENDING, total=total, roster_end=roster_end)
+            stored = jobs.started(job, total=total, roster_end=roster_end)
             conn.execute(_INSERT_JOB, _job_params(stored))
             conn.execute(
                 "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
@@ -819,129 +936,65 @@ class SqliteStore:
                 )
             return [_job_from_row(row) for row in rows]
 
-    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
-        """Up to `limit` roster Users of the job with position > `after`, by position."""
-        with self._reading() as conn:
-            job = self._job(conn, job_id)
-            if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
-                return []
-            rows = conn.execute(_ROSTER_BATCH, (job.tenant_id, after, job.roster_end, limit))
-            return [(row["position"], _user_from_row(row)) for row in rows]
+    def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
+        """Push the job's defaults to its next `limit` roster Users after position `after`.
 
-    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
-        """Write one batch of a push in one transaction, fenced on the tenant's current job.
-
-        Raises `JobSuperseded` (writing nothing) unless the job is the tenant's
-        current, unfinished job. Returns `StaleCheckpoint` (writing nothing) if
-        the job's cursor is not `batch.cursor_before`, and `Conflict` (writing
-        nothing) if any User's stored version differs from the one paired with it.
-        Otherwise stores the Users (version as given), the changes and skips,
-        moves the cursor, adds `processed` and `counts`, marks the job RUNNING,
-        and returns the job as stored.
+        One write transaction of set-based statements over that range of the
+        roster (see `labelsync.ports.PushExecution.run_batch`).
         """
-        _check_distinct("BatchWrite.writes", batch.writes)
-        version_after = {user.id: user.version for user, _ in batch.writes}
-        for index, (user_id, *_) in enumerate(batch.changes):
-            if user_id not in version_after:
-                raise InvalidInput(
-                    f"BatchWrite.changes[{index}].user_id", user_id, "has no write in this batch"
-                )
-        try:
-            with self._writing() as conn:
-                return self._commit_batch(conn, batch, version_after)
-        except _Rollback as rollback:
-            return rollback.result
-
-    def _commit_batch(
-        self, conn: sqlite3.Connection, batch: BatchWrite, version_after: dict[str, int]
-    ) -> PushJob:
-        job = self._fenced(conn, batch.job_id)
-        if job.status is JobStatus.DONE:
-            raise JobSuperseded(batch.job_id, None)
-        if job.cursor != batch.cursor_before:
-            raise _Rollback(StaleCheckpoint(job))
-        conflicts = _compare_and_set(conn, job.tenant_id, batch.writes, selection_only=True)
-        if conflicts:
-            raise _Rollback(Conflict(conflicts))
-        conn.executemany(
-            _INSERT_CHANGE,
-            (
-                (
-                    job.id,
-                    job.tenant_id,
-                    user_id,
-                    label.value,
-                    label_id,
-                    selected,
-                    version_after[user_id],
-                )
-                for user_id, label, label_id, selected in batch.changes
-            ),
-        )
-        try:
-            conn.executemany(
-                _INSERT_SKIP,
-                (
-                    (job.id, job.tenant_id, user_id, _role(label), reason.value)
-                    for user_id, label, reason in batch.skips
-                ),
+        check_limit(limit)
+        with self._writing() as conn:
+            job, current = self._job_and_current(conn, job_id)
+            jobs.check_writable(job, current)
+            if job.cursor != after:
+                return StaleCheckpoint(job)
+            size, last = conn.execute(
+                _BATCH_RANGE,
+                {"t": job.tenant_id, "after": after, "end": job.roster_end, "limit": limit},
+            ).fetchone()
+            if not size:
+                return job
+            plan = jobs.plan(job.defaults)
+            inbox, sent = plan.checked
+            params = {
+                "job": job.id,
+                "t": job.tenant_id,
+                "after": after,
+                "last": last,
+                "i": inbox,
+                "s": sent,
+            }
+            changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = conn.execute(
+                _BATCH_COUNTS, params
+            ).fetchone()
+            if changed:
+                # Changes first: they record each User's version + 1, before the update.
+                conn.execute(_BATCH_CHANGES, params)
+                conn.execute(_BATCH_USERS, params)
+            if no_mailbox or miss_inbox or miss_sent:
+                conn.execute(_BATCH_SKIPS, params)
+            counts = plan.counts(
+                users_changed=changed,
+                flips=(flips_inbox, flips_sent),
+                no_mailbox=no_mailbox,
+                missing=(miss_inbox, miss_sent),
             )
-        except sqlite3.IntegrityError:
-            self._raise_for_unknown_skips(conn, job.tenant_id, batch)
-            raise
-        stored = attrs.evolve(
-            job,
-            status=JobStatus.RUNNING,
-            cursor=batch.cursor_after,
-            processed=job.processed + batch.processed,
-            counts=job.counts + batch.counts,
-        )
-        counts = stored.counts
-        conn.execute(
-            _UPDATE_JOB_AFTER_BATCH,
-            (
-                stored.status.value,
-                stored.cursor,
-                stored.processed,
-                counts.users_changed,
-                counts.selected,
-                counts.deselected,
-                counts.no_mailbox,
-                counts.label_missing,
-                job.id,
-            ),
-        )
-        return stored
-
-    @staticmethod
-    def _raise_for_unknown_skips(
-        conn: sqlite3.Connection, tenant_id: str, batch: BatchWrite
-    ) -> None:
-        """Turn the foreign-key failure of a skip for no User of the tenant into `UnknownUser`."""
-        user_ids = list(dict.fromkeys(user_id for user_id, _, _ in batch.skips))
-        known = _versions(conn, tenant_id, user_ids)
-        for user_id in user_ids:
-            if user_id not in known:
-                raise UnknownUser(user_id, tenant_id)
+            stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
+            self._save_job(conn, stored)
+            return stored
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
-        """Mark a fully processed job DONE and make it the tenant's last push (R11).
+        """Mark the job DONE (`jobs.finished`) and make it the tenant's last push (R11).
 
-        Fenced like `commit_batch`; finishing a DONE job again returns it unchanged.
+        Fenced like `run_batch`; finishing a DONE job again returns it unchanged.
         """
-        # PushJob does not validate finished_at, and a naive one stored here would
-        # make every later get_tenant fail building the PushRecord.
-        if finished_at.utcoffset() is None:
-            raise InvalidInput("finished_at", finished_at, "must be a timezone-aware datetime")
         with self._writing() as conn:
-            job = self._fenced(conn, job_id)
-            if job.status is JobStatus.DONE:
+            job, current = self._job_and_current(conn, job_id)
+            jobs.check_current(job, current)
+            stored = jobs.finished(job, finished_at)
+            if stored is job:
                 return job
-            stored = attrs.evolve(job, status=JobStatus.DONE, finished_at=finished_at)
-            conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ?",
-                (stored.status.value, _time(finished_at), job_id),
-            )
+            self._save_job(conn, stored)
             conn.execute(
                 "UPDATE tenants SET last_push = ? WHERE id = ?",
                 (_json(record_doc(stored.record())), job.tenant_id),
