@@ -160,41 +160,66 @@ _V1: Final = (
 
 
 def _split_selections(conn: sqlite3.Connection) -> None:
-    """Fill the narrow push columns of every v1 User from its mailbox and JSON selection."""
+    """Move every v1 User's push state into `user_state`, keeping only cold ids in `users`."""
     after = 0
     while True:
         rows = conn.execute(
-            "SELECT rowid, mailbox_labels, other_synced FROM users WHERE rowid > ?"
-            " ORDER BY rowid LIMIT 10000",
+            "SELECT rowid, tenant_id, position, id, version, mailbox_labels, synced FROM users"
+            " WHERE rowid > ? ORDER BY rowid LIMIT 10000",
             (after,),
         ).fetchall()
         if not rows:
             return
-        updates = []
-        for rowid, labels, synced in rows:
+        hot = []
+        cold = []
+        for rowid, tenant_id, position, user_id, version, labels, synced in rows:
             roles = {s: i for i, _, s in json.loads(labels)} if labels is not None else {}
             ids = set(json.loads(synced))
             inbox_id, sent_id = roles.get("INBOX"), roles.get("SENT")
-            inbox_on, sent_on = inbox_id in ids, sent_id in ids
-            others = sorted(ids.difference((inbox_id, sent_id)))
-            updates.append((_json(others), inbox_id, inbox_on, sent_id, sent_on, rowid))
-        conn.executemany(
-            "UPDATE users SET other_synced = ?, inbox_id = ?, inbox_on = ?, sent_id = ?,"
-            " sent_on = ? WHERE rowid = ?",
-            updates,
-        )
+            hot.append(
+                (
+                    tenant_id,
+                    position,
+                    user_id,
+                    version,
+                    labels is not None,
+                    inbox_id,
+                    inbox_id in ids,
+                    sent_id,
+                    sent_id in ids,
+                )
+            )
+            cold.append((_json(sorted(ids.difference((inbox_id, sent_id)))), rowid))
+        conn.executemany(_INSERT_STATE, hot)
+        conn.executemany("UPDATE users SET synced = ? WHERE rowid = ?", cold)
         after = rows[-1][0]
 
 
-# Version 2: the narrow hot state of a push. `synced` keeps only the cold ids
-# (renamed `other_synced`); INBOX/SENT become an id and a flag each.
+# Version 2: the narrow hot state of a push in its own table, clustered by roster
+# position, a few dozen bytes per User: the version and, for INBOX and SENT, the
+# label id and whether it is selected. `users` keeps the cold rest, its `synced`
+# (renamed `other_synced`) only the other selected ids.
 _V2: Final = (
-    "ALTER TABLE users RENAME COLUMN synced TO other_synced",
-    "ALTER TABLE users ADD COLUMN inbox_id TEXT",
-    "ALTER TABLE users ADD COLUMN inbox_on INTEGER NOT NULL DEFAULT 0 CHECK (inbox_on IN (0, 1))",
-    "ALTER TABLE users ADD COLUMN sent_id TEXT",
-    "ALTER TABLE users ADD COLUMN sent_on INTEGER NOT NULL DEFAULT 0 CHECK (sent_on IN (0, 1))",
+    """
+    CREATE TABLE user_state (
+        tenant_id   TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        id          TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        has_mailbox INTEGER NOT NULL CHECK (has_mailbox IN (0, 1)),
+        inbox_id    TEXT,                 -- NULL: the mailbox has no INBOX label
+        inbox_on    INTEGER NOT NULL CHECK (inbox_on IN (0, 1)),
+        sent_id     TEXT,
+        sent_on     INTEGER NOT NULL CHECK (sent_on IN (0, 1)),
+        PRIMARY KEY (tenant_id, position),
+        UNIQUE (tenant_id, id),
+        FOREIGN KEY (tenant_id, id) REFERENCES users (tenant_id, id),
+        CHECK (has_mailbox OR (inbox_id IS NULL AND sent_id IS NULL))
+    ) WITHOUT ROWID
+    """,
     _split_selections,
+    "ALTER TABLE users DROP COLUMN version",
+    "ALTER TABLE users RENAME COLUMN synced TO other_synced",
 )
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
@@ -207,23 +232,38 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _IDS_PER_QUERY: Final = 500  # ids bound in one IN (...): under every SQLite build's limit
 _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 
-_USER_COLUMNS: Final = (
-    "id, email, permissions, provider, address, mailbox_labels, other_synced, version, "
-    "inbox_id, inbox_on, sent_id, sent_on"
-)
+# A User is its cold row joined to its hot row; filters name `u.` columns.
+_SELECT_USERS: Final = """
+    SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
+           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+    FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
+"""
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, other_synced, version, inbox_id, inbox_on, sent_id, sent_on)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-# Compare-and-set: the row is written only if it is still at the version it was read at.
-_CAS_USER: Final = """
+_INSERT_STATE: Final = """
+    INSERT INTO user_state (tenant_id, position, id, version, has_mailbox, inbox_id, inbox_on,
+                            sent_id, sent_on)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# Compare-and-set: the hot row is written only if it is still at the version it was
+# read at; the cold row follows only when every hot row did.
+_CAS_STATE: Final = """
+    UPDATE user_state
+    SET version = ?, has_mailbox = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?
+    WHERE tenant_id = ? AND id = ? AND version = ?
+"""
+
+_UPDATE_COLD: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        other_synced = ?, version = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?
-    WHERE tenant_id = ? AND id = ? AND version = ?
+        other_synced = ?
+    WHERE tenant_id = ? AND id = ?
 """
 
 # -- a push batch, set-based -------------------------------------------------------------
@@ -238,20 +278,18 @@ _BATCH: Final = "tenant_id = :t AND position > :after AND position <= :last"
 _FLIP_INBOX: Final = "(inbox_id IS NOT NULL AND inbox_on <> :i)"
 _FLIP_SENT: Final = "(sent_id IS NOT NULL AND sent_on <> :s)"
 
-_BATCH_RANGE: Final = """
-    SELECT count(*), max(position) FROM (
-        SELECT position FROM users
+# Where the batch ends and what it will do, in one pass over its rows.
+_BATCH_RANGE: Final = f"""
+    SELECT count(*), max(position),
+           sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum(NOT has_mailbox),
+           sum(has_mailbox AND inbox_id IS NULL),
+           sum(has_mailbox AND sent_id IS NULL)
+    FROM (
+        SELECT position, has_mailbox, inbox_id, inbox_on, sent_id, sent_on FROM user_state
         WHERE tenant_id = :t AND position > :after AND position <= :end
         ORDER BY position LIMIT :limit
     )
-"""
-
-_BATCH_COUNTS: Final = f"""
-    SELECT sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
-           sum(provider IS NULL),
-           sum(provider IS NOT NULL AND inbox_id IS NULL),
-           sum(provider IS NOT NULL AND sent_id IS NULL)
-    FROM users WHERE {_BATCH}
 """
 
 _BATCH_CHANGES: Final = f"""
@@ -259,10 +297,10 @@ _BATCH_CHANGES: Final = f"""
     SELECT :job, :t, id, label, label_id, selected, version + 1 FROM (
         SELECT position, 0 AS rank, id, version, 'INBOX' AS label, inbox_id AS label_id,
                :i AS selected
-        FROM users WHERE {_BATCH} AND {_FLIP_INBOX}
+        FROM user_state WHERE {_BATCH} AND {_FLIP_INBOX}
         UNION ALL
         SELECT position, 1, id, version, 'SENT', sent_id, :s
-        FROM users WHERE {_BATCH} AND {_FLIP_SENT}
+        FROM user_state WHERE {_BATCH} AND {_FLIP_SENT}
     ) ORDER BY position, rank
 """
 
@@ -270,19 +308,19 @@ _BATCH_SKIPS: Final = f"""
     INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)
     SELECT :job, :t, id, label, reason FROM (
         SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
-        FROM users WHERE {_BATCH} AND provider IS NULL
+        FROM user_state WHERE {_BATCH} AND NOT has_mailbox
         UNION ALL
         SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
-        FROM users WHERE {_BATCH} AND provider IS NOT NULL AND inbox_id IS NULL
+        FROM user_state WHERE {_BATCH} AND has_mailbox AND inbox_id IS NULL
         UNION ALL
         SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
-        FROM users WHERE {_BATCH} AND provider IS NOT NULL AND sent_id IS NULL
+        FROM user_state WHERE {_BATCH} AND has_mailbox AND sent_id IS NULL
     ) ORDER BY position, rank
 """
 
 # Only the flags and the version change (R5): cold columns are never read or written.
 _BATCH_USERS: Final = f"""
-    UPDATE users
+    UPDATE user_state
     SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE :i END,
         sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :s END,
         version = version + 1
@@ -316,9 +354,8 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-UserParams = tuple[
-    str, str, str | None, str | None, str | None, str, int, str | None, bool, str | None, bool
-]
+ColdParams = tuple[str, str, str | None, str | None, str | None, str]
+HotParams = tuple[int, bool, str | None, bool, str | None, bool]
 
 
 def _role(label: SystemLabel | None) -> str | None:
@@ -333,8 +370,8 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _user_params(user: User) -> UserParams:
-    """The stored columns of `user` after its id: email through version."""
+def _user_params(user: User) -> tuple[ColdParams, HotParams]:
+    """The stored columns of `user`: its cold row (email to other ids), its hot row (version on)."""
     mailbox = user.mailbox
     provider = address = labels = None
     if mailbox is not None:
@@ -342,18 +379,25 @@ def _user_params(user: User) -> UserParams:
         address = mailbox.address
         labels = _json([[lb.id, lb.name, _role(lb.system)] for lb in mailbox.labels])
     inbox_id, inbox_on, sent_id, sent_on, others = hot_state(user)
-    return (
+    cold = (
         user.email,
         _json(sorted(p.value for p in user.permissions)),
         provider,
         address,
         labels,
         _json(others),
-        user.version,
-        inbox_id,
-        inbox_on,
-        sent_id,
-        sent_on,
+    )
+    return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
+
+
+def _insert_users(conn: sqlite3.Connection, tenant_id: str, users: Sequence[tuple[int, User]]) -> None:
+    """Store `users` at their roster positions: a cold row and a hot row each."""
+    rows = [(position, user, *_user_params(user)) for position, user in users]
+    conn.executemany(
+        _INSERT_USER, ((tenant_id, user.id, position, *cold) for position, user, cold, _ in rows)
+    )
+    conn.executemany(
+        _INSERT_STATE, ((tenant_id, position, user.id, *hot) for position, user, _, hot in rows)
     )
 
 
@@ -584,7 +628,7 @@ def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str])
         chunk = user_ids[start : start + _IDS_PER_QUERY]
         marks = ", ".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT id, version FROM users WHERE tenant_id = ? AND id IN ({marks})",
+            f"SELECT id, version FROM user_state WHERE tenant_id = ? AND id IN ({marks})",
             (tenant_id, *chunk),
         )
         versions.update((row["id"], row["version"]) for row in rows)
@@ -605,11 +649,15 @@ def _compare_and_set(
     if not writes:
         return ()
     conn.execute("SAVEPOINT compare_and_set")
+    params = [(user, expected, *_user_params(user)) for user, expected in writes]
     updated = conn.executemany(
-        _CAS_USER,
-        ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
+        _CAS_STATE,
+        ((*hot, tenant_id, user.id, expected) for user, expected, _, hot in params),
     ).rowcount
     if updated == len(writes):
+        conn.executemany(
+            _UPDATE_COLD, ((*cold, tenant_id, user.id) for user, _, cold, _ in params)
+        )
         conn.execute("RELEASE compare_and_set")
         return ()
     conn.execute("ROLLBACK TO compare_and_set")
@@ -759,13 +807,7 @@ class SqliteStore:
                     None if tenant.last_push is None else _json(record_doc(tenant.last_push)),
                 ),
             )
-            conn.executemany(
-                _INSERT_USER,
-                (
-                    (tenant.id, user.id, position, *_user_params(user))
-                    for position, user in enumerate(tenant.users, start=1)
-                ),
-            )
+            _insert_users(conn, tenant.id, list(enumerate(tenant.users, start=1)))
 
     def tenant_ids(self) -> list[str]:
         """The ids of all stored tenants, sorted."""
@@ -779,7 +821,7 @@ class SqliteStore:
             roster = tuple(
                 _user_from_row(user_row)
                 for user_row in conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? ORDER BY position",
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? ORDER BY u.position",
                     (tenant_id,),
                 )
             )
@@ -830,9 +872,10 @@ class SqliteStore:
                     "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
                 )
             (last,) = conn.execute(
-                "SELECT COALESCE(MAX(position), 0) FROM users WHERE tenant_id = ?", (tenant_id,)
+                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
+                (tenant_id,),
             ).fetchone()
-            conn.execute(_INSERT_USER, (tenant_id, user.id, last + 1, *_user_params(user)))
+            _insert_users(conn, tenant_id, [(last + 1, user)])
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         """One stored User; `UnknownUser` if the tenant has none with that id."""
@@ -841,7 +884,7 @@ class SqliteStore:
             row = None
             if isinstance(user_id, str):
                 row = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? AND id = ?",
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? AND u.id = ?",
                     (tenant_id, user_id),
                 ).fetchone()
             if row is None:
@@ -858,7 +901,7 @@ class SqliteStore:
                 chunk = wanted[start : start + _IDS_PER_QUERY]
                 marks = ", ".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? AND id IN ({marks})",
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? AND u.id IN ({marks})",
                     (tenant_id, *chunk),
                 )
                 for row in rows:
@@ -908,7 +951,7 @@ class SqliteStore:
             for row in unfinished:
                 self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
             total, roster_end = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM users WHERE tenant_id = ?",
+                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
                 (job.tenant_id,),
             ).fetchone()
             stored = jobs.started(job, total=total, roster_end=roster_end)
@@ -948,25 +991,23 @@ class SqliteStore:
             jobs.check_writable(job, current)
             if job.cursor != after:
                 return StaleCheckpoint(job)
-            size, last = conn.execute(
-                _BATCH_RANGE,
-                {"t": job.tenant_id, "after": after, "end": job.roster_end, "limit": limit},
-            ).fetchone()
-            if not size:
-                return job
             plan = jobs.plan(job.defaults)
             inbox, sent = plan.checked
             params = {
                 "job": job.id,
                 "t": job.tenant_id,
                 "after": after,
-                "last": last,
+                "end": job.roster_end,
+                "limit": limit,
                 "i": inbox,
                 "s": sent,
             }
-            changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = conn.execute(
-                _BATCH_COUNTS, params
-            ).fetchone()
+            size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
+                conn.execute(_BATCH_RANGE, params).fetchone()
+            )
+            if not size:
+                return job
+            params["last"] = last
             if changed:
                 # Changes first: they record each User's version + 1, before the update.
                 conn.execute(_BATCH_CHANGES, params)
