@@ -249,11 +249,11 @@ def test_service_changes_of_a_job_equal_the_changes_apply_defaults_reports(
     assert 13 == got.users
 
 
-# -- R12: a User edit landing between the job's read and its commit ----------------------
+# -- R12: a User edit landing right before a batch ---------------------------------------
 
 
 class EditBeforeFirstCommit(StoreProxy):
-    """Runs `edit` once, right before the first `commit_batch` reaches the store."""
+    """Runs `edit` once, right before the first `run_batch` reaches the store."""
 
     def __init__(self, inner: Store, edit: Callable[[], object]) -> None:
         super().__init__(inner)
@@ -261,7 +261,7 @@ class EditBeforeFirstCommit(StoreProxy):
         self.commits = 0
 
     def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
-        if method == "commit_batch":
+        if method == "run_batch":
             self.commits += 1
             if self.edit is not None:
                 edit, self.edit = self.edit, None
@@ -269,10 +269,10 @@ class EditBeforeFirstCommit(StoreProxy):
         return call()
 
 
-def test_a_user_edit_between_read_and_commit_survives_and_inbox_sent_are_still_pushed(
+def test_a_user_edit_landing_just_before_a_batch_survives_and_inbox_sent_are_still_pushed(
     new_store: StoreFactory,
 ) -> None:
-    """R12: the push re-reads the edited User, keeps their own labels and enforces INBOX/SENT."""
+    """R12: the batch reads the edited User, keeps their own labels and enforces INBOX/SENT."""
     store = new_store()
     service(store).create_tenant(make_tenant())
     # u001 has SENT selected and no INBOX: the push below changes both, so it writes u001.
@@ -287,7 +287,7 @@ def test_a_user_edit_between_read_and_commit_survives_and_inbox_sent_are_still_p
 
     after_edit = make_tenant()._replacing(make_tenant().user("u001").with_selection(edited))
     expected_tenant, expected_changes = apply_defaults(after_edit, defaults)
-    assert 2 == racing.commits  # the conflict was detected, then the batch committed anew
+    assert 1 == racing.commits  # read and written in one transaction: nothing to retry
     assert frozenset({"INBOX", "Label_1", "Label_2"}) == svc.user(TENANT, "u001").synced.ids
     assert selections(expected_tenant) == selections(svc.tenant(TENANT))
     assert expected_changes.counts() == report.counts
@@ -564,10 +564,9 @@ def uninterrupted(new_store: StoreFactory, defaults: Defaults) -> tuple[Tenant, 
 @pytest.mark.parametrize(
     ("fail_on", "after_calls"),
     [
-        ("commit_batch", 0),
-        ("commit_batch", 1),
-        ("commit_batch", 4),
-        ("roster_batch", 2),
+        ("run_batch", 0),
+        ("run_batch", 1),
+        ("run_batch", 4),
         ("finish_job", 0),
     ],
 )
@@ -591,7 +590,7 @@ def test_a_crashed_push_resumed_by_a_new_service_ends_as_an_uninterrupted_run(
 
     assert faulty.fired
     crashed = service(store).job(job.id)
-    if fail_on == "commit_batch":
+    if fail_on == "run_batch":
         committed = after_calls + (1 if when == "after" else 0)
         assert min(13, 3 * committed) == crashed.processed
     resumed = service(store).run_push(job.id, batch_size=3)
@@ -617,7 +616,7 @@ def test_repeated_crashes_at_every_commit_still_end_as_an_uninterrupted_run(
     job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=defaults)
     crashes = 0
     while service(store).job(job.id).status is not JobStatus.DONE:
-        faulty = FaultyStore(store, fail_on="commit_batch", after_calls=0, when="after")
+        faulty = FaultyStore(store, fail_on="run_batch", after_calls=0, when="after")
         try:
             service(faulty).run_push(job.id, batch_size=2)
         except InjectedFault:
@@ -636,7 +635,7 @@ class OtherRunnerFirst(StoreProxy):
         self.other: Callable[[], object] | None = other
 
     def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
-        if method == "commit_batch" and self.other is not None:
+        if method == "run_batch" and self.other is not None:
             other, self.other = self.other, None
             other()
         return call()
@@ -681,9 +680,9 @@ def test_faulty_store_refuses_an_unknown_method_a_negative_count_and_a_bad_momen
     with pytest.raises(InvalidInput, match="fail_on: 'commit'"):
         FaultyStore(InMemoryStore(), fail_on="commit")
     with pytest.raises(InvalidInput, match="after_calls: -1"):
-        FaultyStore(InMemoryStore(), fail_on="commit_batch", after_calls=-1)
+        FaultyStore(InMemoryStore(), fail_on="run_batch", after_calls=-1)
     with pytest.raises(InvalidInput, match="when: 'during'"):
-        FaultyStore(InMemoryStore(), fail_on="commit_batch", when="during")  # type: ignore[arg-type]
+        FaultyStore(InMemoryStore(), fail_on="run_batch", when="during")  # type: ignore[arg-type]
 
 
 def test_injected_fault_is_not_a_labelsync_error() -> None:

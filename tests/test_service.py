@@ -41,7 +41,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
-from labelsync.ports import BatchWrite, JobStatus, Store
+from labelsync.ports import JobStatus, Store
 from labelsync.testing.faults import StoreProxy
 
 T = TypeVar("T")
@@ -457,9 +457,7 @@ class RecordingStore(StoreProxy):
             return first.id
         if isinstance(first, PushJob):
             return first.tenant_id
-        if isinstance(first, BatchWrite):
-            return self.inner.get_job(first.job_id).tenant_id
-        if method in ("get_job", "roster_batch", "finish_job", "job_changes", "job_skips"):
+        if method in ("get_job", "run_batch", "finish_job", "job_changes", "job_skips"):
             return self.inner.get_job(str(first)).tenant_id
         return str(first)
 
@@ -499,7 +497,7 @@ def test_a_push_of_one_tenant_never_reads_or_writes_another_tenants_users(
 
     assert other_before == (setup.tenant("t2"), setup.jobs("t2"))
     assert {"t1"} == {tenant_id for _, tenant_id in recording.calls}
-    assert {"commit_batch", "roster_batch", "finish_job", "save_users"} <= {
+    assert {"run_batch", "finish_job", "save_users"} <= {
         method for method, _ in recording.calls
     }
     assert recording.users_seen
