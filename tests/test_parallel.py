@@ -8,6 +8,7 @@ the same tenant in another schema (R12), with every roster User handled once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import signal
 import subprocess
@@ -295,6 +296,40 @@ def test_an_edit_made_while_workers_run_is_kept_and_inbox_sent_still_pushed(
     assert ["u3"] == edits
     assert LabelSet(["INBOX", "Label_7"]) == store.get_user("t1", "u3").synced
     assert (JobStatus.DONE, 9) == (done.status, done.processed)
+
+
+@pytest.mark.postgres
+def test_a_worker_that_lost_its_lease_logs_a_warning_and_goes_on(
+    dsn: str, stores: tuple[PostgresStore, PostgresStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """B6: the lost lease is visible in the host's log, with job, tenant and worker ids."""
+    store, _ = stores
+    _, job = started(store, 5)
+
+    class StallingStore(PostgresStore):
+        """Stalls past its lease on the first range; another worker takes it over and runs it."""
+
+        def run_claimed(self, claim: Claim) -> PushJob | LeaseLost:
+            taker = store.claim_batch(job.id, "fast", 10, 60)
+            while isinstance(taker, Busy):
+                time.sleep(max(taker.retry_in, 0.01))
+                taker = store.claim_batch(job.id, "fast", 10, 60)
+            if isinstance(taker, Claim):
+                store.run_claimed(taker)
+            return super().run_claimed(claim)
+
+    caplog.set_level(logging.DEBUG, logger="labelsync")
+    with StallingStore(dsn, schema=store.schema) as stalling:
+        done = run_worker(
+            stalling, FixedClock(T0), job.id, worker_id="slow", batch_size=10, lease_seconds=0.2
+        )
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [
+        f"push job {job.id} of tenant t1: worker slow lost its lease on range 0 "
+        f"(positions {done.roster_end - 5}-{done.roster_end}) to another worker; it wrote nothing"
+    ] == warnings
+    assert (JobStatus.DONE, 6) == (done.status, done.processed)
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -688,3 +689,72 @@ def test_faulty_store_refuses_an_unknown_method_a_negative_count_and_a_bad_momen
 def test_injected_fault_is_not_a_labelsync_error() -> None:
     """A crash must not be mistaken for an error labelsync reports on purpose."""
     assert not issubclass(InjectedFault, LabelSyncError)
+
+
+# -- logging: what a host's log shows of a job's life ------------------------------------------
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The messages logged by labelsync.push at exactly `level`."""
+    return [r.getMessage() for r in caplog.records if r.name == "labelsync.push" and r.levelno == level]
+
+
+def test_a_push_logs_its_start_and_finish_at_info_and_each_batch_at_debug(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _ = seeded(new_store)
+    caplog.set_level(logging.DEBUG, logger="labelsync")
+
+    report = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False), batch_size=5)
+
+    job = report.job
+    assert [
+        f"push job {job.id} of tenant {TENANT} started: Inbox on, Sent off, roster of 13 Users",
+        f"push job {job.id} of tenant {TENANT} finished: 13/13 Users, "
+        f"{job.counts.users_changed} changed, {job.counts.skipped} skips",
+    ] == records(caplog, logging.INFO)
+    batches = records(caplog, logging.DEBUG)
+    assert 3 == len(batches)
+    assert all(f"push job {job.id} of tenant {TENANT}: batch committed" in m for m in batches)
+    assert batches[-1].endswith("13/13 Users")
+    assert [] == records(caplog, logging.WARNING)
+
+
+def test_a_resumed_push_logs_where_it_resumes_and_a_superseded_one_that_it_stops(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _ = seeded(new_store)
+    old = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False))
+    run_one_batch(svc, old.id, batch_size=4)
+    caplog.set_level(logging.INFO, logger="labelsync")
+
+    svc.run_push(old.id, batch_size=4)
+    new = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=False))
+    run_one_batch(svc, new.id, batch_size=4)
+    newest = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=True))
+    with pytest.raises(JobSuperseded):
+        svc.run_push(new.id, batch_size=4)
+
+    info = records(caplog, logging.INFO)
+    assert info[0].startswith(f"push job {old.id} of tenant {TENANT} resumed after position ")
+    assert info[0].endswith("4/13 Users done")
+    assert (
+        f"push job {new.id} of tenant {TENANT} superseded by {newest.id}; it writes nothing more"
+    ) == info[-1]
+
+
+def test_a_batch_another_runner_committed_first_is_logged_as_a_warning(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    service(store).create_tenant(make_tenant())
+    job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False))
+    racing = OtherRunnerFirst(store, lambda: run_one_batch(service(store), job.id, batch_size=3))
+    caplog.set_level(logging.WARNING, logger="labelsync")
+
+    service(racing).run_push(job.id, batch_size=3)
+
+    (warning,) = records(caplog, logging.WARNING)
+    head = f"push job {job.id} of tenant {TENANT}: another runner committed the batch after 0 first"
+    assert warning.startswith(head + "; going on from its checkpoint ")
+    assert int(warning.rsplit(" ", 1)[1]) > 0
