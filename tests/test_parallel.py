@@ -325,10 +325,11 @@ def test_a_worker_that_lost_its_lease_logs_a_warning_and_goes_on(
         )
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert [
+    lost = (
         f"push job {job.id} of tenant t1: worker slow lost its lease on range 0 "
         f"(positions {done.roster_end - 5}-{done.roster_end}) to another worker; it wrote nothing"
-    ] == warnings
+    )
+    assert [lost] == warnings
     assert (JobStatus.DONE, 6) == (done.status, done.processed)
 
 

@@ -592,9 +592,10 @@ def test_a_store_opened_without_migrating_refuses_a_missing_or_old_schema(
 def test_schema_sql_names_the_schema_and_ends_at_the_current_version() -> None:
     ddl = schema_sql("tenant_data")
 
-    assert ddl.startswith("BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"tenant_data\";")
+    assert ddl.startswith('BEGIN;\nCREATE SCHEMA IF NOT EXISTS "tenant_data";')
     assert f'INSERT INTO "tenant_data".schema_version (version) VALUES ({SCHEMA_VERSION});' in ddl
-    assert '"labelsync"' not in ddl and "{s}" not in ddl
+    assert '"labelsync"' not in ddl
+    assert "{s}" not in ddl
     assert ddl.rstrip().endswith("COMMIT;")
 
 

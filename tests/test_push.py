@@ -696,7 +696,9 @@ def test_injected_fault_is_not_a_labelsync_error() -> None:
 
 def records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     """The messages logged by labelsync.push at exactly `level`."""
-    return [r.getMessage() for r in caplog.records if r.name == "labelsync.push" and r.levelno == level]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "labelsync.push" and r.levelno == level
+    ]
 
 
 def test_a_push_logs_its_start_and_finish_at_info_and_each_batch_at_debug(
@@ -705,13 +707,18 @@ def test_a_push_logs_its_start_and_finish_at_info_and_each_batch_at_debug(
     svc, _ = seeded(new_store)
     caplog.set_level(logging.DEBUG, logger="labelsync")
 
-    report = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False), batch_size=5)
+    report = svc.push(
+        TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False), batch_size=5
+    )
 
     job = report.job
+    finished = (
+        f"push job {job.id} of tenant {TENANT} finished: 13/13 Users, "
+        f"{job.counts.users_changed} changed, {job.counts.skipped} skips"
+    )
     assert [
         f"push job {job.id} of tenant {TENANT} started: Inbox on, Sent off, roster of 13 Users",
-        f"push job {job.id} of tenant {TENANT} finished: 13/13 Users, "
-        f"{job.counts.users_changed} changed, {job.counts.skipped} skips",
+        finished,
     ] == records(caplog, logging.INFO)
     batches = records(caplog, logging.DEBUG)
     assert 3 == len(batches)
@@ -748,7 +755,9 @@ def test_a_batch_another_runner_committed_first_is_logged_as_a_warning(
 ) -> None:
     store = new_store()
     service(store).create_tenant(make_tenant())
-    job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False))
+    job = service(store).start_push(
+        TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False)
+    )
     racing = OtherRunnerFirst(store, lambda: run_one_batch(service(store), job.id, batch_size=3))
     caplog.set_level(logging.WARNING, logger="labelsync")
 

@@ -497,9 +497,7 @@ def test_a_push_of_one_tenant_never_reads_or_writes_another_tenants_users(
 
     assert other_before == (setup.tenant("t2"), setup.jobs("t2"))
     assert {"t1"} == {tenant_id for _, tenant_id in recording.calls}
-    assert {"run_batch", "finish_job", "save_users"} <= {
-        method for method, _ in recording.calls
-    }
+    assert {"run_batch", "finish_job", "save_users"} <= {method for method, _ in recording.calls}
     assert recording.users_seen
     assert [] == [u.email for u in recording.users_seen if not u.email.endswith("@acme.io")]
     assert 10 == report.job.total

@@ -21,13 +21,13 @@ import pytest
 
 from labelsync import (
     Defaults,
-    Permission,
     InvalidInput,
     JobSuperseded,
     Label,
     LabelSet,
     LabelSyncError,
     Mailbox,
+    Permission,
     Provider,
     SystemLabel,
     Tenant,
@@ -141,12 +141,13 @@ def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
     store.start_job(new_job("j1"))
     before = rows(path)
 
-    with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+    with raw(path) as conn:
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(
-            "INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)"
-            " VALUES ('j1', 't1', 'u9', NULL, 'NO_MAILBOX')"
-        )
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)"
+                " VALUES ('j1', 't1', 'u9', NULL, 'NO_MAILBOX')"
+            )
 
     assert before == rows(path)
 
@@ -422,9 +423,14 @@ def test_a_version_1_file_migrates_in_place_keeping_every_user_job_and_record(
 
     assert [(1, 2)] == rows(path)["schema_version"]
     assert users == tenant.users
-    assert (JobStatus.DONE, JobStatus.RUNNING, 7) == (finished.status, running.status, running.cursor)
+    assert (JobStatus.DONE, JobStatus.RUNNING, 7) == (
+        finished.status,
+        running.status,
+        running.cursor,
+    )
     assert old_changes == len(changes)
-    assert last_push is not None and "j1" == last_push.job_id
+    assert last_push is not None
+    assert "j1" == last_push.job_id
 
 
 def test_a_push_left_running_in_a_version_1_file_resumes_after_migrating(path: Path) -> None:

@@ -2,11 +2,11 @@
 
 The single-runner push (`labelsync.push.run_job`) walks the roster with one
 checkpoint. Here the roster of a job is cut once into ranges of roster
-positions; every worker loops *claim a range -> decide it with the same
-per-User rule, as the store's `run_batch` does -> commit it*, in one
-transaction fenced on the tenant's current job like a single-runner batch (R10),
-over the Users as stored then (R12). A worker that dies leaves its lease to expire and another worker
-takes the range over; a worker whose lease was taken over commits nothing, so
+positions; every worker loops *claim a range -> run it with the same per-User
+rule as the store's `run_batch`*, in one transaction fenced on the tenant's
+current job like a single-runner batch (R10), over the Users as stored then
+(R12). A worker that dies leaves its lease to expire and another worker takes
+the range over; a worker whose lease was taken over commits nothing, so
 every roster User is handled exactly once in effect.
 
 A store opts in by implementing `ParallelStore`; `PostgresStore` does.

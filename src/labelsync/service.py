@@ -16,9 +16,9 @@ from attrs import frozen
 from labelsync import push as _push
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
-from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.ports import Clock, Store
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab

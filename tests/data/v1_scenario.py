@@ -7,6 +7,7 @@ same scenario on an in-memory store and checks the migrated file against it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import sqlite3
@@ -56,10 +57,8 @@ def scenario(svc: LabelSync) -> PushJob:
     def stop(_: PushJob) -> None:
         raise Stop
 
-    try:
+    with contextlib.suppress(Stop):
         svc.run_push(job.id, batch_size=7, progress=stop)
-    except Stop:
-        pass
     return svc.job(job.id)
 
 
@@ -96,9 +95,12 @@ def odd_users() -> list[User]:
             synced=LabelSet(["INBOX", "Sent"]),
         ),
         User(id="odd-none", email="n@acme.test", synced=LabelSet(["INBOX", "old"]), version=9),
-        User(id="odd-empty", email="e@acme.test", permissions=sync, mailbox=Mailbox(
-            provider=Provider.OTHER, address="e@acme.test", labels=()
-        )),
+        User(
+            id="odd-empty",
+            email="e@acme.test",
+            permissions=sync,
+            mailbox=Mailbox(provider=Provider.OTHER, address="e@acme.test", labels=()),
+        ),
     ]
 
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from labelsync import jobs
-from labelsync.changes import Skip
 from labelsync.adapters._records import check_distinct, check_limit
+from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
@@ -189,7 +189,9 @@ class InMemoryStore:
 
     def list_jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         with self._lock:
-            found = [j for j in self._jobs.values() if tenant_id is None or j.tenant_id == tenant_id]
+            found = [
+                j for j in self._jobs.values() if tenant_id is None or j.tenant_id == tenant_id
+            ]
             # Insertion order is start order; newest first.
             return found[::-1]
 
@@ -243,4 +245,3 @@ class InMemoryStore:
         with self._lock:
             self.get_job(job_id)
             return iter(list(self._skips[job_id]))
-

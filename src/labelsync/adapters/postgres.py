@@ -52,6 +52,7 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import (
     Defaults,
     Label,
@@ -64,7 +65,6 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.parallel import Busy, Claim, LeaseLost
 from labelsync.ports import StaleCheckpoint, TenantSettings
 
@@ -198,7 +198,8 @@ _MIGRATIONS: tuple[str, ...] = (
              WHERE x IS DISTINCT FROM inbox_id AND x IS DISTINCT FROM sent_id),
             '[]'::jsonb)
     WHERE inbox_id IS NOT NULL OR sent_id IS NOT NULL;
-    ALTER TABLE {s}.users ADD CHECK (provider IS NOT NULL OR (inbox_id IS NULL AND sent_id IS NULL));
+    ALTER TABLE {s}.users
+        ADD CHECK (provider IS NOT NULL OR (inbox_id IS NULL AND sent_id IS NULL));
     """,
 )
 
@@ -230,6 +231,7 @@ def schema_sql(schema: str = "labelsync") -> str:
         f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
     ]
     return "BEGIN;\n" + "\n".join(steps) + "\nCOMMIT;\n"
+
 
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "

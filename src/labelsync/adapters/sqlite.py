@@ -158,7 +158,6 @@ _V1: Final = (
 )
 
 
-
 def _split_selections(conn: sqlite3.Connection) -> None:
     """Move every v1 User's push state into `user_state`, keeping only cold ids in `users`."""
     after = 0
@@ -390,7 +389,9 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
     return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
 
 
-def _insert_users(conn: sqlite3.Connection, tenant_id: str, users: Sequence[tuple[int, User]]) -> None:
+def _insert_users(
+    conn: sqlite3.Connection, tenant_id: str, users: Sequence[tuple[int, User]]
+) -> None:
     """Store `users` at their roster positions: a cold row and a hot row each."""
     rows = [(position, user, *_user_params(user)) for position, user in users]
     conn.executemany(
@@ -655,9 +656,7 @@ def _compare_and_set(
         ((*hot, tenant_id, user.id, expected) for user, expected, _, hot in params),
     ).rowcount
     if updated == len(writes):
-        conn.executemany(
-            _UPDATE_COLD, ((*cold, tenant_id, user.id) for user, _, cold, _ in params)
-        )
+        conn.executemany(_UPDATE_COLD, ((*cold, tenant_id, user.id) for user, _, cold, _ in params))
         conn.execute("RELEASE compare_and_set")
         return ()
     conn.execute("ROLLBACK TO compare_and_set")

@@ -24,9 +24,10 @@ pytest is required; the property tests also use hypothesis and are skipped
 without it. One of them is the differential test of a store's batches: on
 random tenants (stale ids, missing labels, no mailbox), with Users edited
 between batches and the job resumed by a fresh runner, every batch a store runs
-must equal `apply_defaults` over the batch's Users as they were when it ran. Each test cites the clause of `Store`'s docstrings (or the rule)
-it checks; where the docstrings leave a choice open, the test's docstring
-says which reading labelsync's own stores follow.
+must equal `apply_defaults` over the batch's Users as they were when it ran.
+Each test cites the clause of `Store`'s docstrings (or the rule) it checks;
+where the docstrings leave a choice open, the test's docstring says which
+reading labelsync's own stores follow.
 """
 
 from __future__ import annotations
@@ -502,7 +503,9 @@ class StoreContract:
         version = store.get_user("t1", "u2").version
 
         with pytest.raises(InvalidInput) as raised:
-            store.save_users("t1", [(first, version), (_user("u3", version=9), 1), (second, version)])
+            store.save_users(
+                "t1", [(first, version), (_user("u3", version=9), 1), (second, version)]
+            )
 
         assert ("writes[2].id", "u2") == (raised.value.field, raised.value.value)
         assert before == _snapshot(store)
