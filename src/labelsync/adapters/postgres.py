@@ -175,31 +175,43 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX batches_open ON {s}.batches (job_id, range_no) WHERE NOT done;
     """,
-    # Version 2: the narrow hot state of a push. `synced` keeps only the cold ids
-    # (renamed `other_synced`); INBOX/SENT become an id and a flag each.
+    # Version 2: the narrow hot state of a push in its own table, a few dozen bytes per
+    # User, so a batch's update writes new versions of narrow rows, not of the wide
+    # ones. `users` keeps the cold rest; its `synced` (renamed `other_synced`) only
+    # the selected ids other than the mailbox's INBOX and SENT labels.
     """
+    CREATE TABLE {s}.user_state (
+        tenant_id text NOT NULL,
+        position bigint NOT NULL,
+        id text NOT NULL,
+        version bigint NOT NULL,
+        has_mailbox boolean NOT NULL,
+        inbox_id text,
+        inbox_on boolean NOT NULL,
+        sent_id text,
+        sent_on boolean NOT NULL,
+        PRIMARY KEY (tenant_id, position),
+        UNIQUE (tenant_id, id),
+        CHECK (has_mailbox OR (inbox_id IS NULL AND sent_id IS NULL))
+    ) WITH (fillfactor = 80);
+    INSERT INTO {s}.user_state
+    SELECT tenant_id, position, id, version, has_mailbox, inbox_id,
+           coalesce(synced ? inbox_id, false), sent_id, coalesce(synced ? sent_id, false)
+    FROM (SELECT tenant_id, position, id, version, synced, labels IS NOT NULL AS has_mailbox,
+                 (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
+                  WHERE e->>2 = 'INBOX' LIMIT 1) AS inbox_id,
+                 (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
+                  WHERE e->>2 = 'SENT' LIMIT 1) AS sent_id
+          FROM {s}.users) AS v1;
+    UPDATE {s}.users AS u SET synced = coalesce(
+        (SELECT jsonb_agg(x ORDER BY x) FROM jsonb_array_elements_text(u.synced) AS x
+         WHERE x IS DISTINCT FROM h.inbox_id AND x IS DISTINCT FROM h.sent_id),
+        '[]'::jsonb)
+    FROM {s}.user_state AS h
+    WHERE h.tenant_id = u.tenant_id AND h.position = u.position
+      AND (h.inbox_on OR h.sent_on);
+    ALTER TABLE {s}.users DROP COLUMN version;
     ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
-    ALTER TABLE {s}.users
-        ADD COLUMN inbox_id text,
-        ADD COLUMN inbox_on boolean NOT NULL DEFAULT false,
-        ADD COLUMN sent_id text,
-        ADD COLUMN sent_on boolean NOT NULL DEFAULT false;
-    UPDATE {s}.users SET
-        inbox_id = (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
-                    WHERE e->>2 = 'INBOX' LIMIT 1),
-        sent_id = (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
-                   WHERE e->>2 = 'SENT' LIMIT 1)
-    WHERE labels IS NOT NULL;
-    UPDATE {s}.users SET
-        inbox_on = coalesce(other_synced ? inbox_id, false),
-        sent_on = coalesce(other_synced ? sent_id, false),
-        other_synced = coalesce(
-            (SELECT jsonb_agg(x ORDER BY x) FROM jsonb_array_elements_text(other_synced) AS x
-             WHERE x IS DISTINCT FROM inbox_id AND x IS DISTINCT FROM sent_id),
-            '[]'::jsonb)
-    WHERE inbox_id IS NOT NULL OR sent_id IS NOT NULL;
-    ALTER TABLE {s}.users
-        ADD CHECK (provider IS NOT NULL OR (inbox_id IS NULL AND sent_id IS NULL));
     """,
 )
 
@@ -242,8 +254,13 @@ _JOB_COLUMNS = (
 # once, so no per-value conversion runs in Python. A mailbox's labels travel as
 # JSON text: many Users share one layout, which is then decoded (and validated) once.
 _USER_JSON = (
-    "json_build_array(id, email, permissions, provider, address, labels::text, other_synced, "
-    "version, inbox_id, inbox_on, sent_id, sent_on)"
+    "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
+    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on)"
+)
+# A User is its cold row joined to its hot row; filters name `u.` columns.
+_USERS = (
+    "{s}.users AS u JOIN {s}.user_state AS h "
+    "ON h.tenant_id = u.tenant_id AND h.position = u.position"
 )
 _USER_RECORDS = (
     "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
@@ -253,25 +270,26 @@ _USER_RECORDS = (
 
 # -- a push batch, set-based ----------------------------------------------------------------
 #
-# The batch is the roster positions (%(after)s, %(last)s], its rows already locked;
+# The batch is the roster positions (%(after)s, %(last)s], its rows already locked, so
+# every part of the one statement (which shares one snapshot) sees them as they are;
 # %(i)s and %(s)s are the plan's INBOX and SENT checkboxes. A label is flipped
 # where the mailbox has it and its flag differs (R3, R4); a mailbox without it is
 # skipped for it (R7); a User without a mailbox is skipped whole. Change and skip
 # rows are numbered in roster order, INBOX before SENT, as the rule emits them.
 _LOCK_BATCH = """
     SELECT count(*), max(position) FROM (
-        SELECT position FROM {s}.users
+        SELECT position FROM {s}.user_state
         WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
         ORDER BY position LIMIT %(limit)s FOR UPDATE
     ) AS r
 """
 _RUN_BATCH = """
     WITH b AS (
-        SELECT position, id, version, provider IS NULL AS no_mailbox, inbox_id, inbox_on,
+        SELECT position, id, version, NOT has_mailbox AS no_mailbox, inbox_id, inbox_on,
                sent_id, sent_on,
                (inbox_id IS NOT NULL AND inbox_on <> %(i)s) AS fi,
                (sent_id IS NOT NULL AND sent_on <> %(s)s) AS fs
-        FROM {s}.users
+        FROM {s}.user_state
         WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
     ), ch AS (
         INSERT INTO {s}.job_changes (tenant_id, job_id, batch_key, ord, user_id, label,
@@ -295,11 +313,13 @@ _RUN_BATCH = """
               SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
               FROM b WHERE NOT no_mailbox AND sent_id IS NULL) AS k
     ), up AS (
-        UPDATE {s}.users AS u
-        SET inbox_on = CASE WHEN b.fi THEN %(i)s ELSE b.inbox_on END,
-            sent_on = CASE WHEN b.fs THEN %(s)s ELSE b.sent_on END,
-            version = b.version + 1
-        FROM b WHERE u.tenant_id = %(t)s AND u.id = b.id AND (b.fi OR b.fs)
+        UPDATE {s}.user_state
+        SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE %(i)s END,
+            sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE %(s)s END,
+            version = version + 1
+        WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+          AND ((inbox_id IS NOT NULL AND inbox_on <> %(i)s)
+               OR (sent_id IS NOT NULL AND sent_on <> %(s)s))
     )
     SELECT count(*) FILTER (WHERE fi OR fs), count(*) FILTER (WHERE fi),
            count(*) FILTER (WHERE fs), count(*) FILTER (WHERE no_mailbox),
@@ -642,13 +662,16 @@ class PostgresStore:
         positions = sorted(row[0] for row in cur.fetchall())
         for start in range(0, len(users), _INSERT_CHUNK):
             chunk = zip(positions[start:], users[start : start + _INSERT_CHUNK], strict=False)
+            docs = _json([_user_doc(user, position) for position, user in chunk])
             cur.execute(
+                f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
                 f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
-                f"address, labels, other_synced, version, inbox_id, inbox_on, sent_id, sent_on) "
-                f"SELECT %s, w.position, w.id, w.email, w.permissions, w.provider, w.address, "
-                f"w.labels::jsonb, w.other_synced, w.version, w.inbox_id, w.inbox_on, w.sent_id, "
-                f"w.sent_on FROM {_USER_RECORDS}",
-                (tenant_id, _json([_user_doc(user, position) for position, user in chunk])),
+                f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
+                f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
+                f"inbox_id, inbox_on, sent_id, sent_on) SELECT %s, w.position, w.id, w.version, "
+                f"w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, w.sent_on FROM w",
+                (docs, tenant_id, tenant_id),
             )
 
     def _cas_users(
@@ -662,7 +685,7 @@ class PostgresStore:
         if not writes:
             return ()
         cur.execute(
-            f"SELECT id, version FROM {self._s}.users WHERE tenant_id = %s "
+            f"SELECT id, version FROM {self._s}.user_state WHERE tenant_id = %s "
             f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s))) ORDER BY position "
             f"FOR UPDATE",
             (tenant_id, _json([user.id for user, _ in writes])),
@@ -675,13 +698,17 @@ class PostgresStore:
     ) -> None:
         if not users:
             return
+        s = self._s
         cur.execute(
-            f"UPDATE {self._s}.users AS u SET email = w.email, permissions = w.permissions, "
+            f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
+            f"UPDATE {s}.users AS u SET email = w.email, permissions = w.permissions, "
             f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
-            f"other_synced = w.other_synced, version = w.version, inbox_id = w.inbox_id, "
+            f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
+            f"UPDATE {s}.user_state AS h SET version = w.version, "
+            f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
             f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on "
-            f"FROM {_USER_RECORDS} WHERE u.tenant_id = %s AND u.id = w.id",
-            (_json([_user_doc(user) for user in users]), tenant_id),
+            f"FROM w WHERE h.tenant_id = %s AND h.id = w.id",
+            (_json([_user_doc(user) for user in users]), tenant_id, tenant_id),
         )
 
     def _run_range(
@@ -775,6 +802,7 @@ class PostgresStore:
             if len(tenant.users) >= _INSERT_CHUNK:
                 # Fresh statistics, so the planner reads a big roster by index, not by scan.
                 cur.execute(f"ANALYZE {self._s}.users (tenant_id, id, position)")
+                cur.execute(f"ANALYZE {self._s}.user_state (tenant_id, id, position)")
 
     def tenant_ids(self) -> list[str]:
         with self._tx() as cur:
@@ -785,8 +813,8 @@ class PostgresStore:
         with self._tx() as cur:
             name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
             cur.execute(
-                f"SELECT coalesce(json_agg({_USER_JSON} ORDER BY position), '[]') "
-                f"FROM {self._s}.users WHERE tenant_id = %s",
+                f"SELECT coalesce(json_agg({_USER_JSON} ORDER BY u.position), '[]') "
+                f"FROM {_USERS.format(s=self._s)} WHERE u.tenant_id = %s",
                 (tenant_id,),
             )
             roster = [_user_from_doc(doc) for doc in _one(cur)]
@@ -854,7 +882,8 @@ class PostgresStore:
             self._lock_tenant(cur, tenant_id, "")
             if isinstance(user_id, str):
                 cur.execute(
-                    f"SELECT {_USER_JSON} FROM {self._s}.users WHERE tenant_id = %s AND id = %s",
+                    f"SELECT {_USER_JSON} FROM {_USERS.format(s=self._s)} "
+                    f"WHERE u.tenant_id = %s AND u.id = %s",
                     (tenant_id, user_id),
                 )
                 row = cur.fetchone()
@@ -868,8 +897,9 @@ class PostgresStore:
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "")
             cur.execute(
-                f"SELECT coalesce(json_agg({_USER_JSON}), '[]') FROM {self._s}.users "
-                f"WHERE tenant_id = %s AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                f"SELECT coalesce(json_agg({_USER_JSON}), '[]') FROM {_USERS.format(s=self._s)} "
+                f"WHERE u.tenant_id = %s "
+                f"AND u.id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
                 (tenant_id, _json(wanted)),
             )
             found = {user.id: user for user in map(_user_from_doc, _one(cur))}
@@ -896,7 +926,8 @@ class PostgresStore:
             if cur.fetchone() is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
             cur.execute(
-                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.users WHERE tenant_id = %s",
+                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
+                f"WHERE tenant_id = %s",
                 (job.tenant_id,),
             )
             counted = cur.fetchone()
@@ -1069,8 +1100,8 @@ class PostgresStore:
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {s}.users WHERE tenant_id = %(tenant)s AND position > %(after)s "
-                        f"AND position <= %(end)s) AS r GROUP BY n",
+                        f"FROM {s}.user_state WHERE tenant_id = %(tenant)s "
+                        f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
                             "job": job_id,
