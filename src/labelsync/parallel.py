@@ -44,7 +44,7 @@ class Claim:
     """A range of a job's roster leased to one worker until `lease_until` (the database's clock).
 
     The range is the roster Users with position > `after` and <= `last`, `size`
-    of them; `store.roster_batch(job.id, after, size)` reads exactly them.
+    of them; `store.run_claimed(claim)` runs exactly them.
     `token` proves at commit time that the lease is still this worker's;
     `attempt` is 1 for a first claim and more when the range was taken over.
     """

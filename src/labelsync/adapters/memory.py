@@ -232,8 +232,9 @@ class InMemoryStore:
             row = self._row(job.tenant_id)
             jobs.check_current(job, row.current_job_id)
             stored = jobs.finished(job, finished_at)
-            self._jobs[job_id] = stored
-            row.last_push = stored.record()
+            if stored is not job:
+                self._jobs[job_id] = stored
+                row.last_push = stored.record()
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:
