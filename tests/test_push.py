@@ -767,3 +767,17 @@ def test_a_batch_another_runner_committed_first_is_logged_as_a_warning(
     head = f"push job {job.id} of tenant {TENANT}: another runner committed the batch after 0 first"
     assert warning.startswith(head + "; going on from its checkpoint ")
     assert int(warning.rsplit(" ", 1)[1]) > 0
+
+
+def test_store_methods_name_every_method_of_the_three_ports_in_their_order() -> None:
+    """FaultyStore can fail any call a push makes, because it knows every port method."""
+    from labelsync.ports import PushExecution, PushHistory, TenantDirectory
+    from labelsync.testing import STORE_METHODS
+
+    declared = [
+        name
+        for port in (TenantDirectory, PushExecution, PushHistory)
+        for name, value in vars(port).items()
+        if callable(value) and not name.startswith("_")
+    ]
+    assert declared == list(STORE_METHODS)

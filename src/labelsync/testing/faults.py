@@ -40,13 +40,13 @@ STORE_METHODS = (
     "save_users",
     "start_job",
     "get_job",
-    "list_jobs",
     "run_batch",
     "finish_job",
+    "list_jobs",
     "job_changes",
     "job_skips",
 )
-"""The names of the methods of the `Store` port, in the order `ports.Store` declares them."""
+"""The names of the methods of the `Store` port, in the order its three ports declare them."""
 
 
 class InjectedFault(Exception):
