@@ -333,10 +333,13 @@ _INSERT_JOB: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+# Every column `_INSERT_JOB` writes, from the same `_job_params`.
 _UPDATE_JOB: Final = """
     UPDATE jobs
-    SET status = ?, finished_at = ?, processed = ?, cursor = ?, users_changed = ?, selected = ?,
-        deselected = ?, no_mailbox = ?, label_missing = ?, superseded_by = ?
+    SET (id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at,
+         finished_at, total, processed, cursor, roster_end, users_changed, selected,
+         deselected, no_mailbox, label_missing, superseded_by)
+      = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     WHERE id = ?
 """
 
@@ -764,23 +767,7 @@ class SqliteStore:
 
     def _save_job(self, conn: sqlite3.Connection, job: PushJob) -> None:
         """Persist what `labelsync.jobs` made of a stored job."""
-        counts = job.counts
-        conn.execute(
-            _UPDATE_JOB,
-            (
-                job.status.value,
-                None if job.finished_at is None else _time(job.finished_at),
-                job.processed,
-                job.cursor,
-                counts.users_changed,
-                counts.selected,
-                counts.deselected,
-                counts.no_mailbox,
-                counts.label_missing,
-                job.superseded_by,
-                job.id,
-            ),
-        )
+        conn.execute(_UPDATE_JOB, (*_job_params(job), job.id))
 
     # -- tenants and Users ----------------------------------------------------------------
 
