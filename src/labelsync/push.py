@@ -24,7 +24,17 @@ from labelsync.jobs import JobStatus, PushJob
 from labelsync.model import PushCounts, SkipReason
 from labelsync.ports import Clock, StaleCheckpoint, Store
 
-__all__ = ["JobStatus", "Progress", "PushJob", "PushReport", "now", "run_job", "start_job"]
+__all__ = [
+    "JobStatus",
+    "Progress",
+    "PushJob",
+    "PushReport",
+    "finish",
+    "now",
+    "run_job",
+    "start_job",
+    "superseded",
+]
 
 log = logging.getLogger(__name__)
 
