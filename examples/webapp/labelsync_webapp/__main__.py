@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get(DATABASE_ENV, "labelsync-webapp.db"),
         help=f"SQLite file, or a postgresql:// URL (default: ${DATABASE_ENV} or %(default)s)",
     )
+    parser.add_argument(
+        "--schema", default="labelsync", help="PostgreSQL schema of the tables (default: labelsync)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--tenant", default="demo", help="the tenant id the app serves")
@@ -60,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per progress poll
     config = Config(
         database=args.database,
+        postgres_schema=args.schema,
         tenant_id=args.tenant,
         batch_size=args.batch_size,
         batch_delay=args.batch_delay,

@@ -59,6 +59,8 @@ class Config:
 
     database: str
     """A SQLite file path, or a ``postgresql://`` URL."""
+    postgres_schema: str = "labelsync"
+    """The PostgreSQL schema of labelsync's tables (ignored for SQLite)."""
     tenant_id: str = "demo"
     batch_size: int = 100
     batch_delay: float = 0.0
@@ -141,7 +143,7 @@ class Webapp:
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.store = open_store(config.database)
+        self.store = open_store(config.database, postgres_schema=config.postgres_schema)
         self.service = LabelSync(store=self.store, clock=self.clock)
         self._after_batch = after_batch
         self.worker = PushWorker(
@@ -175,7 +177,7 @@ class Webapp:
         self.store.close()
 
     def _open_worker_service(self) -> tuple[LabelSync, ClosableStore]:
-        store = open_store(self.config.database)
+        store = open_store(self.config.database, postgres_schema=self.config.postgres_schema)
         return LabelSync(store=store, clock=self.clock), store
 
     def _after_each_batch(self, job: PushJob) -> None:

@@ -17,8 +17,8 @@ class ClosableStore(Store, Protocol):
         """Release the store's connection."""
 
 
-def open_store(database: str) -> ClosableStore:
-    """`SqliteStore(database)`, or a `PostgresStore` for a ``postgresql://`` URL.
+def open_store(database: str, *, postgres_schema: str = "labelsync") -> ClosableStore:
+    """`SqliteStore(database)`, or a `PostgresStore` in `postgres_schema` for a ``postgresql://`` URL.
 
     Each call opens a store of its own (one connection): the app opens one for
     its request threads and one for its worker thread.
@@ -27,5 +27,5 @@ def open_store(database: str) -> ClosableStore:
         # Imported here: PostgreSQL is optional (the `postgres` extra).
         from labelsync.adapters.postgres import PostgresStore
 
-        return PostgresStore(database)
+        return PostgresStore(database, schema=postgres_schema)
     return SqliteStore(database)
