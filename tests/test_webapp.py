@@ -175,7 +175,9 @@ def test_the_worker_resumes_a_push_left_unfinished_when_the_app_starts(tmp_path:
     try:
         app.start()
         wait_until(lambda: app.service.job(job.id).status is JobStatus.DONE, "the push to finish")
-        assert _selections(apply_defaults(tenant, BOTH)[0]) == _selections(app.service.tenant("demo"))
+        assert _selections(apply_defaults(tenant, BOTH)[0]) == _selections(
+            app.service.tenant("demo")
+        )
     finally:
         app.close()
 

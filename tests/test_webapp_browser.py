@@ -51,9 +51,13 @@ def _email_user(tenant: Tenant, *, sync: bool) -> User:
 
 
 def _job_id(browser: Browser) -> str:
-    url = wait_until(lambda: "/jobs/" in browser.driver.current_url and browser.driver.current_url,
-                     "the job page")
-    return url.rsplit("/", 1)[-1]
+    """The id of the job whose page the browser shows, once it shows one."""
+
+    def job_page() -> str | None:
+        url: str = browser.driver.current_url
+        return url if "/jobs/" in url else None
+
+    return wait_until(job_page, "the job page").rsplit("/", 1)[-1]
 
 
 def test_an_admin_ticks_both_boxes_previews_applies_and_watches_progress_reach_100_percent(
@@ -90,7 +94,10 @@ def test_an_admin_ticks_both_boxes_previews_applies_and_watches_progress_reach_1
 
     live_app.gate.release()
     browser.wait_for_text("#status", "DONE")
-    assert ("100%", f"{USERS} of {USERS} Users") == (browser.text("#percent"), browser.text("#count"))
+    assert ("100%", f"{USERS} of {USERS} Users") == (
+        browser.text("#percent"),
+        browser.text("#count"),
+    )
     assert browser.text("#report-counts").startswith(
         f"{counts.users_changed} of {USERS} Users changed: +{counts.selected} labels selected"
     )
@@ -182,7 +189,9 @@ def test_a_second_push_started_during_the_first_marks_the_first_superseded(
 
     browser.open(f"/jobs/{first_id}")
     assert "SUPERSEDED" == browser.text("#status")
-    assert browser.find("#superseded-by").get_attribute("href").endswith(f"/jobs/{second_id}")
+    assert f"{live_app.url}/jobs/{second_id}" == browser.find("#superseded-by").get_attribute(
+        "href"
+    )
     browser.screenshot("webapp-job-superseded")
     stopped = live_app.webapp.service.job(first_id)
     assert (JobStatus.SUPERSEDED, BATCH) == (stopped.status, stopped.processed)

@@ -5,7 +5,7 @@ overridable with LABELSYNC_CHROMIUM and LABELSYNC_CHROMEDRIVER). Without them
 every browser test is skipped with the install command; with
 LABELSYNC_BROWSER_REQUIRED=1 (CI) it fails instead. A failing browser test
 leaves a screenshot in ``.browser-failures/``; with LABELSYNC_WEBAPP_SCREENSHOTS
-set to a folder (``nox -s webapp_screenshots`` sets docs/img), the tests write
+set to a folder (``nox -s webapp-screenshots`` sets docs/img), the tests write
 the documentation's screenshots there.
 """
 
@@ -58,7 +58,7 @@ T = TypeVar("T")
 
 
 def browser_problem() -> str | None:
-    """Why no browser test can run here, or None when Chromium, its driver and Selenium are there."""
+    """Why no browser test can run here; None when Chromium, its driver and Selenium are there."""
     for what, path in (("Chromium", CHROMIUM), ("ChromeDriver", CHROMEDRIVER)):
         if shutil.which(path) is None:
             return f"{what} not found at {path}: {INSTALL}"
@@ -156,7 +156,7 @@ class LiveApp:
 
 @pytest.fixture
 def live_app(tmp_path: Path) -> Iterator[LiveApp]:
-    """The app on a fresh SQLite file with a synthetic tenant of USERS Users, pushed BATCH at a time."""
+    """The app on a fresh SQLite file with a synthetic tenant of USERS Users, BATCH per batch."""
     config = Config(database=str(tmp_path / "app.db"), batch_size=BATCH, poll_interval=0.05)
     gate = Gate()
     webapp = Webapp(config, after_batch=gate)

@@ -1,4 +1,4 @@
-"""A reference host application for labelsync: the admin's default synced labels page and the Email tab.
+"""A reference host application for labelsync: the default synced labels page and the Email tab.
 
 `Webapp` wires labelsync's `LabelSync` over a SQLite (or PostgreSQL) store, a
 background `PushWorker` that runs and resumes push jobs from the job table,

@@ -42,7 +42,6 @@ from labelsync import (
 )
 from labelsync.adapters.clock import SystemClock
 from labelsync.synthetic import synthetic_tenant
-
 from labelsync_webapp.stores import ClosableStore, open_store
 from labelsync_webapp.worker import AfterBatch, PushWorker
 
@@ -70,7 +69,7 @@ class Config:
 
 
 def status_for(error: LabelSyncError) -> int:
-    """The HTTP status of a labelsync error: who may (403), what exists (404), what is valid (400)."""
+    """The HTTP status of a labelsync error: who may (403), what exists (404), valid input (400)."""
     if isinstance(error, PermissionDenied):
         return 403
     if isinstance(error, NotFound):
@@ -248,7 +247,7 @@ class Webapp:
         return user
 
     def _render(self, template: str, user: User | None, **context: object) -> str:
-        """A page with the navigation this User may see: Settings for admins, Email with EMAIL_SYNC."""
+        """A page with the navigation this User may see: Settings for admins, Email tab (R8)."""
         has_email_tab = False
         if user is not None:
             try:
@@ -303,7 +302,9 @@ class Webapp:
 
     def save_email_tab(self) -> ResponseReturnValue:
         user = self._require_user()
-        self.service.email_tab(self.config.tenant_id, user.id)  # only who sees the tab edits it (R8)
+        self.service.email_tab(
+            self.config.tenant_id, user.id
+        )  # only who sees the tab edits it (R8)
         selected = LabelSet(request.form.getlist("label"))
         self.service.set_selection(self.config.tenant_id, user.id, selected)
         flash("Your synced labels are saved.")

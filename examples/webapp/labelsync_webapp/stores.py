@@ -18,7 +18,7 @@ class ClosableStore(Store, Protocol):
 
 
 def open_store(database: str, *, postgres_schema: str = "labelsync") -> ClosableStore:
-    """`SqliteStore(database)`, or a `PostgresStore` in `postgres_schema` for a ``postgresql://`` URL.
+    """`SqliteStore(database)`, or a `PostgresStore` in `postgres_schema` for a PostgreSQL URL.
 
     Each call opens a store of its own (one connection): the app opens one for
     its request threads and one for its worker thread.

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 
 from labelsync import JobStatus, JobSuperseded, LabelSync, PushJob
-
 from labelsync_webapp.stores import ClosableStore
 
 __all__ = ["PushWorker"]
