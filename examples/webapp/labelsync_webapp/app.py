@@ -6,6 +6,8 @@ one use case, and renders the result. Who may do what is labelsync's decision:
 `email_tab` raises it for a User without EMAIL_SYNC (R8), and the error
 handler turns every `LabelSyncError` into its HTTP status. Pages only ask
 labelsync's `User.can` and `email_tab` what to show.
+
+The ``--8<--`` comments mark the parts that docs/howto/web-app.md shows.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Config:
     """Seconds between the worker's looks at the job table when nobody wakes it."""
 
 
+# --8<-- [start:status]
 def status_for(error: LabelSyncError) -> int:
     """The HTTP status of a labelsync error: who may (403), what exists (404), valid input (400)."""
     if isinstance(error, PermissionDenied):
@@ -77,6 +80,7 @@ def status_for(error: LabelSyncError) -> int:
     if isinstance(error, InvalidInput):
         return 400
     return 409  # JobSuperseded: the request lost a race; the state is consistent
+# --8<-- [end:status]
 
 
 @attrs.frozen
@@ -132,6 +136,7 @@ class Webapp:
     own.
     """
 
+    # --8<-- [start:wiring]
     def __init__(
         self,
         config: Config,
@@ -153,6 +158,7 @@ class Webapp:
             poll_interval=config.poll_interval,
         )
         self.flask = self._build_flask(secret_key or secrets.token_bytes(32))
+    # --8<-- [end:wiring]
 
     # -- lifetime -------------------------------------------------------------------
 
@@ -175,9 +181,11 @@ class Webapp:
         self.worker.stop()
         self.store.close()
 
+    # --8<-- [start:worker-store]
     def _open_worker_service(self) -> tuple[LabelSync, ClosableStore]:
         store = open_store(self.config.database, postgres_schema=self.config.postgres_schema)
         return LabelSync(store=store, clock=self.clock), store
+    # --8<-- [end:worker-store]
 
     def _after_each_batch(self, job: PushJob) -> None:
         if self.config.batch_delay > 0:
@@ -207,10 +215,12 @@ class Webapp:
         app.register_error_handler(LabelSyncError, self.labelsync_error)
         return app
 
+    # --8<-- [start:errors]
     def labelsync_error(self, error: LabelSyncError) -> ResponseReturnValue:
         """Every refusal labelsync makes, shown with its own message and HTTP status."""
         status = status_for(error)
         return self._error_page(status, str(error))
+    # --8<-- [end:errors]
 
     def _error_page(self, status: int, message: str) -> ResponseReturnValue:
         user = self._signed_in()
@@ -295,6 +305,7 @@ class Webapp:
         user = self._require_user()
         return self._render("profile.html", user, tab="overview")
 
+    # --8<-- [start:email-tab]
     def email_tab_page(self) -> ResponseReturnValue:
         user = self._require_user()
         tab: EmailTab = self.service.email_tab(self.config.tenant_id, user.id)  # R8
@@ -309,9 +320,11 @@ class Webapp:
         self.service.set_selection(self.config.tenant_id, user.id, selected)
         flash("Your synced labels are saved.")
         return redirect(url_for("email_tab"))
+    # --8<-- [end:email-tab]
 
     # -- the admin's settings: preview and "Apply to all users" (R1) --------------------------
 
+    # --8<-- [start:settings]
     def settings(self) -> ResponseReturnValue:
         user = self._require_admin()
         tenant = self.service.tenant(self.config.tenant_id)
@@ -330,7 +343,9 @@ class Webapp:
             jobs=self.service.jobs(self.config.tenant_id)[:10],
             percent=percent,
         )
+    # --8<-- [end:settings]
 
+    # --8<-- [start:apply]
     def apply(self) -> ResponseReturnValue:
         user = self._require_user()
         defaults = defaults_from(request.form)
@@ -339,6 +354,7 @@ class Webapp:
         job = self.service.start_push(self.config.tenant_id, actor_id=user.id, defaults=defaults)
         self.worker.wake()
         return redirect(url_for("job", job_id=job.id), code=303)
+    # --8<-- [end:apply]
 
     # -- a push job: progress, report, revert (B5) -------------------------------------------
 
@@ -362,6 +378,7 @@ class Webapp:
             can_revert=job.status is JobStatus.DONE and latest.id == job.id,
         )
 
+    # --8<-- [start:job-json]
     def job_json(self, job_id: str) -> ResponseReturnValue:
         self._require_admin()
         job = self._job(job_id)
@@ -374,6 +391,7 @@ class Webapp:
             finished=job.finished,
             superseded_by=job.superseded_by,
         )
+    # --8<-- [end:job-json]
 
     def revert(self, job_id: str) -> ResponseReturnValue:
         user = self._require_user()

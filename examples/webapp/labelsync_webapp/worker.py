@@ -5,6 +5,8 @@ worker finds every unfinished job (`LabelSync.jobs`) and runs it with
 `LabelSync.run_push`, which resumes after the last committed batch. So a push
 that was running when the process died is finished by the next process's
 worker: restart-safety comes from the job table, not from memory.
+
+The ``--8<--`` comments mark the parts that docs/howto/web-app.md shows.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class PushWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    # --8<-- [start:loop]
     def _run(self) -> None:
         service, store = self._open_service()
         try:
@@ -109,6 +112,7 @@ class PushWorker:
             self._stopping.wait(self._poll_interval)
         else:
             log.info("%s", report)
+    # --8<-- [end:loop]
 
     def _progress(self, job: PushJob) -> None:
         if self._after_batch is not None:
