@@ -3,8 +3,6 @@
 The first start creates the tenant (`labelsync.synthetic`) in the database;
 later starts reuse it, and the worker first resumes any push a previous run
 left unfinished.
-
-The ``--8<--`` comments mark the parts that docs/howto/web-app.md shows.
 """
 
 from __future__ import annotations
@@ -70,7 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         batch_delay=args.batch_delay,
     )
-    # --8<-- [start:serve]
     webapp = Webapp(config)
     try:
         if webapp.ensure_tenant(users=args.users, seed=args.seed):
@@ -87,7 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.server_close()
     finally:
         webapp.close()
-    # --8<-- [end:serve]
     return 0
 
 
