@@ -80,6 +80,8 @@ def status_for(error: LabelSyncError) -> int:
     if isinstance(error, InvalidInput):
         return 400
     return 409  # JobSuperseded: the request lost a race; the state is consistent
+
+
 # --8<-- [end:status]
 
 
@@ -158,6 +160,7 @@ class Webapp:
             poll_interval=config.poll_interval,
         )
         self.flask = self._build_flask(secret_key or secrets.token_bytes(32))
+
     # --8<-- [end:wiring]
 
     # -- lifetime -------------------------------------------------------------------
@@ -185,6 +188,7 @@ class Webapp:
     def _open_worker_service(self) -> tuple[LabelSync, ClosableStore]:
         store = open_store(self.config.database, postgres_schema=self.config.postgres_schema)
         return LabelSync(store=store, clock=self.clock), store
+
     # --8<-- [end:worker-store]
 
     def _after_each_batch(self, job: PushJob) -> None:
@@ -220,6 +224,7 @@ class Webapp:
         """Every refusal labelsync makes, shown with its own message and HTTP status."""
         status = status_for(error)
         return self._error_page(status, str(error))
+
     # --8<-- [end:errors]
 
     def _error_page(self, status: int, message: str) -> ResponseReturnValue:
@@ -320,6 +325,7 @@ class Webapp:
         self.service.set_selection(self.config.tenant_id, user.id, selected)
         flash("Your synced labels are saved.")
         return redirect(url_for("email_tab"))
+
     # --8<-- [end:email-tab]
 
     # -- the admin's settings: preview and "Apply to all users" (R1) --------------------------
@@ -343,6 +349,7 @@ class Webapp:
             jobs=self.service.jobs(self.config.tenant_id)[:10],
             percent=percent,
         )
+
     # --8<-- [end:settings]
 
     # --8<-- [start:apply]
@@ -354,6 +361,7 @@ class Webapp:
         job = self.service.start_push(self.config.tenant_id, actor_id=user.id, defaults=defaults)
         self.worker.wake()
         return redirect(url_for("job", job_id=job.id), code=303)
+
     # --8<-- [end:apply]
 
     # -- a push job: progress, report, revert (B5) -------------------------------------------
@@ -391,6 +399,7 @@ class Webapp:
             finished=job.finished,
             superseded_by=job.superseded_by,
         )
+
     # --8<-- [end:job-json]
 
     def revert(self, job_id: str) -> ResponseReturnValue:

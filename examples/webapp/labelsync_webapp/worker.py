@@ -112,6 +112,7 @@ class PushWorker:
             self._stopping.wait(self._poll_interval)
         else:
             log.info("%s", report)
+
     # --8<-- [end:loop]
 
     def _progress(self, job: PushJob) -> None:
