@@ -46,8 +46,9 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1100,860",
 )
+WINDOW = (1100, 860)
+MIN_SHOT_HEIGHT = 420
 
 USERS = 300
 SEED = 1
@@ -234,9 +235,19 @@ class Browser:
     def screenshot(self, name: str) -> None:
         """Write docs' screenshot `name`.png when LABELSYNC_WEBAPP_SCREENSHOTS names a folder."""
         folder = os.environ.get(SCREENSHOTS_VARIABLE)
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+        if not folder:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        # The whole page, not the first screenful: fit the window to the content, then back.
+        width, height = WINDOW
+        chrome = self.driver.execute_script("return window.outerHeight - window.innerHeight")
+        content = self.driver.execute_script("return document.documentElement.scrollHeight")
+        if isinstance(chrome, int) and isinstance(content, int):
+            self.driver.set_window_size(width, max(MIN_SHOT_HEIGHT, content) + chrome)
+        try:
             self.driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+        finally:
+            self.driver.set_window_size(width, height)
 
 
 @pytest.fixture
@@ -251,6 +262,7 @@ def browser(request: pytest.FixtureRequest, live_app: LiveApp, tmp_path: Path) -
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     failed_before = request.session.testsfailed
     try:

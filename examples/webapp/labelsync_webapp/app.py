@@ -186,6 +186,7 @@ class Webapp:
 
     # --8<-- [start:worker-store]
     def _open_worker_service(self) -> tuple[LabelSync, ClosableStore]:
+        """The worker's own store: another connection, so pages never queue behind a batch."""
         store = open_store(self.config.database, postgres_schema=self.config.postgres_schema)
         return LabelSync(store=store, clock=self.clock), store
 
