@@ -42,6 +42,7 @@ from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.synthetic import synthetic_tenant
 from labelsync_webapp import Config, Webapp, status_for
+from labelsync_webapp.__main__ import DATABASE_ENV, main
 from postgres_fixtures import fresh_schema, postgres_dsn
 from webapp_fixtures import ROOT, wait_until
 
@@ -180,6 +181,18 @@ def test_the_worker_resumes_a_push_left_unfinished_when_the_app_starts(tmp_path:
         )
     finally:
         app.close()
+
+
+def test_the_command_line_names_its_options_and_where_the_database_comes_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert 0 == exited.value.code
+    shown = capsys.readouterr().out
+    for option in ("--database", "--port", "--users", "--batch-size", "--batch-delay"):
+        assert option in shown
+    assert f"${DATABASE_ENV}" in shown
 
 
 @pytest.mark.postgres

@@ -93,7 +93,7 @@ def test_an_admin_ticks_both_boxes_previews_applies_and_watches_progress_reach_1
     browser.screenshot("webapp-job-running")
 
     live_app.gate.release()
-    browser.wait_for_text("#status", "DONE")
+    browser.wait_for_finished_job("DONE")
     assert ("100%", f"{USERS} of {USERS} Users") == (
         browser.text("#percent"),
         browser.text("#count"),
@@ -185,7 +185,7 @@ def test_a_second_push_started_during_the_first_marks_the_first_superseded(
     wait_until(lambda: first_id not in browser.driver.current_url, "the second job's page")
     second_id = _job_id(browser)
     live_app.gate.release()
-    browser.wait_for_text("#status", "DONE")
+    browser.wait_for_finished_job("DONE")
 
     browser.open(f"/jobs/{first_id}")
     assert "SUPERSEDED" == browser.text("#status")

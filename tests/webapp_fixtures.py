@@ -211,14 +211,21 @@ class Browser:
         """Wait until the element `css` exists and shows exactly `expected`."""
 
         def shown() -> bool:
-            from selenium.common.exceptions import StaleElementReferenceException
+            from selenium.common.exceptions import (
+                NoSuchElementException,
+                StaleElementReferenceException,
+            )
 
             try:
                 return self.has(css) and self.text(css) == expected
-            except StaleElementReferenceException:  # the page reloaded meanwhile
-                return False
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False  # the page reloaded between the two looks
 
         wait_until(shown, f"{css} to show {expected!r}")
+
+    def wait_for_finished_job(self, status: str) -> None:
+        """Wait until the job page, reloaded by its script once the job ended, shows `status`."""
+        self.wait_for_text('#job[data-finished="true"] #status', status)
 
     def set_checkbox(self, css: str, checked: bool) -> None:
         box = self.find(css)
