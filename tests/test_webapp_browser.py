@@ -39,11 +39,14 @@ def _role_ids(user: User) -> dict[SystemLabel, str]:
     return {label.system: label.id for label in user.mailbox.labels if label.system is not None}
 
 
-def _email_user(tenant: Tenant, *, sync: bool) -> User:
-    """A non-admin User with a mailbox that has Inbox and Sent, with or without EMAIL_SYNC."""
+def _email_user(tenant: Tenant, *, sync: bool, start: int = 1) -> User:
+    """A non-admin User with a mailbox that has Inbox and Sent, with or without EMAIL_SYNC.
+
+    The first one at roster position `start` or later (the admin is at 0).
+    """
     return next(
         user
-        for user in tenant.users[1:]
+        for user in tenant.users[start:]
         if user.mailbox is not None
         and len(_role_ids(user)) == 2
         and user.can(Permission.EMAIL_SYNC) is sync
@@ -133,6 +136,50 @@ def test_the_email_tab_shows_the_pushed_labels_selected_with_the_note_and_keeps_
     assert pushed.synced.ids - {roles[SystemLabel.SENT]} == (
         live_app.webapp.service.user("demo", user.id).synced.ids
     )
+
+
+def test_users_edits_made_while_the_push_runs_are_kept(live_app: LiveApp, browser: Browser) -> None:
+    early = _email_user(live_app.tenant, sync=True)  # in the first batch
+    late = _email_user(live_app.tenant, sync=True, start=3 * BATCH)  # in a later one
+    assert live_app.tenant.users.index(early) < BATCH
+    early_roles, late_roles = _role_ids(early), _role_ids(late)
+    assert late.mailbox is not None
+    custom = next(label.id for label in late.mailbox.labels if label.system is None)
+    browser.sign_in("admin")
+    browser.open("/settings")
+    browser.set_checkbox("#inbox", True)
+    browser.set_checkbox("#sent", True)
+    live_app.gate.arm()
+    browser.click("#apply")
+    job_id = _job_id(browser)
+    live_app.gate.wait_held()
+
+    # While the push is held after its first batch, both Users edit their Email tab.
+    browser.sign_in(early.id)  # already pushed: unticks Sent
+    browser.open("/profile/email")
+    browser.set_checkbox(f'li[data-label-id="{early_roles[SystemLabel.SENT]}"] input', False)
+    browser.click("#save")
+    browser.wait_for_text(".flash", "Your synced labels are saved.")
+    browser.sign_in(late.id)  # not pushed yet: ticks a label of their own, unticks Inbox
+    browser.open("/profile/email")
+    browser.set_checkbox(f'li[data-label-id="{custom}"] input', True)
+    browser.set_checkbox(f'li[data-label-id="{late_roles[SystemLabel.INBOX]}"] input', False)
+    browser.click("#save")
+    browser.wait_for_text(".flash", "Your synced labels are saved.")
+    live_app.gate.release()
+    wait_until(lambda: live_app.webapp.service.job(job_id).finished, "the push to end")
+
+    service = live_app.webapp.service
+    # R12: the edit made after the push passed the User stays; the push owns only Inbox and
+    # Sent of the User it reaches later, so their own label stays and Inbox is selected again.
+    pushed_early = apply_defaults(live_app.tenant, BOTH)[0].user(early.id).synced.ids
+    assert (
+        pushed_early - {early_roles[SystemLabel.SENT]} == service.user("demo", early.id).synced.ids
+    )
+    assert (
+        late.synced.ids | {custom, *late_roles.values()} == service.user("demo", late.id).synced.ids
+    )
+    assert JobStatus.DONE is service.job(job_id).status
 
 
 def test_a_user_without_email_sync_has_no_email_tab(live_app: LiveApp, browser: Browser) -> None:
