@@ -23,9 +23,10 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
   ``label_missing``).
 
 Enums are written by name, sets as sorted lists, and every field is written,
-defaults included (a label's flags excepted, see above). On reading, fields with a default may be left out, unknown
-fields are refused (a typo must not silently become a default), and every bad
-value found is reported at once in an `InvalidSnapshot` with its path, e.g.
+defaults included (a label's flags excepted, see above). On reading, fields
+with a default may be left out, unknown fields are refused (a typo must not
+silently become a default), and every bad value found is reported at once in an
+`InvalidSnapshot` with its path, e.g.
 ``tenant.users[3].mailbox.labels[0].system: 'SNET' is not one of INBOX, SENT``.
 The full reference with an example is ``docs/reference/snapshot-format.md``.
 

@@ -18,12 +18,12 @@ from labelsync import _validate as v
 from labelsync.exceptions import InvalidInput, UnknownUser
 
 __all__ = [
+    "GUESSED_ROLE_NOTE",
+    "HIDDEN_NOTE",
     "SYNC_ENABLED_NOTE",
     "Defaults",
     "EmailTab",
     "EmailTabRow",
-    "GUESSED_ROLE_NOTE",
-    "HIDDEN_NOTE",
     "Label",
     "LabelSet",
     "Mailbox",

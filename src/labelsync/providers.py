@@ -183,9 +183,7 @@ def mailbox_from_gmail(address: str, response: Mapping[str, object]) -> Mailbox:
             _claim(claims, role, label_id, f"{where}.id")
         if kind != "user" and name == label_id:
             name = _GMAIL_SYSTEM_NAMES.get(label_id, name)
-        labels.append(
-            Label(id=label_id, name=name, system=role, hidden=visibility == "labelHide")
-        )
+        labels.append(Label(id=label_id, name=name, system=role, hidden=visibility == "labelHide"))
     if SystemLabel.INBOX not in claims:
         _no_inbox(
             "response['labels']",
@@ -223,9 +221,7 @@ def _graph_items(folders: object) -> tuple[Sequence[object], str]:
             raise InvalidInput("folders['value']", items, "must be a list of mailFolder objects")
         return items, "folders['value']"
     if isinstance(folders, str | bytes) or not isinstance(folders, Sequence):
-        raise InvalidInput(
-            "folders", folders, "must be the mailFolders list or its 'value' items"
-        )
+        raise InvalidInput("folders", folders, "must be the mailFolders list or its 'value' items")
     return folders, "folders"
 
 
@@ -373,7 +369,9 @@ def encode_imap_name(name: str) -> str:
             try:
                 data = "".join(run).encode("utf-16-be")
             except UnicodeEncodeError:
-                raise InvalidInput("name", name, "has a lone surrogate, which is no character") from None
+                raise InvalidInput(
+                    "name", name, "has a lone surrogate, which is no character"
+                ) from None
             out.append("&" + base64.b64encode(data).decode().rstrip("=").replace("/", ",") + "-")
             run.clear()
 
@@ -721,7 +719,9 @@ def mailbox_from_imap(
             continue
         label_id = "INBOX" if role is SystemLabel.INBOX else entry.raw
         if label_id in seen:
-            raise InvalidInput(entry.where, entry.raw, f"lists the mailbox of {seen[label_id]} again")
+            raise InvalidInput(
+                entry.where, entry.raw, f"lists the mailbox of {seen[label_id]} again"
+            )
         seen[label_id] = entry.where
         if role is not None:
             _claim(claims, role, label_id, entry.where)

@@ -35,7 +35,6 @@ from labelsync.exceptions import (
 )
 from labelsync.model import (
     Defaults,
-    Label,
     LabelSet,
     Mailbox,
     Permission,

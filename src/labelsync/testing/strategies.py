@@ -4,8 +4,9 @@ The mixes are realistic rather than uniform: Users with and without a mailbox;
 Gmail, Microsoft Graph, IMAP and other mailboxes built through the provider
 helpers (B3), with localised folder names; custom labels that are *named*
 "Inbox" or "Sent" but have no role; labels the provider hides, and IMAP SENT
-roles guessed from the name (`Label.hidden`, `Label.guessed`); mailboxes lacking INBOX or SENT (R7); and
-selections holding custom labels and stale ids the mailbox no longer has (R5).
+roles guessed from the name (`Label.hidden`, `Label.guessed`); mailboxes
+lacking INBOX or SENT (R7); and selections holding custom labels and stale ids
+the mailbox no longer has (R5).
 Sizes are small by default and every collection strategy takes a ``max_*``
 parameter. Needs hypothesis, which is not a core dependency.
 """
@@ -156,7 +157,9 @@ def _system_label(role: SystemLabel, provider: Provider) -> st.SearchStrategy[La
             return st.builds(imap_mailbox, st.sampled_from(("INBOX", "Inbox", "inbox")))
         flags = st.sampled_from((("\\Sent",), ("\\HasNoChildren", "\\Sent"), ("\\sent",)))
         # A server without SPECIAL-USE: the host opted in to guessing SENT by name.
-        return st.builds(_guessed, st.builds(_imap_sent, st.sampled_from(_IMAP_SENT), flags), _rarely)
+        return st.builds(
+            _guessed, st.builds(_imap_sent, st.sampled_from(_IMAP_SENT), flags), _rarely
+        )
     return st.builds(Label, id=_numbered("folder-{}", role), name=names, system=st.just(role))
 
 
