@@ -201,7 +201,10 @@ EOF
     mkdir -p "$BASE/state" "$BASE/mail/ana" "$BASE/mail/bo" "$BASE/mail/carla"
     [[ $(id -u) -eq 0 ]] && chown -R "$mail_uid:$mail_gid" "$BASE/mail"
 
-    dovecot -c "$BASE/dovecot.conf" || { cat "$BASE/dovecot.log" >&2; exit 1; }
+    # The daemon must not keep this script's stdout open: a caller reading the
+    # exports until end of file would wait for as long as Dovecot runs.
+    dovecot -c "$BASE/dovecot.conf" </dev/null >"$BASE/start.log" 2>&1 \
+        || { cat "$BASE/start.log" "$BASE/dovecot.log" >&2 2>/dev/null; exit 1; }
     local tries=0
     until port_in_use "$port" && port_in_use "$ssl_port"; do
         tries=$((tries + 1))
