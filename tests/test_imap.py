@@ -13,8 +13,8 @@ import imaplib
 from collections.abc import Iterator
 
 import pytest
-from imap_fixtures import Dovecot, dovecot_server
 
+from imap_fixtures import Dovecot, dovecot_server
 from labelsync import (
     Defaults,
     InvalidInput,

@@ -15,6 +15,7 @@ Example (not run here: it needs a server)::
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import imaplib
 import ssl
@@ -32,7 +33,7 @@ __all__ = ["ImapError", "ImapReader", "Security"]
 
 
 class ImapError(LabelSyncError):
-    """Raised when the IMAP server cannot be reached, refuses TLS or the login, or fails a command."""
+    """Raised when the IMAP server cannot be reached, refuses TLS or login, or fails a command."""
 
 
 class Security(enum.Enum):
@@ -101,9 +102,10 @@ class ImapReader:
 
     def list_lines(self, username: str, password: str) -> list[Any]:
         """The raw folder list `username` gets, as imaplib returns it (for logs and fixtures)."""
-        if not isinstance(username, str) or not username.strip():
+        # Checked at run time too: hosts pass these from forms and configuration.
+        if not isinstance(username, str) or not username.strip():  # type: ignore[redundant-expr]
             raise InvalidInput("username", username, "must be a non-empty string")
-        if not isinstance(password, str) or not password:
+        if not isinstance(password, str) or not password:  # type: ignore[redundant-expr]
             raise InvalidInput("password", "<hidden>", "must be a non-empty string")
         conn = self._connect()
         try:
@@ -112,19 +114,16 @@ class ImapReader:
         except (OSError, imaplib.IMAP4.error) as error:
             raise ImapError(f"{self.address}: {_reason(error)}") from None
         finally:
-            try:
+            # The answer is already read, or the error already raised.
+            with contextlib.suppress(OSError, imaplib.IMAP4.error):
                 conn.logout()
-            except (OSError, imaplib.IMAP4.error):
-                pass  # the answer is already read, or the error already raised
 
     def _connect(self) -> imaplib.IMAP4:
         context = self.ssl_context or ssl.create_default_context()
         port = self.port or _DEFAULT_PORTS[self.security]
         try:
             if self.security is Security.SSL:
-                return imaplib.IMAP4_SSL(
-                    self.host, port, ssl_context=context, timeout=self.timeout
-                )
+                return imaplib.IMAP4_SSL(self.host, port, ssl_context=context, timeout=self.timeout)
             conn = imaplib.IMAP4(self.host, port, timeout=self.timeout)
         except (OSError, imaplib.IMAP4.error) as error:
             raise ImapError(f"{self.address}: cannot connect: {_reason(error)}") from None
@@ -192,6 +191,6 @@ def _reason(error: BaseException) -> str:
     text = str(error)
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"the server's certificate is not trusted ({error.verify_message})"
-    if text.startswith("b'") or text.startswith('b"'):
+    if text.startswith(("b'", 'b"')):
         text = text[2:-1]  # imaplib puts the server's bytes in the message as their repr
     return text or type(error).__name__
