@@ -10,11 +10,12 @@ named; CI sets LABELSYNC_IMAP_REQUIRED=1 so they fail instead (tests/imap_fixtur
 from __future__ import annotations
 
 import imaplib
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from imap_fixtures import Dovecot, dovecot_server
+from imap_fixtures import REQUIRED_VARIABLE, Dovecot, dovecot_server
 from labelsync import (
     Defaults,
     InvalidInput,
@@ -218,3 +219,27 @@ def test_a_blank_username_is_refused_before_connecting() -> None:
         ImapReader("imap.invalid").read(" ", "secret")
 
     assert "username" == raised.value.field
+
+
+def test_without_dovecot_a_newcomer_is_told_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LABELSYNC_IMAP_HOST", raising=False)
+    monkeypatch.delenv(REQUIRED_VARIABLE, raising=False)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        next(dovecot_server())
+
+    assert "apt-get install dovecot-imapd" in str(skipped.value)
+
+
+def test_without_dovecot_ci_fails_instead_of_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABELSYNC_IMAP_HOST", raising=False)
+    monkeypatch.setenv(REQUIRED_VARIABLE, "1")
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        next(dovecot_server())
+
+    assert REQUIRED_VARIABLE in str(failed.value)
