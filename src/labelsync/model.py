@@ -174,12 +174,16 @@ class Label:
     system: SystemLabel | None = field(
         default=None, validator=v.member_of(SystemLabel, optional=True)
     )
-    guessed: bool = field(default=False, validator=v.strict_bool, kw_only=True)
+    guessed: bool = field(default=False, kw_only=True)
     hidden: bool = field(default=False, validator=v.strict_bool, kw_only=True)
 
     @guessed.validator
-    def _guess_needs_a_role(self, attribute: attrs.Attribute[bool], value: bool) -> None:
-        if value and self.system is None:
+    def _guess_needs_a_role(self, attribute: attrs.Attribute[bool], value: object) -> None:
+        # One validator, not two: stores build a Label per stored label.
+        if value is False:
+            return
+        v.strict_bool(self, attribute, value)
+        if self.system is None:
             raise InvalidInput(
                 "Label.guessed", value, f"needs a system role, and label {self.id!r} has none"
             )
