@@ -1063,3 +1063,10 @@ def test_the_email_tab_lists_a_hidden_label_only_while_it_syncs() -> None:
         r for r in email_tab(user.with_selection(LabelSet(["CHAT"]))).rows if r.label.id == "CHAT"
     )
     assert f"{SYNC_ENABLED_NOTE}; {HIDDEN_NOTE}" == row.note
+
+
+def test_imaplibs_empty_answer_is_refused_as_a_listing_without_inbox() -> None:
+    """imaplib returns [None] when the server sent no LIST line: that is no INBOX, not a crash."""
+    error = refusal(lambda: mailbox_from_imap("a@x.io", [None]))
+
+    assert ("lines", "has no INBOX") == (error.field, error.problem[: len("has no INBOX")])

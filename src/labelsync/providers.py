@@ -606,6 +606,8 @@ def _responses(lines: object) -> Iterator[tuple[bytes, str]]:
     start = ""
     for index, item in enumerate(lines):
         where = f"lines[{index}]"
+        if item is None:
+            continue  # imaplib's answer when the server sent no line at all: [None]
         if isinstance(item, tuple):
             if len(item) != 2:
                 raise InvalidInput(where, item, "is not a (line, literal) pair as imaplib gives")
@@ -683,7 +685,7 @@ def _guess_key(entry: _Entry) -> str:
 
 def mailbox_from_imap(
     address: str,
-    lines: Iterable[str | bytes | tuple[bytes, bytes]],
+    lines: Iterable[str | bytes | tuple[bytes, bytes] | None],
     *,
     guess_sent: bool = False,
 ) -> Mailbox:
