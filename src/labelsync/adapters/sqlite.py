@@ -33,6 +33,8 @@ from labelsync.adapters._records import (
     check_distinct,
     check_limit,
     hot_state,
+    label_from_row,
+    label_row,
     record_doc,
     record_from_doc,
     selection,
@@ -49,7 +51,6 @@ from labelsync.exceptions import (
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import (
     Defaults,
-    Label,
     LabelSet,
     Mailbox,
     Permission,
@@ -379,7 +380,7 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
     if mailbox is not None:
         provider = mailbox.provider.value
         address = mailbox.address
-        labels = _json([[lb.id, lb.name, _role(lb.system)] for lb in mailbox.labels])
+        labels = _json([label_row(lb) for lb in mailbox.labels])
     inbox_id, inbox_on, sent_id, sent_on, others = hot_state(user)
     cold = (
         user.email,
@@ -414,10 +415,7 @@ def _layout_from_text(provider: str, text: str) -> Mailbox:
     return Mailbox(
         provider=Provider(provider),
         address="-",
-        labels=tuple(
-            Label(id=label_id, name=name, system=_role_from_text(system))
-            for label_id, name, system in json.loads(text)
-        ),
+        labels=tuple(label_from_row(row) for row in json.loads(text)),
     )
 
 
