@@ -547,7 +547,7 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
         out.file.flush()
         job = _run(svc, job, db, batch_size)
         changes = svc.changes(job.id)
-        last_push = svc.store.get_tenant(tenant.id, users=False).last_push
+        last_push = svc.store.settings(tenant.id).last_push
         examples = _examples(tenant.users)
         tabs = [(title, svc.user(tenant.id, user_id)) for title, user_id in examples]
 
