@@ -1029,3 +1029,23 @@ class PostgresStore:
                 (job.id, claim.range_no),
             )
             return self._advance_job(cur, job.id, batch, None)
+
+
+def schema_sql(schema: str = "labelsync") -> str:
+    """The SQL that creates `PostgresStore`'s tables in `schema`, for a DBA to review or run.
+
+    The same statements the store runs when it migrates an empty schema, ending
+    with the ``schema_version`` row it checks on later starts.
+    """
+    import textwrap  # here, so this late addition stays one block at the end of the module
+
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidInput("schema", schema, "is not a lower-case SQL identifier")
+    s = f'"{schema}"'
+    parts = [
+        f"CREATE SCHEMA IF NOT EXISTS {s};",
+        f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);",
+        *(textwrap.dedent(migration).strip().replace("{s}", s) for migration in _MIGRATIONS),
+        f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
+    ]
+    return "\n\n".join(parts) + "\n"
