@@ -28,7 +28,6 @@ from labelsync import (
     LabelSync,
     LabelSyncError,
     Mailbox,
-    MissingExtra,
     Permission,
     Provider,
     SystemLabel,
@@ -37,6 +36,7 @@ from labelsync import (
 )
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore
+from labelsync.exceptions import MissingExtra
 from labelsync.parallel import Claim, decide
 from labelsync.ports import PushJob, Store
 from labelsync.testing.conformance import StoreContract

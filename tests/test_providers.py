@@ -17,12 +17,9 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
-    apply_to_user,
-    gmail_label,
-    graph_folder,
-    imap_mailbox,
-    imap_role,
 )
+from labelsync.providers import gmail_label, graph_folder, imap_mailbox, imap_role
+from labelsync.rules import apply_to_user
 from labelsync.testing.strategies import CUSTOM_NAMES, INBOX_NAMES, SENT_NAMES
 
 ANY_NAME = st.sampled_from(INBOX_NAMES + SENT_NAMES + CUSTOM_NAMES) | st.text(min_size=1).filter(

@@ -30,10 +30,10 @@ from labelsync import (
     SkipReason,
     SystemLabel,
     Tenant,
-    UnknownUser,
     User,
 )
 from labelsync.adapters.sqlite import SCHEMA_VERSION, SqliteStore
+from labelsync.exceptions import UnknownUser
 from labelsync.ports import Conflict, JobStatus, PushJob
 from labelsync.testing.conformance import commit_all, next_batch
 
