@@ -57,3 +57,17 @@ job: PushJob = svc.start_push("t1", actor_id="u1", defaults=Defaults(inbox=True,
 status: JobStatus = job.status
 report: PushReport = svc.run_push(job.id, batch_size=100, progress=lambda j: print(j.processed))
 error: type[labelsync.LabelSyncError] = labelsync.InvalidInput
+
+# What a host imports from the modules, since they left the top level.
+from labelsync.cli import EXIT_CODES, ExitCode  # noqa: E402
+from labelsync.exceptions import MissingExtra, UnknownTenant  # noqa: E402
+from labelsync.providers import gmail_label  # noqa: E402
+from labelsync.whatif import Comparison, ComparisonRow, compare  # noqa: E402
+
+inbox: Label = gmail_label("INBOX", "Inbox")
+comparison: Comparison = compare(tenant, {"both": Defaults(inbox=True, sent=True)})
+first_row: ComparisonRow = comparison.rows[0]
+changed_by_candidate: int = first_row.users_changed
+codes: tuple[ExitCode, ...] = EXIT_CODES
+lookup_errors: tuple[type[labelsync.LabelSyncError], ...] = (UnknownTenant, MissingExtra)
+html_or_none: str | None = changes._repr_html_()
