@@ -407,3 +407,60 @@ def test_verbose_logs_the_revert_to_stderr_and_quiet_logs_nothing(
         re.MULTILINE,
     )
     assert (0, "") == (quiet.returncode, quiet.stderr)
+
+
+# -- in process -------------------------------------------------------------------------------
+
+
+def test_status_json_in_process_is_the_stored_jobs(pushed: tuple[Path, list[str]]) -> None:
+    db, job_ids = pushed
+
+    result = CliRunner().invoke(main, ["status", "--db", str(db), "--format", "json"])
+
+    assert 0 == result.exit_code, result.stderr
+    assert job_ids == [job["job"] for job in json.loads(result.stdout)]
+
+
+def test_schema_in_process_prints_the_sql_for_the_schema_asked(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["schema", "--postgres", "--schema", "mail_admin"])
+
+    assert 0 == result.exit_code, result.stderr
+    assert schema_sql("mail_admin") == result.stdout
+    assert 'CREATE TABLE "mail_admin".jobs (' in result.stdout
+
+
+def test_a_schema_name_that_is_not_an_identifier_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["schema", "--postgres", "--schema", "x; DROP TABLE y"])
+
+    assert 2 == result.exit_code
+    assert result.stderr.startswith("labelsync: error: schema: 'x; DROP TABLE y' is not")
+
+
+def test_tenants_of_an_empty_file_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    SqliteStore(db).close()
+
+    result = CliRunner().invoke(main, ["tenants", "--db", str(db)])
+
+    assert (0, f"no tenants in {db}\n") == (result.exit_code, result.stdout)
+
+
+@pytest.mark.postgres
+def test_the_printed_schema_is_the_one_the_store_uses(tmp_path: Path, acme: Tenant) -> None:
+    """A DBA runs the printed SQL; the store then finds its tables current and works on them."""
+    import psycopg
+
+    from labelsync.adapters.postgres import PostgresStore
+    from postgres_fixtures import fresh_schema, postgres_dsn
+
+    dsn = postgres_dsn()
+    with fresh_schema(dsn, prefix="ddl") as name:
+        printed = labelsync("schema", "--postgres", "--schema", name, cwd=tmp_path)
+        assert 0 == printed.returncode, printed.stderr
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(printed.stdout.encode())
+
+        with PostgresStore(dsn, schema=name) as store:
+            assert SCHEMA_VERSION == store.schema_version()
+            store.add_tenant(acme)
+            assert acme == store.get_tenant("acme")
