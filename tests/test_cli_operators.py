@@ -370,6 +370,22 @@ def test_demo_reports_progress_before_it_builds_the_users(tmp_path: Path) -> Non
     assert "storing 30 Users in d.db ..." == lines[1]
 
 
+def test_demo_builds_the_synthetic_tenant_of_its_seed(tmp_path: Path) -> None:
+    expected = synthetic_tenant(30, seed=4)
+
+    result = labelsync(
+        "demo", "--users", "30", "--seed", "4", "--db", tmp_path / "d.db", cwd=tmp_path
+    )
+
+    assert 0 == result.returncode, result.stderr
+    with SqliteStore(tmp_path / "d.db") as store:
+        built = store.get_tenant(expected.id)
+    assert (expected.name, [(u.id, u.email, u.mailbox) for u in expected.users]) == (
+        built.name,
+        [(u.id, u.email, u.mailbox) for u in built.users],
+    )
+
+
 def test_schema_postgres_prints_the_stores_ddl(tmp_path: Path) -> None:
     result = labelsync("schema", "--postgres", cwd=tmp_path)
 

@@ -122,6 +122,7 @@ class _LabelSyncGroup(click.Group):
 
 
 _LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+_CLI_HANDLER = "labelsync-cli"
 
 
 @click.group(
@@ -152,9 +153,12 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 def _log_to_stderr(level: int) -> None:
     """Send the ``labelsync`` loggers' records at `level` and above to stderr, one line each."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("labelsync")
+    for old in [h for h in logger.handlers if h.get_name() == _CLI_HANDLER]:
+        logger.removeHandler(old)  # invoked twice in one process (tests): one handler, not two
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_CLI_HANDLER)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
 
