@@ -449,7 +449,7 @@ def test_a_schema_name_that_is_not_an_identifier_exits_2(tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["schema", "--postgres", "--schema", "x; DROP TABLE y"])
 
     assert 2 == result.exit_code
-    assert result.stderr.startswith("labelsync: error: schema: 'x; DROP TABLE y' is not")
+    assert result.stderr.startswith("labelsync: error: schema: 'x; DROP TABLE y' ")
 
 
 def test_tenants_of_an_empty_file_says_so(tmp_path: Path) -> None:
