@@ -431,7 +431,11 @@ def revert(job_id: str, db: Path, actor_id: str, batch_size: int, output_format:
 @existing_db
 @_json_format
 def tenants(db: Path, output_format: str) -> None:
-    """List the tenants stored in the file: id, name, Users, defaults, last push."""
+    """List the tenants in the file, with their Users and last push.
+
+    One row per tenant: id, name, number of Users, the checkbox settings, and
+    when and by whom the last push finished.
+    """
     with service(db) as svc:
         stored = [svc.tenant(tenant_id) for tenant_id in svc.store.tenant_ids()]
     if output_format == "json":
@@ -471,9 +475,10 @@ def tenants(db: Path, output_format: str) -> None:
     help="The PostgreSQL schema (namespace) to create the tables in.",
 )
 def schema(dialect: str, schema_name: str) -> None:
-    """Print the SQL that creates labelsync's tables, for a DBA to review and run.
+    """Print the SQL of labelsync's PostgreSQL tables, for a DBA.
 
-    PostgresStore(..., migrate=False) then uses the tables as they are.
+    A database administrator reviews and runs it ahead of time; the store then
+    finds its tables current and creates nothing.
     """
     from labelsync.adapters.postgres import schema_sql
 

@@ -50,36 +50,14 @@ EXIT_TERMINATED: Final = 143
 
 EXIT_CODES: Final[tuple[ExitCode, ...]] = (
     ExitCode(EXIT_OK, "ok", "success"),
+    ExitCode(EXIT_FAILED, "failed", "any other labelsync error, or the cli extra is missing"),
+    ExitCode(EXIT_USAGE, "bad usage or input", "an option, a file, bad JSON, an unknown id"),
     ExitCode(
-        EXIT_FAILED,
-        "failed",
-        "any other labelsync error, or the cli extra is not installed",
+        EXIT_PERMISSION_DENIED, "permission denied", "the actor is not an admin of the tenant"
     ),
-    ExitCode(
-        EXIT_USAGE,
-        "bad usage or input",
-        "an option, a missing file, malformed JSON, an unknown id",
-    ),
-    ExitCode(
-        EXIT_PERMISSION_DENIED,
-        "permission denied",
-        "the actor is not an admin User of the tenant",
-    ),
-    ExitCode(
-        EXIT_SUPERSEDED,
-        "job superseded",
-        "a newer push of the tenant started; the job writes nothing more",
-    ),
-    ExitCode(
-        EXIT_INTERRUPTED,
-        "interrupted",
-        "Ctrl-C; an interrupted push can be resumed",
-    ),
-    ExitCode(
-        EXIT_TERMINATED,
-        "terminated",
-        "SIGTERM during a push, which can be resumed",
-    ),
+    ExitCode(EXIT_SUPERSEDED, "job superseded", "a newer push started; this one writes nothing"),
+    ExitCode(EXIT_INTERRUPTED, "interrupted", "Ctrl-C; an interrupted push can be resumed"),
+    ExitCode(EXIT_TERMINATED, "terminated", "SIGTERM during a push, which can be resumed"),
 )
 """Every exit code the command uses on purpose, in order; the help lists exactly these."""
 
