@@ -112,7 +112,7 @@ _MOVED = {
     "UserOutcome": "labelsync.rules",
     "apply_to_user": "labelsync.rules",
 }
-"""Names that left the top level in 0.2, and the module each is imported from now."""
+"""Names that left the top level after 0.1.0, and the module each is imported from now."""
 
 
 def __getattr__(name: str) -> Any:
