@@ -1,6 +1,8 @@
-"""Developer tasks: `nox -s tests`, `typecheck`, `lint`, `docs`, `bench`, `demo`."""
+"""Developer tasks: `nox -s tests`, `typecheck`, `lint`, `docs`, `bench`, `demo`, `webapp`."""
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -52,3 +54,34 @@ def demo(session: nox.Session) -> None:
     """The main job: `labelsync demo` on a synthetic 10,000-User tenant in SQLite."""
     session.install("-e", ".[cli]")
     session.run("labelsync", "demo", *session.posargs)
+
+
+WEBAPP = "examples/webapp"
+
+
+@nox.session
+def webapp(session: nox.Session) -> None:
+    """The example web application (examples/webapp) on http://127.0.0.1:8000, synthetic tenant."""
+    session.install("-e", ".", "--group", "webapp")
+    # Kept between runs, so a push left running by a stopped server resumes on the next start.
+    database = os.path.join(session.create_tmp(), "webapp.db")
+    session.run(
+        "python",
+        "-m",
+        "labelsync_webapp",
+        *("--database", database, "--users", "5000", "--batch-size", "250", "--batch-delay", "0.2"),
+        *session.posargs,  # argparse keeps the last value: `nox -s webapp -- --port 8080`
+        env={"PYTHONPATH": WEBAPP},
+    )
+
+
+@nox.session(name="webapp-screenshots")
+def webapp_screenshots(session: nox.Session) -> None:
+    """Retake the web-app how-to's screenshots (docs/img/webapp-*.png) in headless Chromium."""
+    session.install("-e", ALL_EXTRAS, "--group", "test")
+    session.run(
+        "pytest",
+        "-q",
+        "tests/test_webapp_browser.py",
+        env={"LABELSYNC_WEBAPP_SCREENSHOTS": "docs/img", "LABELSYNC_BROWSER_REQUIRED": "1"},
+    )

@@ -18,7 +18,10 @@ import pytest
 
 DSN_VARIABLE = "LABELSYNC_POSTGRES_DSN"
 REQUIRED_VARIABLE = "LABELSYNC_POSTGRES_REQUIRED"
-HOW = f'set {DSN_VARIABLE} (eval "$(bash scripts/postgres-test-server.sh start)")'
+HOW = (
+    "install PostgreSQL (apt-get install postgresql) and the tests start a throwaway server, "
+    f'or set {DSN_VARIABLE} (eval "$(bash scripts/postgres-test-server.sh start)")'
+)
 
 
 def _where(dsn: str) -> str:

@@ -294,6 +294,8 @@ def test_reference_documents_every_public_module() -> None:
         "labelsync.adapters.memory",
         "labelsync.adapters.sqlite",
         "labelsync.adapters.clock",
+        "labelsync.adapters.imap",
+        "labelsync.providers",
         "labelsync.io",
         "labelsync.whatif",
         "labelsync.testing",

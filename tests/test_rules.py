@@ -475,14 +475,21 @@ def pushed_tenant() -> Tenant:
 
 @given(users())
 def test_the_email_tab_marks_exactly_the_selected_labels_with_the_note(user: User) -> None:
-    """R8: one row per mailbox label; selected iff its id is synced, and then the note is shown."""
+    """R8: one row per mailbox label (a hidden one only if it syncs or holds a role); selected
+    iff its id is synced, and then the note is shown, with a guessed role or hiding noted too."""
     visible = attrs.evolve(user, permissions={Permission.EMAIL_SYNC})
     tab = email_tab(visible)
     labels = () if user.mailbox is None else user.mailbox.labels
-    assert sorted(label.id for label in labels) == sorted(row.label.id for row in tab.rows)
+    shown = [lb for lb in labels if not lb.hidden or lb.id in user.synced or lb.is_system]
+    assert sorted(label.id for label in shown) == sorted(row.label.id for row in tab.rows)
     for row in tab.rows:
         assert (row.label.id in user.synced) == row.selected
-        assert (SYNC_ENABLED_NOTE if row.selected else None) == row.note
+        expected = [SYNC_ENABLED_NOTE] if row.selected else []
+        if row.label.guessed:
+            expected.append("Recognised as Sent by its name: your mail server does not mark it")
+        if row.label.hidden:
+            expected.append("Hidden in your mail app")
+        assert ("; ".join(expected) or None) == row.note
 
 
 @given(users(mailbox=True))
@@ -499,14 +506,17 @@ def test_the_email_tab_lists_inbox_then_sent_first(user: User) -> None:
 def test_after_a_push_with_both_checked_the_tab_shows_inbox_and_sent_selected(
     tenant: Tenant, data: st.DataObject
 ) -> None:
-    """R8: after pushing Inbox+Sent, every visible tab shows them selected with the note."""
+    """R8: after pushing Inbox+Sent, every visible tab shows them selected with the note
+    (followed, for a role guessed from the name, by the note saying so)."""
     after, _ = apply_defaults(tenant, Defaults(inbox=True, sent=True))
     for user in after.users:
         if not user.can(Permission.EMAIL_SYNC):
             continue
         for row in email_tab(user).rows:
             if row.label.system is not None:
-                assert (True, SYNC_ENABLED_NOTE) == (row.selected, row.note)
+                assert row.selected
+                assert row.note is not None
+                assert SYNC_ENABLED_NOTE == row.note.split("; ")[0]
 
 
 @given(tenants(), defaults())

@@ -14,16 +14,19 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
   (the selected label ids) and ``version`` (a whole number, default 0).
 - a mailbox: ``provider`` (``GMAIL``, ``MICROSOFT``, ``IMAP``, ``OTHER``),
   ``address`` and ``labels``; a label: ``id``, ``name`` and ``system``
-  (``INBOX``, ``SENT`` or null for the User's own labels).
+  (``INBOX``, ``SENT`` or null for the User's own labels), and ``guessed`` and
+  ``hidden`` (true or false, default false), written only when true so that a
+  snapshot without them stays readable by an older labelsync.
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
   ``label_missing``).
 
 Enums are written by name, sets as sorted lists, and every field is written,
-defaults included. On reading, fields with a default may be left out, unknown
-fields are refused (a typo must not silently become a default), and every bad
-value found is reported at once in an `InvalidSnapshot` with its path, e.g.
+defaults included (a label's flags excepted, see above). On reading, fields
+with a default may be left out, unknown fields are refused (a typo must not
+silently become a default), and every bad value found is reported at once in an
+`InvalidSnapshot` with its path, e.g.
 ``tenant.users[3].mailbox.labels[0].system: 'SNET' is not one of INBOX, SENT``.
 The full reference with an example is ``docs/reference/snapshot-format.md``.
 
@@ -47,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import LabelSet, Tenant
+from labelsync.model import Label, LabelSet, Tenant
 
 if TYPE_CHECKING:
     import cattrs
@@ -277,6 +280,7 @@ def _converter() -> cattrs.Converter:
     converter.register_structure_hook(dt.datetime, _aware_datetime)
 
     converter.register_unstructure_hook(LabelSet, list)  # iterates in sorted order
+    converter.register_unstructure_hook(Label, _label_doc)
     converter.register_structure_hook(LabelSet, _label_set)
 
     def unstructure_set(cls: Any) -> Callable[[frozenset[Any]], list[Any]]:
@@ -320,6 +324,20 @@ def _converter() -> cattrs.Converter:
 
     converter.register_structure_hook_factory(attrs.has, attrs_object)
     return converter
+
+
+def _label_doc(label: Label) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "id": label.id,
+        "name": label.name,
+        "system": None if label.system is None else label.system.name,
+    }
+    # Written only when set: snapshots of ordinary tenants stay as they were.
+    if label.guessed:
+        doc["guessed"] = True
+    if label.hidden:
+        doc["hidden"] = True
+    return doc
 
 
 def _exact(kind: type, what: str) -> Callable[[object, Any], object]:

@@ -18,6 +18,8 @@ from labelsync import _validate as v
 from labelsync.exceptions import InvalidInput, UnknownUser
 
 __all__ = [
+    "GUESSED_ROLE_NOTE",
+    "HIDDEN_NOTE",
     "SYNC_ENABLED_NOTE",
     "Defaults",
     "EmailTab",
@@ -156,12 +158,15 @@ def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
     return tuple(_collection("Tenant.users", users, "User"))
 
 
-@frozen
+@frozen(repr=False)
 class Label:
     """A label (Gmail) or folder (Outlook, IMAP) of one mailbox.
 
     `system` is the role for INBOX/SENT and None for the User's own labels; the
-    role, not `name`, is what a push goes by.
+    role, not `name`, is what a push goes by. `guessed` marks a role a host
+    opted to guess from the name because the server does not mark it (IMAP
+    without SPECIAL-USE), so the guess stays visible; `hidden` marks a label the
+    provider hides from its own label list (Gmail ``labelHide``, Graph ``isHidden``).
     """
 
     id: str = field(validator=v.non_empty_str)
@@ -169,11 +174,29 @@ class Label:
     system: SystemLabel | None = field(
         default=None, validator=v.member_of(SystemLabel, optional=True)
     )
+    guessed: bool = field(default=False, kw_only=True)
+    hidden: bool = field(default=False, validator=v.strict_bool, kw_only=True)
+
+    @guessed.validator
+    def _guess_needs_a_role(self, attribute: attrs.Attribute[bool], value: object) -> None:
+        # One validator, not two: stores build a Label per stored label.
+        if value is False:
+            return
+        v.strict_bool(self, attribute, value)
+        if self.system is None:
+            raise InvalidInput(
+                "Label.guessed", value, f"needs a system role, and label {self.id!r} has none"
+            )
 
     @property
     def is_system(self) -> bool:
         """True for INBOX and SENT."""
         return self.system is not None
+
+    def __repr__(self) -> str:
+        # The flags are shown only when set: most labels have neither.
+        flags = "".join(f", {name}=True" for name in ("guessed", "hidden") if getattr(self, name))
+        return f"Label(id={self.id!r}, name={self.name!r}, system={self.system!r}{flags})"
 
 
 def _role_ids(mailbox: Mailbox) -> tuple[str | None, str | None]:
@@ -470,7 +493,11 @@ class Tenant:
 
 @frozen
 class EmailTabRow:
-    """One line of a User's Email tab: a label, whether it syncs, and the note shown beside it."""
+    """One line of a User's Email tab: a label, whether it syncs, and the note shown beside it.
+
+    The note joins, with "; ", that sync is enabled, that the label's role was
+    guessed from its name, and that the provider hides it; None when none applies.
+    """
 
     label: Label
     selected: bool
@@ -478,6 +505,10 @@ class EmailTabRow:
 
 
 SYNC_ENABLED_NOTE = "Sync is enabled for this label"
+GUESSED_ROLE_NOTE = "Recognised as {role} by its name: your mail server does not mark it"
+"""The note beside a label whose role was guessed from its name (`Label.guessed`)."""
+HIDDEN_NOTE = "Hidden in your mail app"
+"""The note beside a label the provider hides (`Label.hidden`), shown only when it syncs."""
 
 
 @frozen

@@ -14,10 +14,13 @@ from attrs import frozen
 from labelsync.changes import ChangeRow, Changes, LabelChange, Skip, SkipRow
 from labelsync.exceptions import InvalidInput, PermissionDenied
 from labelsync.model import (
+    GUESSED_ROLE_NOTE,
+    HIDDEN_NOTE,
     SYNC_ENABLED_NOTE,
     Defaults,
     EmailTab,
     EmailTabRow,
+    Label,
     LabelSet,
     Permission,
     SkipReason,
@@ -150,6 +153,17 @@ def _tab_order(row: EmailTabRow) -> tuple[int, str]:
     return rank, row.label.name.casefold()
 
 
+def _note(label: Label, synced: LabelSet) -> str | None:
+    parts = []
+    if label.id in synced:
+        parts.append(SYNC_ENABLED_NOTE)
+    if label.guessed and label.system is not None:
+        parts.append(GUESSED_ROLE_NOTE.format(role=label.system.title))
+    if label.hidden:
+        parts.append(HIDDEN_NOTE)
+    return "; ".join(parts) or None
+
+
 def email_tab(user: User) -> EmailTab:
     """What `user` sees on their Email tab (R8): INBOX, SENT, then their labels, each marked.
 
@@ -164,12 +178,11 @@ def email_tab(user: User) -> EmailTab:
     if user.mailbox is None:
         return EmailTab(user_id=user.id, address=None, rows=())
     rows = [
-        EmailTabRow(
-            label=label,
-            selected=label.id in user.synced,
-            note=SYNC_ENABLED_NOTE if label.id in user.synced else None,
-        )
+        EmailTabRow(label=label, selected=label.id in user.synced, note=_note(label, user.synced))
         for label in user.mailbox.labels
+        # A label the provider hides is listed only when it syncs (or holds a
+        # role the admin pushes), so the tab never hides what is synced.
+        if not label.hidden or label.id in user.synced or label.system is not None
     ]
     return EmailTab(
         user_id=user.id, address=user.mailbox.address, rows=tuple(sorted(rows, key=_tab_order))

@@ -28,8 +28,10 @@ from labelsync import (
     email_tab,
 )
 from labelsync.adapters.clock import FixedClock, SystemClock
+from labelsync.adapters.imap import ImapError, ImapReader, Security
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.ports import Clock, Store
+from labelsync.providers import mailbox_from_gmail, mailbox_from_graph, mailbox_from_imap
 
 label = Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX)
 mailbox = Mailbox(provider=Provider.GMAIL, address="a@x.io", labels=(label,))
@@ -57,6 +59,18 @@ job: PushJob = svc.start_push("t1", actor_id="u1", defaults=Defaults(inbox=True,
 status: JobStatus = job.status
 report: PushReport = svc.run_push(job.id, batch_size=100, progress=lambda j: print(j.processed))
 error: type[labelsync.LabelSyncError] = labelsync.InvalidInput
+
+# Reading real provider data (B3).
+gmail: Mailbox = mailbox_from_gmail("a@x.io", {"labels": [{"id": "INBOX", "name": "INBOX"}]})
+graph: Mailbox = mailbox_from_graph(
+    "a@x.io",
+    [{"id": "a", "displayName": "Inbox"}],
+    well_known={"inbox": "a", "sentitems": None},
+)
+imap: Mailbox = mailbox_from_imap("a@x.io", [b'* LIST () "/" INBOX'], guess_sent=True)
+guessed: bool = Label(id="S", name="Sent", system=SystemLabel.SENT, guessed=True).guessed
+reader = ImapReader("imap.example.com", 143, security=Security.STARTTLS, timeout=10.0)
+imap_error: type[labelsync.LabelSyncError] = ImapError
 
 # What a host imports from the modules, since they left the top level.
 from labelsync.cli import EXIT_CODES, ExitCode  # noqa: E402

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from labelsync.adapters._records import record_doc, record_from_doc
+from labelsync.adapters._records import label_from_row, label_row, record_doc, record_from_doc
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -220,10 +220,7 @@ _layout_texts: dict[int, tuple[tuple[Label, ...], str]] = {}
 
 @functools.lru_cache(maxsize=_LAYOUTS)
 def _labels_from_text(text: str) -> tuple[Label, ...]:
-    labels = tuple(
-        Label(id=i, name=n, system=None if s is None else SystemLabel(s))
-        for i, n, s in json.loads(text)
-    )
+    labels = tuple(label_from_row(row) for row in json.loads(text))
     _remember_layout(labels, text)
     return labels
 
@@ -240,7 +237,7 @@ def _labels_text(labels: tuple[Label, ...]) -> str:
     if known is not None and known[0] is labels:
         return known[1]
     text = json.dumps(
-        [[lb.id, lb.name, None if lb.system is None else lb.system.value] for lb in labels],
+        [label_row(lb) for lb in labels],
         ensure_ascii=False,
         separators=(",", ":"),
     )

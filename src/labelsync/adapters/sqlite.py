@@ -22,7 +22,7 @@ from typing import Final, Self, TypeVar
 
 import attrs
 
-from labelsync.adapters._records import record_doc, record_from_doc
+from labelsync.adapters._records import label_from_row, label_row, record_doc, record_from_doc
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -35,7 +35,6 @@ from labelsync.exceptions import (
 )
 from labelsync.model import (
     Defaults,
-    Label,
     LabelSet,
     Mailbox,
     Permission,
@@ -239,7 +238,7 @@ def _user_params(user: User) -> UserParams:
     if mailbox is not None:
         provider = mailbox.provider.value
         address = mailbox.address
-        labels = _json([[lb.id, lb.name, _role(lb.system)] for lb in mailbox.labels])
+        labels = _json([label_row(lb) for lb in mailbox.labels])
     return (
         user.email,
         _json(sorted(p.value for p in user.permissions)),
@@ -260,10 +259,7 @@ def _layout_from_text(provider: str, text: str) -> Mailbox:
     return Mailbox(
         provider=Provider(provider),
         address="-",
-        labels=tuple(
-            Label(id=label_id, name=name, system=_role_from_text(system))
-            for label_id, name, system in json.loads(text)
-        ),
+        labels=tuple(label_from_row(row) for row in json.loads(text)),
     )
 
 

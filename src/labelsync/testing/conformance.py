@@ -121,7 +121,7 @@ def _tenant(tenant_id: str, *user_ids: str, domain: str = "acme.test") -> Tenant
 
 
 def _every_kind_of_user() -> tuple[User, ...]:
-    """Users covering every value a store must keep exactly."""
+    """Users covering every value a store must keep exactly, label flags included."""
     outlook = Mailbox(
         provider=Provider.MICROSOFT,
         address="jürgen@beispiel.de",
@@ -129,6 +129,15 @@ def _every_kind_of_user() -> tuple[User, ...]:
             Label(id="AAMk-inbox", name="Posteingang", system=SystemLabel.INBOX),
             Label(id="AAMk-sent", name="Gesendete Elemente", system=SystemLabel.SENT),
             Label(id="AAMk-7", name='Projekt "Ä" / 2024 ✉', system=None),
+            Label(id="AAMk-8", name="Conversation History", hidden=True),
+        ),
+    )
+    imap_guessed_sent = Mailbox(
+        provider=Provider.IMAP,
+        address="f@imap.test",
+        labels=(
+            Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX),
+            Label(id="Gesendet", name="Gesendet", system=SystemLabel.SENT, guessed=True),
         ),
     )
     imap_without_sent = Mailbox(
@@ -170,6 +179,7 @@ def _every_kind_of_user() -> tuple[User, ...]:
             email="e@other.test",
             mailbox=Mailbox(provider=Provider.OTHER, address="e@other.test", labels=()),
         ),
+        User(id="imap-guessed-sent", email="f@imap.test", mailbox=imap_guessed_sent),
     )
 
 

@@ -3,8 +3,10 @@
 The mixes are realistic rather than uniform: Users with and without a mailbox;
 Gmail, Microsoft Graph, IMAP and other mailboxes built through the provider
 helpers (B3), with localised folder names; custom labels that are *named*
-"Inbox" or "Sent" but have no role; mailboxes lacking INBOX or SENT (R7); and
-selections holding custom labels and stale ids the mailbox no longer has (R5).
+"Inbox" or "Sent" but have no role; labels the provider hides, and IMAP SENT
+roles guessed from the name (`Label.hidden`, `Label.guessed`); mailboxes
+lacking INBOX or SENT (R7); and selections holding custom labels and stale ids
+the mailbox no longer has (R5).
 Sizes are small by default and every collection strategy takes a ``max_*``
 parameter. Needs hypothesis, which is not a core dependency.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+
+import attrs
 
 from labelsync.exceptions import MissingExtra
 from labelsync.model import (
@@ -116,6 +120,18 @@ def _label_id(label: Label) -> str:
     return label.id
 
 
+# Shrinks towards False: a flag is the exception.
+_rarely = st.sampled_from((False, False, False, True))
+
+
+def _hidden(label: Label, hidden: bool) -> Label:
+    return attrs.evolve(label, hidden=True) if hidden else label
+
+
+def _guessed(label: Label, guessed: bool) -> Label:
+    return attrs.evolve(label, guessed=True) if guessed else label
+
+
 def providers() -> st.SearchStrategy[Provider]:
     """Any mailbox provider."""
     return _providers
@@ -140,17 +156,22 @@ def _system_label(role: SystemLabel, provider: Provider) -> st.SearchStrategy[La
         if role is SystemLabel.INBOX:
             return st.builds(imap_mailbox, st.sampled_from(("INBOX", "Inbox", "inbox")))
         flags = st.sampled_from((("\\Sent",), ("\\HasNoChildren", "\\Sent"), ("\\sent",)))
-        return st.builds(_imap_sent, st.sampled_from(_IMAP_SENT), flags)
+        # A server without SPECIAL-USE: the host opted in to guessing SENT by name.
+        return st.builds(
+            _guessed, st.builds(_imap_sent, st.sampled_from(_IMAP_SENT), flags), _rarely
+        )
     return st.builds(Label, id=_numbered("folder-{}", role), name=names, system=st.just(role))
 
 
 @functools.cache
 def _custom_label(provider: Provider) -> st.SearchStrategy[Label]:
     if provider is Provider.GMAIL:
-        return st.builds(gmail_label, _numbered("Label_{}", None), _custom_names)
+        gmail = st.builds(gmail_label, _numbered("Label_{}", None), _custom_names)
+        return st.builds(_hidden, gmail, _rarely)
     if provider is Provider.MICROSOFT:
         well_known = st.none() | st.sampled_from(_GRAPH_OTHER_WELL_KNOWN)
-        return st.builds(graph_folder, _numbered("AAMkAD{:04d}", None), _custom_names, well_known)
+        graph = st.builds(graph_folder, _numbered("AAMkAD{:04d}", None), _custom_names, well_known)
+        return st.builds(_hidden, graph, _rarely)
     if provider is Provider.IMAP:
         flags = st.sampled_from(((), ("\\HasNoChildren",), ("\\Archive",)))
         return st.builds(imap_mailbox, st.sampled_from(_IMAP_CUSTOM), flags)
