@@ -8,6 +8,7 @@ the same tenant in another schema (R12), with every roster User handled once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import signal
 import subprocess
@@ -37,8 +38,8 @@ from labelsync.adapters.clock import FixedClock, SystemClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.postgres import PostgresStore
 from labelsync.exceptions import UnknownJob
-from labelsync.parallel import Busy, Claim, LeaseLost, decide, run_worker
-from labelsync.ports import BatchWrite, Conflict, PushJob, Store
+from labelsync.parallel import Busy, Claim, LeaseLost, run_worker
+from labelsync.ports import PushJob, Store
 from postgres_fixtures import fresh_schema, postgres_dsn
 
 T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
@@ -214,10 +215,6 @@ def claimed(result: Claim | Busy | None) -> Claim:
     return result
 
 
-def batch_of(store: PostgresStore, claim: Claim) -> BatchWrite:
-    return decide(claim, [u for _, u in store.roster_batch(claim.job.id, claim.after, claim.size)])
-
-
 @pytest.mark.postgres
 def test_ranges_are_claimed_in_roster_order_each_by_one_worker(
     stores: tuple[PostgresStore, PostgresStore],
@@ -256,7 +253,6 @@ def test_a_range_whose_lease_expired_is_taken_over_and_the_late_worker_writes_no
     store, _ = stores
     _, job = started(store, 5)
     late = claimed(store.claim_batch(job.id, "slow", 10, 0.2))
-    late_batch = batch_of(store, late)
 
     taker = store.claim_batch(job.id, "fast", 10, 60)
     for _ in range(500):  # until the 0.2 s lease has expired (bounded)
@@ -267,42 +263,74 @@ def test_a_range_whose_lease_expired_is_taken_over_and_the_late_worker_writes_no
     takeover = claimed(taker)
     before = store.get_tenant("t1"), store.get_job(job.id)
 
-    assert LeaseLost(late) == store.commit_claimed(late, late_batch)
+    assert LeaseLost(late) == store.run_claimed(late)
     assert before == (store.get_tenant("t1"), store.get_job(job.id))
     assert (late.range_no, 2, "fast") == (takeover.range_no, takeover.attempt, takeover.worker_id)
-    committed = store.commit_claimed(takeover, batch_of(store, takeover))
+    committed = store.run_claimed(takeover)
     assert isinstance(committed, PushJob)
     assert 6 == committed.processed
     assert None is store.claim_batch(job.id, "slow", 10, 60)
 
 
 @pytest.mark.postgres
-def test_an_edit_between_read_and_commit_is_kept_and_the_range_decided_again(
+def test_an_edit_made_while_workers_run_is_kept_and_inbox_sent_still_pushed(
     dsn: str, stores: tuple[PostgresStore, PostgresStore]
 ) -> None:
-    """R12 for workers: the commit's compare-and-set fails, the worker reads the User again."""
+    """R12 for workers: a range reads its Users in its own transaction, as edited."""
     store, _ = stores
     svc, job = started(store, 8)
-
-    conflicts: list[tuple[str, ...]] = []
+    edits: list[str] = []
 
     class EditingStore(PostgresStore):
-        """Lets a User edit their selection just before the first commit of a range."""
+        """Lets a User edit their selection just before the first range runs."""
 
-        def commit_claimed(self, claim: Claim, batch: BatchWrite) -> PushJob | Conflict | LeaseLost:
-            if not conflicts:
+        def run_claimed(self, claim: Claim) -> PushJob | LeaseLost:
+            if not edits:
                 with_project_label(svc, "u3")
-            result = super().commit_claimed(claim, batch)
-            if isinstance(result, Conflict):
-                conflicts.append(result.user_ids)
-            return result
+                edits.append("u3")
+            return super().run_claimed(claim)
 
     with EditingStore(dsn, schema=store.schema) as editing:
         done = run_worker(editing, FixedClock(T0), job.id, worker_id="w1", batch_size=100)
 
-    assert [("u3",)] == conflicts
+    assert ["u3"] == edits
     assert LabelSet(["INBOX", "Label_7"]) == store.get_user("t1", "u3").synced
     assert (JobStatus.DONE, 9) == (done.status, done.processed)
+
+
+@pytest.mark.postgres
+def test_a_worker_that_lost_its_lease_logs_a_warning_and_goes_on(
+    dsn: str, stores: tuple[PostgresStore, PostgresStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """B6: the lost lease is visible in the host's log, with job, tenant and worker ids."""
+    store, _ = stores
+    _, job = started(store, 5)
+
+    class StallingStore(PostgresStore):
+        """Stalls past its lease on the first range; another worker takes it over and runs it."""
+
+        def run_claimed(self, claim: Claim) -> PushJob | LeaseLost:
+            taker = store.claim_batch(job.id, "fast", 10, 60)
+            while isinstance(taker, Busy):
+                time.sleep(max(taker.retry_in, 0.01))
+                taker = store.claim_batch(job.id, "fast", 10, 60)
+            if isinstance(taker, Claim):
+                store.run_claimed(taker)
+            return super().run_claimed(claim)
+
+    caplog.set_level(logging.DEBUG, logger="labelsync")
+    with StallingStore(dsn, schema=store.schema) as stalling:
+        done = run_worker(
+            stalling, FixedClock(T0), job.id, worker_id="slow", batch_size=10, lease_seconds=0.2
+        )
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    lost = (
+        f"push job {job.id} of tenant t1: worker slow lost its lease on range 0 "
+        f"(positions {done.roster_end - 5}-{done.roster_end}) to another worker; it wrote nothing"
+    )
+    assert [lost] == warnings
+    assert (JobStatus.DONE, 6) == (done.status, done.processed)
 
 
 # -- refusals ---------------------------------------------------------------------------------
@@ -505,10 +533,13 @@ def test_four_processes_push_100k_users_and_one_killed_mid_batch_loses_nothing(
             open_first = [p for p, done in ranges if not done][-5:]
             assert (5, 5) == (len(done_first), len(open_first))
             edited = [
-                u.id
+                user_id
                 for first in done_first + open_first
-                for _, u in store.roster_batch(job.id, first - 1, 4)
-                if u.mailbox is not None
+                for (user_id,) in watch.execute(
+                    f"SELECT id FROM {s}.users WHERE tenant_id = %s AND position >= %s "
+                    f"AND provider IS NOT NULL ORDER BY position LIMIT 4",
+                    (job.tenant_id, first),
+                ).fetchall()
             ]
             for user_id in edited:
                 with_project_label(svc, user_id)

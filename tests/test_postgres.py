@@ -8,6 +8,8 @@ skipped with the reason (see tests/postgres_fixtures.py).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,14 +35,17 @@ from labelsync import (
     SystemLabel,
     Tenant,
     User,
+    apply_defaults,
 )
+from labelsync.adapters import postgres as postgres_adapter
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore
+from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore, schema_sql
 from labelsync.exceptions import MissingExtra
-from labelsync.parallel import Claim, decide
+from labelsync.parallel import Claim
 from labelsync.ports import PushJob, Store
 from labelsync.testing.conformance import StoreContract
 from postgres_fixtures import drop_schema, fresh_schema, new_schema_name, postgres_dsn
+from test_sqlite import V1_DUMP, v1_users
 from test_stateful import PushMachine
 
 T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
@@ -189,14 +194,11 @@ def test_a_worker_of_a_superseded_job_cannot_commit_its_claimed_batch(
     old = svc.start_push("t1", actor_id="admin", defaults=Defaults(inbox=True, sent=False))
     claim = store.claim_batch(old.id, "w1", 5, 60)
     assert isinstance(claim, Claim)
-    roster = store.roster_batch(old.id, claim.after, claim.size)
-    batch = decide(claim, [u for _, u in roster])
-    assert batch.writes  # the batch would change Users if it landed
     svc.start_push("t1", actor_id="admin", defaults=Defaults(inbox=False, sent=False))
     before = snapshot(store)
 
     with pytest.raises(JobSuperseded):
-        store.commit_claimed(claim, batch)
+        store.run_claimed(claim)
     with pytest.raises(JobSuperseded):
         store.claim_batch(old.id, "w2", 5, 60)
 
@@ -219,13 +221,11 @@ def test_a_batch_in_flight_lands_before_a_newer_push_starts_never_after(
     old = svc.start_push("t1", actor_id="admin", defaults=Defaults(inbox=True, sent=False))
     claim = store.claim_batch(old.id, "w1", 7, 60)
     assert isinstance(claim, Claim)
-    roster = store.roster_batch(old.id, claim.after, claim.size)
-    batch = decide(claim, [u for _, u in roster])
     results: dict[str, object] = {}
 
     def commit() -> None:
         with PostgresStore(dsn, schema=store.schema) as other:
-            results["commit"] = other.commit_claimed(claim, batch)
+            results["commit"] = other.run_claimed(claim)
 
     def click() -> None:
         with PostgresStore(dsn, schema=store.schema) as other:
@@ -484,3 +484,124 @@ def test_bad_input_to_the_store_is_refused_and_changes_nothing(store: PostgresSt
         store.finish_job(job.id, dt.datetime(2024, 5, 1, 9, 0))  # naive on purpose
     assert before == snapshot(store)
     assert attrs.evolve(job) == store.get_job("j1")
+
+
+# -- migrating a version-1 schema in place, and a schema made by a DBA ------------------------
+
+# The version-1 DDL as labelsync 1 ran it: migrations are append-only, so it is the first.
+V1_DDL = postgres_adapter._MIGRATIONS[0]
+
+
+def _v1_schema(dsn: str, schema: str) -> tuple[User, ...]:
+    """A version-1 schema holding the Users of tests/data/labelsync-v1.sql, as labelsync 1 wrote."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    source = sqlite3.connect(":memory:")
+    source.executescript(V1_DUMP.read_text())
+    users = v1_users(source)
+    rows = source.execute(
+        "SELECT id, position, email, permissions, provider, address, mailbox_labels, synced,"
+        " version FROM users ORDER BY position"
+    ).fetchall()
+    source.close()
+    s = f'"{schema}"'
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(f"CREATE SCHEMA {s}")
+        conn.execute(f"CREATE TABLE {s}.schema_version (version integer NOT NULL)")
+        conn.execute(f"INSERT INTO {s}.schema_version (version) VALUES (1)")
+        conn.execute(V1_DDL.replace("{s}", s))
+        conn.execute(
+            f"INSERT INTO {s}.tenants (id, name, onboard_new_users) VALUES ('acme', 'Acme', false)"
+        )
+        for user_id, position, email, permissions, provider, address, labels, synced, v in rows:
+            conn.execute(
+                f"INSERT INTO {s}.users (tenant_id, id, position, email, permissions, provider, "
+                f"address, labels, synced, version) VALUES ('acme', %s, %s, %s, %s, %s, %s, %s, "
+                f"%s, %s)",
+                (
+                    user_id,
+                    position,
+                    email,
+                    Jsonb(json.loads(permissions)),
+                    provider,
+                    address,
+                    None if labels is None else Jsonb(json.loads(labels)),
+                    Jsonb(json.loads(synced)),
+                    v,
+                ),
+            )
+        conn.execute(f"SELECT setval('{s}.roster_positions', %s)", (len(rows),))
+    return users
+
+
+@pytest.mark.postgres
+def test_a_version_1_schema_migrates_in_place_and_pushes_as_the_rule_says(
+    dsn: str, schema: str
+) -> None:
+    """Every User of a labelsync 1 schema comes back equal, then a push equals the rule."""
+    users = _v1_schema(dsn, schema)
+    assert any(u.mailbox is None for u in users)
+
+    with PostgresStore(dsn, schema=schema) as store:
+        assert (SCHEMA_VERSION, users) == (store.schema_version(), store.get_tenant("acme").users)
+        svc = LabelSync(store=store, clock=FixedClock(T0))
+        report = svc.push("acme", actor_id="admin", defaults=Defaults(inbox=False, sent=True))
+        after = store.get_tenant("acme").users
+
+    pushed, changes = apply_defaults(
+        Tenant(id="acme", name="Acme", users=users), Defaults(inbox=False, sent=True)
+    )
+    assert pushed.users == after
+    assert changes.counts() == report.counts
+
+
+@pytest.mark.postgres
+def test_schema_sql_creates_what_a_store_opened_without_migrating_uses(
+    dsn: str, schema: str
+) -> None:
+    """A DBA runs schema_sql(); the application opens the store with migrate=False."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(schema_sql(schema))
+
+    with PostgresStore(dsn, schema=schema, migrate=False) as store:
+        assert SCHEMA_VERSION == store.schema_version()
+        store.add_tenant(tenant("t1", 3))
+        svc = LabelSync(store=store, clock=FixedClock(T0))
+        report = svc.push("t1", actor_id="admin", defaults=Defaults(inbox=True, sent=True))
+        assert (JobStatus.DONE, 4) == (report.job.status, report.job.processed)
+
+
+@pytest.mark.postgres
+def test_a_store_opened_without_migrating_refuses_a_missing_or_old_schema(
+    dsn: str, schema: str
+) -> None:
+    import psycopg
+
+    with pytest.raises(LabelSyncError, match="schema_sql"):
+        PostgresStore(dsn, schema=schema, migrate=False)
+    _v1_schema(dsn, schema)
+    with pytest.raises(LabelSyncError, match="version 1, not 2"):
+        PostgresStore(dsn, schema=schema, migrate=False)
+    with psycopg.connect(dsn) as conn:
+        assert (1,) == conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchone()
+
+
+def test_schema_sql_names_the_schema_and_ends_at_the_current_version() -> None:
+    ddl = schema_sql("tenant_data")
+
+    assert ddl.startswith('BEGIN;\nCREATE SCHEMA IF NOT EXISTS "tenant_data";')
+    assert f'INSERT INTO "tenant_data".schema_version (version) VALUES ({SCHEMA_VERSION});' in ddl
+    assert '"labelsync"' not in ddl
+    assert "{s}" not in ddl
+    assert ddl.rstrip().endswith("COMMIT;")
+
+
+@pytest.mark.parametrize("bad", ["Tenant", "a-b", "", "x" * 64, 'x"; DROP'])
+def test_schema_sql_refuses_a_name_that_is_not_a_plain_identifier(bad: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        schema_sql(bad)
+
+    assert "schema" == raised.value.field

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -247,11 +248,11 @@ def test_service_changes_of_a_job_equal_the_changes_apply_defaults_reports(
     assert 13 == got.users
 
 
-# -- R12: a User edit landing between the job's read and its commit ----------------------
+# -- R12: a User edit landing right before a batch ---------------------------------------
 
 
 class EditBeforeFirstCommit(StoreProxy):
-    """Runs `edit` once, right before the first `commit_batch` reaches the store."""
+    """Runs `edit` once, right before the first `run_batch` reaches the store."""
 
     def __init__(self, inner: Store, edit: Callable[[], object]) -> None:
         super().__init__(inner)
@@ -259,7 +260,7 @@ class EditBeforeFirstCommit(StoreProxy):
         self.commits = 0
 
     def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
-        if method == "commit_batch":
+        if method == "run_batch":
             self.commits += 1
             if self.edit is not None:
                 edit, self.edit = self.edit, None
@@ -267,10 +268,10 @@ class EditBeforeFirstCommit(StoreProxy):
         return call()
 
 
-def test_a_user_edit_between_read_and_commit_survives_and_inbox_sent_are_still_pushed(
+def test_a_user_edit_landing_just_before_a_batch_survives_and_inbox_sent_are_still_pushed(
     new_store: StoreFactory,
 ) -> None:
-    """R12: the push re-reads the edited User, keeps their own labels and enforces INBOX/SENT."""
+    """R12: the batch reads the edited User, keeps their own labels and enforces INBOX/SENT."""
     store = new_store()
     service(store).create_tenant(make_tenant())
     # u001 has SENT selected and no INBOX: the push below changes both, so it writes u001.
@@ -285,7 +286,7 @@ def test_a_user_edit_between_read_and_commit_survives_and_inbox_sent_are_still_p
 
     after_edit = make_tenant()._replacing(make_tenant().user("u001").with_selection(edited))
     expected_tenant, expected_changes = apply_defaults(after_edit, defaults)
-    assert 2 == racing.commits  # the conflict was detected, then the batch committed anew
+    assert 1 == racing.commits  # read and written in one transaction: nothing to retry
     assert frozenset({"INBOX", "Label_1", "Label_2"}) == svc.user(TENANT, "u001").synced.ids
     assert selections(expected_tenant) == selections(svc.tenant(TENANT))
     assert expected_changes.counts() == report.counts
@@ -562,10 +563,9 @@ def uninterrupted(new_store: StoreFactory, defaults: Defaults) -> tuple[Tenant, 
 @pytest.mark.parametrize(
     ("fail_on", "after_calls"),
     [
-        ("commit_batch", 0),
-        ("commit_batch", 1),
-        ("commit_batch", 4),
-        ("roster_batch", 2),
+        ("run_batch", 0),
+        ("run_batch", 1),
+        ("run_batch", 4),
         ("finish_job", 0),
     ],
 )
@@ -589,7 +589,7 @@ def test_a_crashed_push_resumed_by_a_new_service_ends_as_an_uninterrupted_run(
 
     assert faulty.fired
     crashed = service(store).job(job.id)
-    if fail_on == "commit_batch":
+    if fail_on == "run_batch":
         committed = after_calls + (1 if when == "after" else 0)
         assert min(13, 3 * committed) == crashed.processed
     resumed = service(store).run_push(job.id, batch_size=3)
@@ -615,7 +615,7 @@ def test_repeated_crashes_at_every_commit_still_end_as_an_uninterrupted_run(
     job = service(store).start_push(TENANT, actor_id=ADMIN, defaults=defaults)
     crashes = 0
     while service(store).job(job.id).status is not JobStatus.DONE:
-        faulty = FaultyStore(store, fail_on="commit_batch", after_calls=0, when="after")
+        faulty = FaultyStore(store, fail_on="run_batch", after_calls=0, when="after")
         try:
             service(faulty).run_push(job.id, batch_size=2)
         except InjectedFault:
@@ -634,7 +634,7 @@ class OtherRunnerFirst(StoreProxy):
         self.other: Callable[[], object] | None = other
 
     def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
-        if method == "commit_batch" and self.other is not None:
+        if method == "run_batch" and self.other is not None:
             other, self.other = self.other, None
             other()
         return call()
@@ -679,11 +679,103 @@ def test_faulty_store_refuses_an_unknown_method_a_negative_count_and_a_bad_momen
     with pytest.raises(InvalidInput, match="fail_on: 'commit'"):
         FaultyStore(InMemoryStore(), fail_on="commit")
     with pytest.raises(InvalidInput, match="after_calls: -1"):
-        FaultyStore(InMemoryStore(), fail_on="commit_batch", after_calls=-1)
+        FaultyStore(InMemoryStore(), fail_on="run_batch", after_calls=-1)
     with pytest.raises(InvalidInput, match="when: 'during'"):
-        FaultyStore(InMemoryStore(), fail_on="commit_batch", when="during")  # type: ignore[arg-type]
+        FaultyStore(InMemoryStore(), fail_on="run_batch", when="during")  # type: ignore[arg-type]
 
 
 def test_injected_fault_is_not_a_labelsync_error() -> None:
     """A crash must not be mistaken for an error labelsync reports on purpose."""
     assert not issubclass(InjectedFault, LabelSyncError)
+
+
+# -- logging: what a host's log shows of a job's life ------------------------------------------
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The messages logged by labelsync.push at exactly `level`."""
+    return [
+        r.getMessage() for r in caplog.records if r.name == "labelsync.push" and r.levelno == level
+    ]
+
+
+def test_a_push_logs_its_start_and_finish_at_info_and_each_batch_at_debug(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _ = seeded(new_store)
+    caplog.set_level(logging.DEBUG, logger="labelsync")
+
+    report = svc.push(
+        TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False), batch_size=5
+    )
+
+    job = report.job
+    finished = (
+        f"push job {job.id} of tenant {TENANT} finished: 13/13 Users, "
+        f"{job.counts.users_changed} changed, {job.counts.skipped} skips"
+    )
+    assert [
+        f"push job {job.id} of tenant {TENANT} started: Inbox on, Sent off, roster of 13 Users",
+        finished,
+    ] == records(caplog, logging.INFO)
+    batches = records(caplog, logging.DEBUG)
+    assert 3 == len(batches)
+    assert all(f"push job {job.id} of tenant {TENANT}: batch committed" in m for m in batches)
+    assert batches[-1].endswith("13/13 Users")
+    assert [] == records(caplog, logging.WARNING)
+
+
+def test_a_resumed_push_logs_where_it_resumes_and_a_superseded_one_that_it_stops(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _ = seeded(new_store)
+    old = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False))
+    run_one_batch(svc, old.id, batch_size=4)
+    caplog.set_level(logging.INFO, logger="labelsync")
+
+    svc.run_push(old.id, batch_size=4)
+    new = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=False))
+    run_one_batch(svc, new.id, batch_size=4)
+    newest = svc.start_push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=True))
+    with pytest.raises(JobSuperseded):
+        svc.run_push(new.id, batch_size=4)
+
+    info = records(caplog, logging.INFO)
+    assert info[0].startswith(f"push job {old.id} of tenant {TENANT} resumed after position ")
+    assert info[0].endswith("4/13 Users done")
+    assert (
+        f"push job {new.id} of tenant {TENANT} superseded by {newest.id}; it writes nothing more"
+    ) == info[-1]
+
+
+def test_a_batch_another_runner_committed_first_is_logged_as_a_warning(
+    new_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = new_store()
+    service(store).create_tenant(make_tenant())
+    job = service(store).start_push(
+        TENANT, actor_id=ADMIN, defaults=Defaults(inbox=True, sent=False)
+    )
+    racing = OtherRunnerFirst(store, lambda: run_one_batch(service(store), job.id, batch_size=3))
+    caplog.set_level(logging.WARNING, logger="labelsync")
+
+    service(racing).run_push(job.id, batch_size=3)
+
+    (warning,) = records(caplog, logging.WARNING)
+    head = f"push job {job.id} of tenant {TENANT}: another runner committed the batch after 0 first"
+    assert warning.startswith(head + "; going on from its checkpoint ")
+    assert int(warning.rsplit(" ", 1)[1]) > 0
+
+
+def test_store_methods_name_every_method_of_the_three_ports_in_their_order() -> None:
+    """FaultyStore can fail any call a push makes, because it knows every port method."""
+    from labelsync.ports import PushExecution, PushHistory, TenantDirectory
+    from labelsync.testing import STORE_METHODS
+
+    declared = [
+        name
+        for port in (TenantDirectory, PushExecution, PushHistory)
+        for name, value in vars(port).items()
+        if callable(value) and not name.startswith("_")
+    ]
+    assert declared == list(STORE_METHODS)

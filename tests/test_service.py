@@ -38,7 +38,7 @@ from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.exceptions import UnknownJob, UnknownTenant, UnknownUser
-from labelsync.ports import BatchWrite, JobStatus, Store
+from labelsync.ports import JobStatus, Store
 from labelsync.providers import gmail_label
 from labelsync.testing.faults import StoreProxy
 
@@ -455,9 +455,7 @@ class RecordingStore(StoreProxy):
             return first.id
         if isinstance(first, PushJob):
             return first.tenant_id
-        if isinstance(first, BatchWrite):
-            return self.inner.get_job(first.job_id).tenant_id
-        if method in ("get_job", "roster_batch", "finish_job", "job_changes", "job_skips"):
+        if method in ("get_job", "run_batch", "finish_job", "job_changes", "job_skips"):
             return self.inner.get_job(str(first)).tenant_id
         return str(first)
 
@@ -497,9 +495,66 @@ def test_a_push_of_one_tenant_never_reads_or_writes_another_tenants_users(
 
     assert other_before == (setup.tenant("t2"), setup.jobs("t2"))
     assert {"t1"} == {tenant_id for _, tenant_id in recording.calls}
-    assert {"commit_batch", "roster_batch", "finish_job", "save_users"} <= {
-        method for method, _ in recording.calls
-    }
+    assert {"run_batch", "finish_job", "save_users"} <= {method for method, _ in recording.calls}
     assert recording.users_seen
     assert [] == [u.email for u in recording.users_seen if not u.email.endswith("@acme.io")]
     assert 10 == report.job.total
+
+
+# -- R11: settings written per field, so concurrent writers never undo each other ----------------
+
+
+class Interleaved(StoreProxy):
+    """Runs `other` once, just before the `at`-th store call (counting from 0) reaches the store."""
+
+    def __init__(self, inner: Store, other: Callable[[], object], at: int) -> None:
+        super().__init__(inner)
+        self.other = other
+        self.at = at
+        self.calls = 0
+
+    def intercept(self, method: str, args: tuple[object, ...], call: Callable[[], T]) -> T:
+        if self.calls == self.at:
+            self.other()
+        self.calls += 1
+        return call()
+
+
+@pytest.mark.parametrize("at", range(5))
+def test_set_onboarding_never_undoes_the_checkboxes_of_a_push_started_meanwhile(
+    store: Store, at: int
+) -> None:
+    """R11, B4: whichever of its store calls a whole push lands before, both settings survive."""
+    service(store).create_tenant(tenant())
+    pushed = Defaults(inbox=False, sent=True)
+
+    def push() -> None:
+        service(store).push("t1", actor_id=ADMIN, defaults=pushed)
+
+    racing = Interleaved(store, push, at)
+    service(racing).set_onboarding("t1", actor_id=ADMIN, enabled=True)
+    if racing.calls <= at:
+        push()  # set_onboarding made fewer calls: the push comes after it
+
+    stored = service(store).tenant("t1")
+    assert (pushed, True) == (stored.defaults, stored.onboard_new_users)
+
+
+@pytest.mark.parametrize("at", range(5))
+def test_save_defaults_never_undoes_an_onboarding_switch_turned_on_meanwhile(
+    store: Store, at: int
+) -> None:
+    """R11, B4: the checkboxes and the switch are two fields; writing one keeps the other."""
+    service(store).create_tenant(tenant())
+    saved = Defaults(inbox=True, sent=True)
+
+    def switch_on() -> None:
+        service(store).set_onboarding("t1", actor_id=ADMIN, enabled=True)
+
+    racing = Interleaved(store, switch_on, at)
+    service(racing).save_defaults("t1", actor_id=ADMIN, defaults=saved)
+    if racing.calls <= at:
+        switch_on()
+
+    stored = service(store).tenant("t1")
+    assert (saved, True) == (stored.defaults, stored.onboard_new_users)

@@ -1,4 +1,4 @@
-"""SqliteStore on a real file: pragmas, schema versions, reopening, sharing, and rollback (R12).
+"""SqliteStore on a real file: pragmas, schema versions and migration, reopening, sharing, rollback.
 
 The `Store` contract itself is checked by tests/test_store_conformance.py;
 these tests look at what only a file database has. Raw `sqlite3` connections
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 import threading
 import time
@@ -26,18 +27,19 @@ from labelsync import (
     LabelSet,
     LabelSyncError,
     Mailbox,
+    Permission,
     Provider,
-    SkipReason,
     SystemLabel,
     Tenant,
     User,
+    apply_defaults,
 )
 from labelsync.adapters.sqlite import SCHEMA_VERSION, SqliteStore
-from labelsync.exceptions import UnknownUser
-from labelsync.ports import Conflict, JobStatus, PushJob
-from labelsync.testing.conformance import commit_all, next_batch
+from labelsync.ports import JobStatus, PushJob
+from labelsync.testing.conformance import commit_all, run_next
 
-TABLES = ("schema_version", "tenants", "users", "jobs", "job_changes", "job_skips")
+TABLES = ("schema_version", "tenants", "users", "user_state", "jobs", "job_changes", "job_skips")
+V1_DUMP = Path(__file__).parent / "data" / "labelsync-v1.sql"
 START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)
 
@@ -80,7 +82,7 @@ def raw(path: Path) -> Iterator[sqlite3.Connection]:
 def rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every table, to compare before and after a failed call."""
     with raw(path) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
 
 
 @pytest.fixture
@@ -102,9 +104,9 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
         assert ("wal",) == conn.execute("PRAGMA journal_mode").fetchone()
 
 
-def test_a_new_file_records_schema_version_1(store: SqliteStore, path: Path) -> None:
-    assert 1 == SCHEMA_VERSION
-    assert [(1, 1)] == rows(path)["schema_version"]  # (id, version): one row only
+def test_a_new_file_records_schema_version_2(store: SqliteStore, path: Path) -> None:
+    assert 2 == SCHEMA_VERSION
+    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_every_table_of_the_schema_exists(store: SqliteStore, path: Path) -> None:
@@ -117,7 +119,7 @@ def test_reopening_a_file_keeps_one_schema_version_row(path: Path) -> None:
     for _ in range(3):
         SqliteStore(path).close()
 
-    assert [(1, 1)] == rows(path)["schema_version"]  # (id, version): one row only
+    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
@@ -136,16 +138,35 @@ def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
     """A skip row must name a User of the job's tenant: t2's u9 is not one of t1's."""
     store.add_tenant(tenant("t1", 2))
     store.add_tenant(Tenant(id="t2", name="Globex", users=(gmail_user("u9"),)))
-    job = store.start_job(new_job("j1"))
-    batch = next_batch(store, job)
-    bad = attrs.evolve(batch, skips=(*batch.skips, ("u9", None, SkipReason.NO_MAILBOX)))
+    store.start_job(new_job("j1"))
     before = rows(path)
 
-    with pytest.raises(UnknownUser) as raised:
-        store.commit_batch(bad)
+    with raw(path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)"
+                " VALUES ('j1', 't1', 'u9', NULL, 'NO_MAILBOX')"
+            )
 
-    assert "u9" == raised.value.value
     assert before == rows(path)
+
+
+def test_the_push_state_of_a_user_is_narrow_and_its_other_ids_cold(
+    store: SqliteStore, path: Path
+) -> None:
+    """INBOX/SENT are an id and a flag each; every other selected id stays in JSON (R5)."""
+    user = gmail_user("u1").with_selection(LabelSet(["INBOX", "Label_9", "gone"]))
+    store.add_tenant(Tenant(id="t1", name="Acme", users=(user,)))
+
+    with raw(path) as conn:
+        hot = conn.execute(
+            "SELECT id, version, has_mailbox, inbox_id, inbox_on, sent_id, sent_on FROM user_state"
+        ).fetchall()
+        (cold,) = conn.execute("SELECT other_synced FROM users").fetchone()
+    assert [("u1", 1, 1, "INBOX", 1, "SENT", 0)] == hot
+    assert ["Label_9", "gone"] == json.loads(cold)
+    assert user == store.get_user("t1", "u1")
 
 
 def test_a_negative_busy_timeout_is_refused(path: Path) -> None:
@@ -218,10 +239,9 @@ def test_two_stores_on_one_file_see_each_others_commits(path: Path) -> None:
         assert edited == first.get_user("t1", "u1")
 
         old = first.start_job(new_job("old"))
-        batch = next_batch(first, old)
         second.start_job(new_job("new", minutes=1))
         with pytest.raises(JobSuperseded) as raised:
-            first.commit_batch(batch)
+            first.run_batch(old.id, after=old.cursor, limit=10)
         assert ("old", "new") == (raised.value.job_id, raised.value.by)
 
 
@@ -270,15 +290,13 @@ def test_without_a_busy_timeout_a_locked_file_fails_the_write_and_writes_nothing
 # -- failures roll back every row ---------------------------------------------------------
 
 
-def test_a_commit_batch_failing_mid_transaction_leaves_every_row_as_it_was(
+def test_a_batch_failing_mid_transaction_leaves_every_row_as_it_was(
     store: SqliteStore, path: Path
 ) -> None:
     """The failure strikes after the Users and changes are written, at the skips (R12)."""
     store.add_tenant(tenant("t1", 3))
     store.add_user("t1", User(id="nobox", email="n@acme.test"))
     job = store.start_job(new_job("j1"))
-    batch = next_batch(store, job)
-    assert (3, 6, 1) == (len(batch.writes), len(batch.changes), len(batch.skips))
     with raw(path) as conn:
         conn.execute(
             "CREATE TRIGGER fail_skips BEFORE INSERT ON job_skips"
@@ -287,26 +305,12 @@ def test_a_commit_batch_failing_mid_transaction_leaves_every_row_as_it_was(
     before = rows(path)
 
     with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
-        store.commit_batch(batch)
+        store.run_batch(job.id, after=job.cursor, limit=10)
 
     assert before == rows(path)
     with raw(path) as conn:
         conn.execute("DROP TRIGGER fail_skips")
     assert 4 == commit_all(store, store.get_job("j1")).processed  # and it can still go on
-
-
-def test_a_conflicting_commit_batch_leaves_every_row_as_it_was(
-    store: SqliteStore, path: Path
-) -> None:
-    store.add_tenant(tenant("t1", 3))
-    job = store.start_job(new_job("j1"))
-    batch = next_batch(store, job)
-    store.save_users("t1", [(gmail_user("u2", version=1), 0)])
-    before = rows(path)
-
-    assert Conflict(user_ids=("u2",)) == store.commit_batch(batch)
-
-    assert before == rows(path)
 
 
 def test_an_add_tenant_failing_midway_stores_no_part_of_it(store: SqliteStore, path: Path) -> None:
@@ -352,8 +356,7 @@ def test_job_changes_stream_past_one_page_in_roster_order(store: SqliteStore) ->
 
 def test_job_changes_yield_what_was_committed_when_called(store: SqliteStore) -> None:
     store.add_tenant(tenant("t1", 4))
-    half = store.commit_batch(next_batch(store, store.start_job(new_job("j1")), limit=2))
-    assert isinstance(half, PushJob)
+    half = run_next(store, store.start_job(new_job("j1")), limit=2)
 
     changes = store.job_changes("j1")
     skips = store.job_skips("j1")
@@ -362,3 +365,86 @@ def test_job_changes_yield_what_was_committed_when_called(store: SqliteStore) ->
     assert 4 == len(list(changes))
     assert [] == list(skips)
     assert 8 == len(list(store.job_changes("j1")))
+
+
+# -- migrating a version-1 file in place ------------------------------------------------------
+
+
+def v1_users(conn: sqlite3.Connection) -> tuple[User, ...]:
+    """The Users of a version-1 file, decoded from its wide JSON rows as labelsync 1 stored them."""
+    users = []
+    query = (
+        "SELECT id, email, permissions, provider, address, mailbox_labels, synced, version"
+        " FROM users ORDER BY position"
+    )
+    for user_id, email, permissions, provider, address, labels, synced, version in conn.execute(
+        query
+    ):
+        mailbox = None
+        if provider is not None:
+            mailbox = Mailbox(
+                provider=Provider(provider),
+                address=address,
+                labels=tuple(
+                    Label(id=i, name=n, system=None if r is None else SystemLabel(r))
+                    for i, n, r in json.loads(labels)
+                ),
+            )
+        users.append(
+            User(
+                id=user_id,
+                email=email,
+                permissions=frozenset(Permission(p) for p in json.loads(permissions)),
+                mailbox=mailbox,
+                synced=LabelSet(json.loads(synced)),
+                version=version,
+            )
+        )
+    return tuple(users)
+
+
+def test_a_version_1_file_migrates_in_place_keeping_every_user_job_and_record(
+    path: Path,
+) -> None:
+    """tests/data/labelsync-v1.sql was written by labelsync 1 (tests/data/v1_scenario.py)."""
+    with raw(path) as conn:
+        conn.executescript(V1_DUMP.read_text())
+        users = v1_users(conn)
+        (old_changes,) = conn.execute("SELECT count(*) FROM job_changes").fetchone()
+    assert 40 == len(users)
+    assert any(u.mailbox is None for u in users)
+    assert any(u.mailbox and u.synced.ids - {lb.id for lb in u.mailbox.labels} for u in users)
+
+    with SqliteStore(path) as store:
+        tenant = store.get_tenant("acme")
+        finished, running = store.get_job("j1"), store.get_job("j2")
+        changes = list(store.job_changes("j1")) + list(store.job_changes("j2"))
+        last_push = store.settings("acme").last_push
+
+    assert [(1, 2)] == rows(path)["schema_version"]
+    assert users == tenant.users
+    assert (JobStatus.DONE, JobStatus.RUNNING, 7) == (
+        finished.status,
+        running.status,
+        running.cursor,
+    )
+    assert old_changes == len(changes)
+    assert last_push is not None
+    assert "j1" == last_push.job_id
+
+
+def test_a_push_left_running_in_a_version_1_file_resumes_after_migrating(path: Path) -> None:
+    """R12: the resumed push ends as the rule says for every roster User it had not reached."""
+    with raw(path) as conn:
+        conn.executescript(V1_DUMP.read_text())
+        users = v1_users(conn)
+
+    with SqliteStore(path) as store:
+        running = store.get_job("j2")
+        done = commit_all(store, running, limit=7)
+        after = store.get_tenant("acme").users
+
+    rest = Tenant(id="acme", name="Acme", users=users[running.processed :])
+    pushed, changes = apply_defaults(rest, running.defaults)
+    assert users[: running.processed] + pushed.users == after
+    assert (40, running.counts + changes.counts()) == (done.processed, done.counts)

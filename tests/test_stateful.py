@@ -294,7 +294,7 @@ class PushMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.current is not None)
     @rule(
-        fail_on=st.sampled_from(["commit_batch", "finish_job"]),
+        fail_on=st.sampled_from(["run_batch", "finish_job"]),
         when=st.sampled_from(["before", "after"]),
         batch_size=st.integers(1, 4),
         data=st.data(),
@@ -311,11 +311,11 @@ class PushMachine(RuleBasedStateMachine):
         job = self.current_job()
         batches = self.model_remaining_batches(job, batch_size)
         # Mostly a call the run reaches; sometimes one past its end, where nothing fails.
-        reached = batches if fail_on == "commit_batch" else 1
+        reached = batches if fail_on == "run_batch" else 1
         after_calls = data.draw(st.integers(0, reached), label="after_calls")
         faulty = FaultyStore(self.store, fail_on=fail_on, after_calls=after_calls, when=when)
         batches = self.model_remaining_batches(job, batch_size)
-        if fail_on == "commit_batch":
+        if fail_on == "run_batch":
             fires = after_calls < batches
             committed = min(batches, after_calls + (1 if when == "after" else 0))
             finished = not fires

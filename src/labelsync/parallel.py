@@ -2,34 +2,38 @@
 
 The single-runner push (`labelsync.push.run_job`) walks the roster with one
 checkpoint. Here the roster of a job is cut once into ranges of roster
-positions; every worker loops *claim a range -> decide it with the same
-per-User rule (`rules.apply_rows`) -> commit it*, fenced on the tenant's
-current job like a single-runner batch (R10) and with compare-and-set on each
-User (R12). A worker that dies leaves its lease to expire and another worker
-takes the range over; a worker whose lease was taken over commits nothing, so
+positions; every worker loops *claim a range -> run it with the same per-User
+rule as the store's `run_batch`*, in one transaction fenced on the tenant's
+current job like a single-runner batch (R10), over the Users as stored then
+(R12). A worker that dies leaves its lease to expire and another worker takes
+the range over; a worker whose lease was taken over commits nothing, so
 every roster User is handled exactly once in effect.
 
 A store opts in by implementing `ParallelStore`; `PostgresStore` does.
+
+Logs to ``logging.getLogger("labelsync.parallel")``: each committed range at
+DEBUG, a lost lease at WARNING, with the job, tenant and worker ids.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from attrs import frozen
 
-from labelsync.changes import count_rows
-from labelsync.exceptions import InvalidInput
-from labelsync.model import User
-from labelsync.ports import BatchWrite, Clock, Conflict, JobStatus, PushJob, Store
-from labelsync.push import Progress, check_batch_size, now
-from labelsync.rules import apply_rows
+from labelsync.exceptions import InvalidInput, JobSuperseded
+from labelsync.jobs import JobStatus, PushJob
+from labelsync.ports import Clock, Store
+from labelsync.push import Progress, check_batch_size, finish, superseded
 
-__all__ = ["Busy", "Claim", "LeaseLost", "ParallelStore", "decide", "run_worker"]
+__all__ = ["Busy", "Claim", "LeaseLost", "ParallelStore", "run_worker"]
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 """How often a worker with nothing to claim looks again while other workers hold leases."""
@@ -40,7 +44,7 @@ class Claim:
     """A range of a job's roster leased to one worker until `lease_until` (the database's clock).
 
     The range is the roster Users with position > `after` and <= `last`, `size`
-    of them; `store.roster_batch(job.id, after, size)` reads exactly them.
+    of them; `store.run_claimed(claim)` runs exactly them.
     `token` proves at commit time that the lease is still this worker's;
     `attempt` is 1 for a first claim and more when the range was taken over.
     """
@@ -69,7 +73,7 @@ class Busy:
 
 @frozen
 class LeaseLost:
-    """`commit_claimed` wrote nothing: the lease expired and another worker took the range over."""
+    """`run_claimed` wrote nothing: the lease expired and another worker took the range over."""
 
     claim: Claim
 
@@ -92,20 +96,19 @@ class ParallelStore(Store, Protocol):
         Returns None when every range is done (also for a DONE job), `Busy` when
         the ranges left are all leased to others. Raises `JobSuperseded` for a
         superseded job and `UnknownJob` for an unknown one. After a job has
-        ranges, `commit_batch` refuses it: it belongs to the workers.
+        ranges, `run_batch` refuses it: it belongs to the workers.
         """
         ...
 
-    def commit_claimed(self, claim: Claim, batch: BatchWrite) -> PushJob | Conflict | LeaseLost:
-        """Write the batch of a claimed range in one transaction, fenced like `commit_batch`.
+    def run_claimed(self, claim: Claim) -> PushJob | LeaseLost:
+        """Run the claimed range as `run_batch` runs a batch, in one transaction.
 
-        Raises `JobSuperseded` (writing nothing) if a newer push superseded the
-        job. Returns `LeaseLost` (writing nothing) if the range was claimed by
-        someone else since or is done (as every range of a DONE job is), and `Conflict`
-        (writing nothing) if any User's stored version differs from the one
-        paired with it. Otherwise stores the Users, changes and skips, marks the
-        range done, adds `processed` and `counts` to the job, marks it RUNNING,
-        and returns the job as stored. `batch.cursor_before/after` are ignored.
+        Fenced by `jobs.check_current` (else `JobSuperseded`, writing nothing).
+        Returns `LeaseLost` (writing nothing) if the range was claimed by someone
+        else since or is done (as every range of a DONE job is). Otherwise
+        applies the job's plan to the range's roster Users as stored now, stores
+        them, the changes and skips, marks the range done, and stores the job
+        as `jobs.after_range` makes it; returns the job as stored.
         """
         ...
 
@@ -141,40 +144,31 @@ def parallel_store(store: Store, worker_id: object) -> ParallelStore:
     return store
 
 
-def decide(claim: Claim, users: Sequence[User]) -> BatchWrite:
-    """The batch a worker commits for a claimed range: the per-User rule over `users` (R3-R5, R7).
-
-    `users` are the range's roster Users as read (or read again after a conflict).
-    """
-    after, changes, skips = apply_rows(users, claim.job.defaults)
-    return BatchWrite(
-        job_id=claim.job.id,
-        cursor_before=claim.after,
-        cursor_after=claim.last,
-        processed=len(users),
-        writes=tuple(
-            (new, old.version) for old, new in zip(users, after, strict=True) if new is not old
-        ),
-        changes=tuple(changes),
-        skips=tuple(skips),
-        counts=count_rows(changes, skips),
-    )
-
-
 def _run_claim(store: ParallelStore, claim: Claim) -> PushJob | None:
-    """Decide and commit one claimed range; None if the lease was lost meanwhile."""
-    roster = store.roster_batch(claim.job.id, claim.after, claim.size)
-    users = [user for _, user in roster]
-    while True:
-        result = store.commit_claimed(claim, decide(claim, users))
-        if isinstance(result, PushJob):
-            return result
-        if isinstance(result, LeaseLost):
-            return None
-        # Conflict: those Users were edited since we read them (R12). Read them
-        # again and decide the range anew; the edit is kept, INBOX/SENT re-pushed.
-        fresh = {user.id: user for user in store.get_users(claim.job.tenant_id, result.user_ids)}
-        users = [fresh.get(user.id, user) for user in users]
+    """Run one claimed range; None if the lease was lost meanwhile."""
+    result = store.run_claimed(claim)
+    if isinstance(result, LeaseLost):
+        log.warning(
+            "push job %s of tenant %s: worker %s lost its lease on range %d "
+            "(positions %d-%d) to another worker; it wrote nothing",
+            claim.job.id,
+            claim.job.tenant_id,
+            claim.worker_id,
+            claim.range_no,
+            claim.after + 1,
+            claim.last,
+        )
+        return None
+    log.debug(
+        "push job %s of tenant %s: worker %s committed range %d, %d/%d Users",
+        result.id,
+        result.tenant_id,
+        claim.worker_id,
+        claim.range_no,
+        result.processed,
+        result.total,
+    )
+    return result
 
 
 def run_worker(
@@ -201,15 +195,21 @@ def run_worker(
     lease = check_lease_seconds(lease_seconds)
     claiming = parallel_store(store, worker_id)
     while True:
-        claimed = claiming.claim_batch(job_id, worker_id, batch_size, lease)
+        try:
+            claimed = claiming.claim_batch(job_id, worker_id, batch_size, lease)
+        except JobSuperseded:
+            raise superseded(claiming.get_job(job_id)) from None
         if claimed is None:
             job = claiming.get_job(job_id)
             if job.status is JobStatus.DONE:
                 return job
-            return claiming.finish_job(job_id, now(clock))
+            return finish(claiming, clock, job)
         if isinstance(claimed, Busy):
             sleep(min(max(claimed.retry_in, 0.01), POLL_SECONDS))
             continue
-        committed = _run_claim(claiming, claimed)
+        try:
+            committed = _run_claim(claiming, claimed)
+        except JobSuperseded:
+            raise superseded(claiming.get_job(job_id)) from None
         if committed is not None and progress is not None:
             progress(committed)

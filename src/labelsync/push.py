@@ -1,34 +1,42 @@
 """The push job: walk the roster batch by batch with the same per-User rule as `apply_defaults`.
 
-Each batch is read, decided by `rules.apply_rows`, and committed in one
-transaction together with the checkpoint, fenced on the tenant's current job
-(R10). A User edited between read and commit fails the compare-and-set and is
-read and decided again (R12). A killed run resumes after the last committed
-batch and ends where an uninterrupted run would.
+Each batch runs in one store transaction together with the checkpoint, fenced
+on the tenant's current job (R10), over the Users as stored at that moment, so
+a User's own edit made between batches is kept (R12). A killed run resumes
+after the last committed batch and ends where an uninterrupted run would. What
+the job becomes at each step is decided in `labelsync.jobs`.
+
+Logs to ``logging.getLogger("labelsync.push")``: a job's start, resume, finish
+and supersede at INFO, each batch at DEBUG, a batch another runner committed
+first at WARNING, always with the job and tenant ids.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 from attrs import frozen
 
-from labelsync.changes import count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
-from labelsync.model import PushCounts, SkipReason, User
-from labelsync.ports import (
-    BatchWrite,
-    Clock,
-    Conflict,
-    JobStatus,
-    PushJob,
-    StaleCheckpoint,
-    Store,
-)
-from labelsync.rules import apply_rows
+from labelsync.jobs import JobStatus, PushJob
+from labelsync.model import PushCounts, SkipReason
+from labelsync.ports import Clock, StaleCheckpoint, Store
 
-__all__ = ["JobStatus", "Progress", "PushJob", "PushReport", "now", "run_job"]
+__all__ = [
+    "JobStatus",
+    "Progress",
+    "PushJob",
+    "PushReport",
+    "finish",
+    "now",
+    "run_job",
+    "start_job",
+    "superseded",
+]
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[PushJob], object]
 """Called with the job as stored after each committed batch."""
@@ -78,40 +86,74 @@ def check_batch_size(batch_size: object) -> int:
     return batch_size
 
 
-def _commit(store: Store, job: PushJob, batch: list[tuple[int, User]]) -> PushJob | None:
-    """Decide and commit one batch; None when another runner moved the checkpoint first."""
-    users = [user for _, user in batch]
-    while True:
-        after, changes, skips = apply_rows(users, job.defaults)
-        batch_write = BatchWrite(
-            job_id=job.id,
-            cursor_before=job.cursor,
-            cursor_after=batch[-1][0],
-            processed=len(batch),
-            writes=tuple(
-                (new, old.version) for old, new in zip(users, after, strict=True) if new is not old
-            ),
-            changes=tuple(changes),
-            skips=tuple(skips),
-            counts=count_rows(changes, skips),
-        )
-        try:
-            result = store.commit_batch(batch_write)
-        except JobSuperseded:
-            # Another runner may have finished the job meanwhile: that is not
-            # a supersede, and the caller's loop reports the DONE job.
-            if store.get_job(job.id).status is JobStatus.DONE:
-                return None
-            raise
-        if isinstance(result, PushJob):
-            return result
-        if isinstance(result, StaleCheckpoint):
+def start_job(store: Store, job: PushJob) -> PushJob:
+    """Persist `job` with its roster fixed (R6), superseding the tenant's unfinished push (R10)."""
+    stored = store.start_job(job)
+    log.info(
+        "push job %s of tenant %s started: %s, roster of %d Users",
+        stored.id,
+        stored.tenant_id,
+        stored.defaults.describe(),
+        stored.total,
+    )
+    return stored
+
+
+def superseded(job: PushJob) -> JobSuperseded:
+    """The error for running a superseded job, logged at INFO."""
+    log.info(
+        "push job %s of tenant %s superseded by %s; it writes nothing more",
+        job.id,
+        job.tenant_id,
+        job.superseded_by,
+    )
+    return JobSuperseded(job.id, job.superseded_by)
+
+
+def finish(store: Store, clock: Clock, job: PushJob) -> PushJob:
+    """Mark the fully processed `job` DONE, logged at INFO."""
+    done = store.finish_job(job.id, now(clock))
+    log.info(
+        "push job %s of tenant %s finished: %d/%d Users, %d changed, %d skips",
+        done.id,
+        done.tenant_id,
+        done.processed,
+        done.total,
+        done.counts.users_changed,
+        done.counts.skipped,
+    )
+    return done
+
+
+def _batch(store: Store, job: PushJob, batch_size: int) -> PushJob | None:
+    """Run one batch; None when another runner moved the checkpoint or finished the job first."""
+    try:
+        result = store.run_batch(job.id, after=job.cursor, limit=batch_size)
+    except JobSuperseded:
+        # Another runner may have finished the job meanwhile: that is not a
+        # supersede, and the caller's loop reports the DONE job.
+        if store.get_job(job.id).status is JobStatus.DONE:
             return None
-        # Conflict: those Users were edited since we read them (R12). Read them
-        # again and decide the batch anew; the edit is kept, INBOX/SENT re-pushed.
-        assert isinstance(result, Conflict)
-        fresh = {user.id: user for user in store.get_users(job.tenant_id, result.user_ids)}
-        users = [fresh.get(user.id, user) for user in users]
+        raise
+    if isinstance(result, StaleCheckpoint):
+        log.warning(
+            "push job %s of tenant %s: another runner committed the batch after %d first; "
+            "going on from its checkpoint %d",
+            job.id,
+            job.tenant_id,
+            job.cursor,
+            result.job.cursor,
+        )
+        return None
+    log.debug(
+        "push job %s of tenant %s: batch committed up to position %d, %d/%d Users",
+        result.id,
+        result.tenant_id,
+        result.cursor,
+        result.processed,
+        result.total,
+    )
+    return result
 
 
 def run_job(
@@ -125,18 +167,32 @@ def run_job(
     """Run or resume the job until DONE and return it; a DONE job is returned as it is."""
     check_batch_size(batch_size)
     job = store.get_job(job_id)
+    if job.status is JobStatus.RUNNING:
+        log.info(
+            "push job %s of tenant %s resumed after position %d, %d/%d Users done",
+            job.id,
+            job.tenant_id,
+            job.cursor,
+            job.processed,
+            job.total,
+        )
     while True:
         if job.status is JobStatus.SUPERSEDED:
-            raise JobSuperseded(job.id, job.superseded_by)
+            raise superseded(job)
         if job.status is JobStatus.DONE:
             return job
-        batch = store.roster_batch(job.id, job.cursor, batch_size)
-        if not batch:
-            return store.finish_job(job.id, now(clock))
-        committed = _commit(store, job, batch)
+        if job.roster_done:
+            return finish(store, clock, job)
+        try:
+            committed = _batch(store, job, batch_size)
+        except JobSuperseded:
+            raise superseded(store.get_job(job_id)) from None
         if committed is None:
             job = store.get_job(job_id)
             continue
+        if committed.cursor == job.cursor and committed.processed == job.processed:
+            # No roster User was left after the checkpoint: nothing more to write.
+            return finish(store, clock, committed)
         job = committed
         if progress is not None:
             progress(job)

@@ -17,9 +17,10 @@ from attrs import frozen
 from labelsync import push as _push
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
-from labelsync.ports import Clock, JobStatus, PushJob, Store, StoredChange
+from labelsync.ports import Clock, Store
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
 
@@ -81,7 +82,7 @@ class LabelSync:
         """Add a User; they get the last push's defaults only if onboarding is on (B4, R6)."""
         if not isinstance(user, User):
             raise InvalidInput("user", user, "is not a User")
-        settings = self.store.get_tenant(tenant_id, users=False)
+        settings = self.store.settings(tenant_id)
         if settings.onboard_new_users and settings.last_push is not None:
             user = apply_rows((user,), settings.last_push.defaults)[0][0]
         self.store.add_user(tenant_id, user)
@@ -111,7 +112,7 @@ class LabelSync:
         return user
 
     def _admin(self, tenant_id: str, actor_id: str) -> User:
-        self.store.get_tenant(tenant_id, users=False)  # UnknownTenant before anything else
+        self.store.settings(tenant_id)  # UnknownTenant before anything else
         try:
             actor = self.store.get_user(tenant_id, actor_id)
         except UnknownUser:
@@ -130,8 +131,9 @@ class LabelSync:
         if not isinstance(defaults, Defaults):
             raise InvalidInput("defaults", defaults, "is not a Defaults")
         self._admin(tenant_id, actor_id)
-        onboarding = self.store.get_tenant(tenant_id, users=False).onboard_new_users
-        self.store.save_settings(tenant_id, defaults=defaults, onboard_new_users=onboarding)
+        # One field, written on its own: a concurrent set_onboarding or push start
+        # is never undone by writing back a value read before it (R11).
+        self.store.save_defaults(tenant_id, defaults)
         _log.info(
             "defaults saved for tenant %s by %s: %s", tenant_id, actor_id, defaults.describe()
         )
@@ -141,8 +143,7 @@ class LabelSync:
         if not isinstance(enabled, bool):
             raise InvalidInput("enabled", enabled, "must be True or False")
         self._admin(tenant_id, actor_id)
-        saved = self.store.get_tenant(tenant_id, users=False).defaults
-        self.store.save_settings(tenant_id, defaults=saved, onboard_new_users=enabled)
+        self.store.save_onboarding(tenant_id, enabled)
         _log.info(
             "onboarding of new Users turned %s for tenant %s by %s",
             "on" if enabled else "off",
@@ -152,7 +153,7 @@ class LabelSync:
 
     def onboard(self, tenant_id: str, user_id: str) -> Changes:
         """Give one User the defaults of the last finished push (B4) and return what changed."""
-        last_push = self.store.get_tenant(tenant_id, users=False).last_push
+        last_push = self.store.settings(tenant_id).last_push
         if last_push is None:
             raise InvalidInput(
                 "tenant.last_push", None, f"means tenant {tenant_id!r} has no finished push yet"
@@ -197,7 +198,7 @@ class LabelSync:
             status=JobStatus.PENDING,
             started_at=_push.now(self.clock),
         )
-        return self.store.start_job(job)
+        return _push.start_job(self.store, job)
 
     def run_push(
         self,
@@ -253,7 +254,7 @@ class LabelSync:
     def jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         """Push jobs (of one tenant, or all), newest first."""
         if tenant_id is not None:
-            self.store.get_tenant(tenant_id, users=False)
+            self.store.settings(tenant_id)
         return self.store.list_jobs(tenant_id)
 
     def changes(self, job_id: str) -> Changes:

@@ -1,17 +1,28 @@
-"""The audit record (R11) and a mailbox's labels as JSON-ready values, shared by the SQL stores."""
+"""What the shipped stores share: argument checks, the audit record (R11) and a mailbox's
+labels as JSON-ready values, and a User's selection split into hot push state and cold ids."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from labelsync.exceptions import InvalidInput
-from labelsync.model import Defaults, Label, PushCounts, PushRecord, SystemLabel
+from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
 
-__all__ = ["label_from_row", "label_row", "record_doc", "record_from_doc"]
+__all__ = [
+    "HotState",
+    "check_distinct",
+    "check_limit",
+    "hot_state",
+    "label_from_row",
+    "label_row",
+    "record_doc",
+    "record_from_doc",
+    "selection",
+]
 
 _FLAGS = ("guessed", "hidden")
 
@@ -71,3 +82,57 @@ def record_from_doc(doc: Mapping[str, Any] | None) -> PushRecord | None:
         roster_size=doc["roster_size"],
         counts=PushCounts(**doc["counts"]),
     )
+
+
+def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
+    """Refuse a User written twice in one call (`InvalidInput` naming it): which should win?"""
+    seen: set[str] = set()
+    for index, write in enumerate(writes):
+        user: object = write[0]
+        if not isinstance(user, User):
+            raise InvalidInput(f"{what}[{index}]", user, "is not a User")
+        if user.id in seen:
+            raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
+        seen.add(user.id)
+
+
+def check_limit(limit: object) -> int:
+    """Refuse a batch size that is not a whole number >= 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("limit", limit, "must be a whole number >= 1")
+    return limit
+
+
+HotState = tuple[str | None, bool, str | None, bool, list[str]]
+"""A User's push state: INBOX's label id and whether it is selected, the same for SENT,
+and the other selected ids (sorted). A label the mailbox lacks has id None and False."""
+
+
+def hot_state(user: User) -> HotState:
+    """Split `user`'s selection into the narrow columns a push reads and writes, and the rest.
+
+    The INBOX/SENT ids are the mailbox's role labels; every other selected id
+    (custom labels, stale ids) stays cold, so a push never touches it (R5).
+    """
+    mailbox = user.mailbox
+    inbox_id = sent_id = None
+    if mailbox is not None:
+        inbox_id = mailbox.label_id(SystemLabel.INBOX)
+        sent_id = mailbox.label_id(SystemLabel.SENT)
+    ids = user.synced.ids
+    inbox_on = inbox_id is not None and inbox_id in ids
+    sent_on = sent_id is not None and sent_id in ids
+    others = sorted(ids.difference((inbox_id, sent_id)) if (inbox_on or sent_on) else ids)
+    return inbox_id, inbox_on, sent_id, sent_on, others
+
+
+def selection(
+    others: Iterable[str], inbox_id: str | None, inbox_on: bool, sent_id: str | None, sent_on: bool
+) -> LabelSet:
+    """The selection `hot_state` split, joined again."""
+    ids = set(others)
+    if inbox_on and inbox_id is not None:
+        ids.add(inbox_id)
+    if sent_on and sent_id is not None:
+        ids.add(sent_id)
+    return LabelSet(ids)

@@ -1,7 +1,9 @@
 """A `Store` in process memory: for tests, notebooks, and hosts that keep state elsewhere.
 
 Each method takes a lock and checks everything before it changes anything, so
-it is atomic like a transaction; nothing survives the process.
+it is atomic like a transaction; nothing survives the process. A push batch is
+decided by `labelsync.jobs.decide`, the per-User rule itself, and the job's
+transitions by `labelsync.jobs`; this module only keeps the results.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from labelsync.changes import LabelChange, Skip
+from labelsync import jobs
+from labelsync.adapters._records import check_distinct, check_limit
+from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
-    JobSuperseded,
+    InvalidInput,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.jobs import PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
-from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
+from labelsync.ports import StaleCheckpoint, TenantSettings
 
 __all__ = ["InMemoryStore"]
 
@@ -85,25 +90,40 @@ class InMemoryStore:
         with self._lock:
             return sorted(self._tenants)
 
-    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         with self._lock:
             row = self._row(tenant_id)
             return Tenant(
                 id=tenant_id,
                 name=row.name,
-                users=tuple(row.users[i] for i in row.ids) if users else (),
+                users=tuple(row.users[i] for i in row.ids),
                 defaults=row.defaults,
                 last_push=row.last_push,
                 onboard_new_users=row.onboard_new_users,
             )
 
-    def save_settings(
-        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
-    ) -> None:
+    def settings(self, tenant_id: str) -> TenantSettings:
         with self._lock:
             row = self._row(tenant_id)
-            row.defaults = defaults
-            row.onboard_new_users = onboard_new_users
+            return TenantSettings(
+                id=tenant_id,
+                name=row.name,
+                defaults=row.defaults,
+                onboard_new_users=row.onboard_new_users,
+                last_push=row.last_push,
+            )
+
+    def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
+        if defaults is not None and not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
+        with self._lock:
+            self._row(tenant_id).defaults = defaults
+
+    def save_onboarding(self, tenant_id: str, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", enabled, "must be True or False")
+        with self._lock:
+            self._row(tenant_id).onboard_new_users = enabled
 
     def add_user(self, tenant_id: str, user: User) -> None:
         with self._lock:
@@ -127,6 +147,7 @@ class InMemoryStore:
             return [users[i] for i in user_ids if i in users]
 
     def save_users(self, tenant_id: str, writes: Sequence[tuple[User, int]]) -> tuple[str, ...]:
+        check_distinct("writes", writes)
         with self._lock:
             users = self._row(tenant_id).users
             conflicts = tuple(
@@ -148,14 +169,9 @@ class InMemoryStore:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
             for other in self._jobs.values():
                 if other.tenant_id == job.tenant_id and not other.finished:
-                    self._jobs[other.id] = attrs.evolve(
-                        other, status=JobStatus.SUPERSEDED, superseded_by=job.id
-                    )
-            stored = attrs.evolve(
-                job,
-                status=JobStatus.PENDING,
-                total=len(row.ids),
-                roster_end=row.positions[-1] if row.positions else 0,
+                    self._jobs[other.id] = jobs.superseded(other, by=job.id)
+            stored = jobs.started(
+                job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
             )
             self._jobs[job.id] = stored
             self._changes[job.id] = []
@@ -173,66 +189,52 @@ class InMemoryStore:
 
     def list_jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         with self._lock:
-            jobs = [j for j in self._jobs.values() if tenant_id is None or j.tenant_id == tenant_id]
+            found = [
+                j for j in self._jobs.values() if tenant_id is None or j.tenant_id == tenant_id
+            ]
             # Insertion order is start order; newest first.
-            return jobs[::-1]
+            return found[::-1]
 
-    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
+    def _roster(self, job: PushJob, after: int, limit: int) -> tuple[list[int], list[User]]:
+        """Positions and Users of up to `limit` roster Users of `job` after position `after`."""
+        row = self._row(job.tenant_id)
+        start = bisect.bisect_right(row.positions, after)
+        stop = bisect.bisect_right(row.positions, job.roster_end)
+        stop = min(stop, start + max(limit, 0))
+        return row.positions[start:stop], [row.users[row.ids[i]] for i in range(start, stop)]
+
+    def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
+        check_limit(limit)
         with self._lock:
             job = self.get_job(job_id)
-            row = self._row(job.tenant_id)
-            start = bisect.bisect_right(row.positions, after)
-            stop = bisect.bisect_right(row.positions, job.roster_end)
-            stop = min(stop, start + limit)
-            return [(row.positions[i], row.users[row.ids[i]]) for i in range(start, stop)]
-
-    def _fenced(self, job_id: str) -> tuple[PushJob, _TenantRow]:
-        job = self.get_job(job_id)
-        row = self._row(job.tenant_id)
-        if job.status is JobStatus.SUPERSEDED or row.current_job_id != job_id:
-            raise JobSuperseded(job_id, job.superseded_by or row.current_job_id)
-        return job, row
-
-    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
-        with self._lock:
-            job, row = self._fenced(batch.job_id)
-            if job.status is JobStatus.DONE:
-                raise JobSuperseded(batch.job_id, None)
-            if job.cursor != batch.cursor_before:
+            jobs.check_writable(job, self._row(job.tenant_id).current_job_id)
+            if job.cursor != after:
                 return StaleCheckpoint(job)
-            conflicts = tuple(
-                user.id
-                for user, expected in batch.writes
-                if user.id not in row.users or row.users[user.id].version != expected
+            positions, users = self._roster(job, after, limit)
+            if not users:
+                return job
+            decision = jobs.decide(users, job.defaults)
+            stored = jobs.after_batch(
+                job, last_position=positions[-1], processed=len(users), counts=decision.counts
             )
-            if conflicts:
-                return Conflict(conflicts)
-            for user, _ in batch.writes:
-                row.users[user.id] = user
-            versions = {user.id: user.version for user, _ in batch.writes}
-            self._changes[job.id].extend(
-                StoredChange(change=LabelChange(*c), version_after=versions[c[0]])
-                for c in batch.changes
-            )
-            self._skips[job.id].extend(Skip(*s) for s in batch.skips)
-            stored = attrs.evolve(
-                job,
-                status=JobStatus.RUNNING,
-                cursor=batch.cursor_after,
-                processed=job.processed + batch.processed,
-                counts=job.counts + batch.counts,
-            )
+            # Nothing below can fail: the batch is written whole.
+            row_users = self._row(job.tenant_id).users
+            for user, _ in decision.writes:
+                row_users[user.id] = user
+            self._changes[job.id].extend(decision.changes)
+            self._skips[job.id].extend(decision.skips)
             self._jobs[job.id] = stored
             return stored
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
         with self._lock:
-            job, row = self._fenced(job_id)
-            if job.status is JobStatus.DONE:
-                return job
-            stored = attrs.evolve(job, status=JobStatus.DONE, finished_at=finished_at)
-            self._jobs[job_id] = stored
-            row.last_push = stored.record()
+            job = self.get_job(job_id)
+            row = self._row(job.tenant_id)
+            jobs.check_current(job, row.current_job_id)
+            stored = jobs.finished(job, finished_at)
+            if stored is not job:
+                self._jobs[job_id] = stored
+                row.last_push = stored.record()
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:

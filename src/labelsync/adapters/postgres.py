@@ -1,12 +1,18 @@
 """A `Store` on PostgreSQL (psycopg 3), for hosts that keep their Users in a shared database.
 
 Every table lives in one schema (``labelsync`` unless told) that the store
-creates and migrates itself, recording its version in ``schema_version``. Every
-row carries its tenant id. Each method is one transaction. Push writes are
+creates and migrates in place itself, recording its version in
+``schema_version``; with ``migrate=False`` a DBA creates it instead from
+`schema_sql`. Every row carries its tenant id. Each method is one transaction.
+A User's push state is narrow and hot (the INBOX/SENT label ids and their
+selection flags are columns; other selected ids stay cold in JSON), and a push
+batch is one set-based statement over a range of roster positions that runs
+`labelsync.jobs.BatchPlan`; the job's transitions come from `labelsync.jobs`. Push writes are
 fenced on the tenant's current job: they hold a share lock on the tenant row,
 which `start_job` must lock exclusively to supersede a job, so a batch either
 lands before the newer push starts or not at all (R10). Users are written with
-compare-and-set on their version (R12).
+compare-and-set on their version (R12), and every writer locks User rows in
+roster order, so a batch and a multi-User write never deadlock.
 
 It is also a `labelsync.parallel.ParallelStore`: a job's roster is cut once
 into ranges that worker processes claim with ``SELECT ... FOR UPDATE SKIP
@@ -27,24 +33,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
-import attrs
-
-from labelsync.adapters._records import label_from_row, label_row, record_doc, record_from_doc
+from labelsync import jobs
+from labelsync.adapters._records import (
+    check_distinct,
+    check_limit,
+    hot_state,
+    label_from_row,
+    label_row,
+    record_doc,
+    record_from_doc,
+    selection,
+)
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
-    JobSuperseded,
     LabelSyncError,
     MissingExtra,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import (
     Defaults,
     Label,
-    LabelSet,
     Mailbox,
     Permission,
     Provider,
@@ -55,13 +68,13 @@ from labelsync.model import (
     User,
 )
 from labelsync.parallel import Busy, Claim, LeaseLost
-from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
+from labelsync.ports import StaleCheckpoint, TenantSettings
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "schema_sql"]
 
 Row = tuple[Any, ...]
 
@@ -164,10 +177,75 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX batches_open ON {s}.batches (job_id, range_no) WHERE NOT done;
     """,
+    # Version 2: the narrow hot state of a push in its own table, a few dozen bytes per
+    # User, so a batch's update writes new versions of narrow rows, not of the wide
+    # ones. `users` keeps the cold rest; its `synced` (renamed `other_synced`) only
+    # the selected ids other than the mailbox's INBOX and SENT labels.
+    """
+    CREATE TABLE {s}.user_state (
+        tenant_id text NOT NULL,
+        position bigint NOT NULL,
+        id text NOT NULL,
+        version bigint NOT NULL,
+        has_mailbox boolean NOT NULL,
+        inbox_id text,
+        inbox_on boolean NOT NULL,
+        sent_id text,
+        sent_on boolean NOT NULL,
+        PRIMARY KEY (tenant_id, position),
+        UNIQUE (tenant_id, id),
+        CHECK (has_mailbox OR (inbox_id IS NULL AND sent_id IS NULL))
+    ) WITH (fillfactor = 80);
+    INSERT INTO {s}.user_state
+    SELECT tenant_id, position, id, version, has_mailbox, inbox_id,
+           coalesce(synced ? inbox_id, false), sent_id, coalesce(synced ? sent_id, false)
+    FROM (SELECT tenant_id, position, id, version, synced, labels IS NOT NULL AS has_mailbox,
+                 (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
+                  WHERE e->>2 = 'INBOX' LIMIT 1) AS inbox_id,
+                 (SELECT e->>0 FROM jsonb_array_elements(labels) AS e
+                  WHERE e->>2 = 'SENT' LIMIT 1) AS sent_id
+          FROM {s}.users) AS v1;
+    UPDATE {s}.users AS u SET synced = coalesce(
+        (SELECT jsonb_agg(x ORDER BY x) FROM jsonb_array_elements_text(u.synced) AS x
+         WHERE x IS DISTINCT FROM h.inbox_id AND x IS DISTINCT FROM h.sent_id),
+        '[]'::jsonb)
+    FROM {s}.user_state AS h
+    WHERE h.tenant_id = u.tenant_id AND h.position = u.position
+      AND (h.inbox_on OR h.sent_on);
+    ALTER TABLE {s}.users DROP COLUMN version;
+    ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this labelsync writes; a newer one in the database is refused."""
+
+_SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+
+
+def _schema_identifier(schema: object) -> str:
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidInput(
+            "schema", schema, "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, <= 63)"
+        )
+    return f'"{schema}"'
+
+
+def schema_sql(schema: str = "labelsync") -> str:
+    """The DDL that creates labelsync's tables in `schema` at `SCHEMA_VERSION`, as a DBA runs it.
+
+    For databases where the application may not create tables: run this once
+    (``psql -f``), then open the store with ``PostgresStore(dsn, migrate=False)``.
+    """
+    s = _schema_identifier(schema)
+    steps = [
+        f"CREATE SCHEMA IF NOT EXISTS {s};",
+        _SCHEMA_VERSION_TABLE.replace("{s}", s) + ";",
+        *(migration.replace("{s}", s).strip() for migration in _MIGRATIONS),
+        f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
+    ]
+    return "BEGIN;\n" + "\n".join(steps) + "\nCOMMIT;\n"
+
 
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
@@ -175,16 +253,82 @@ _JOB_COLUMNS = (
     "label_missing, finished_at, superseded_by"
 )
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
-# once, so no per-value conversion runs in Python on the hot path of a push. A
-# mailbox's labels travel as JSON text: many Users share one layout, which is
-# then decoded (and validated) once.
+# once, so no per-value conversion runs in Python. A mailbox's labels travel as
+# JSON text: many Users share one layout, which is then decoded (and validated) once.
 _USER_JSON = (
-    "json_build_array(id, email, permissions, provider, address, labels::text, synced, version)"
+    "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
+    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on)"
+)
+# A User is its cold row joined to its hot row; filters name `u.` columns.
+_USERS = (
+    "{s}.users AS u JOIN {s}.user_state AS h "
+    "ON h.tenant_id = u.tenant_id AND h.position = u.position"
 )
 _USER_RECORDS = (
     "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
-    "address text, labels text, synced jsonb, version bigint, position bigint)"
+    "address text, labels text, other_synced jsonb, version bigint, position bigint, "
+    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean)"
 )
+
+# -- a push batch, set-based ----------------------------------------------------------------
+#
+# The batch is the roster positions (%(after)s, %(last)s], its rows already locked, so
+# every part of the one statement (which shares one snapshot) sees them as they are;
+# %(i)s and %(s)s are the plan's INBOX and SENT checkboxes. A label is flipped
+# where the mailbox has it and its flag differs (R3, R4); a mailbox without it is
+# skipped for it (R7); a User without a mailbox is skipped whole. Change and skip
+# rows are numbered in roster order, INBOX before SENT, as the rule emits them.
+_LOCK_BATCH = """
+    SELECT count(*), max(position) FROM (
+        SELECT position FROM {s}.user_state
+        WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+        ORDER BY position LIMIT %(limit)s FOR UPDATE
+    ) AS r
+"""
+_RUN_BATCH = """
+    WITH b AS (
+        SELECT position, id, version, NOT has_mailbox AS no_mailbox, inbox_id, inbox_on,
+               sent_id, sent_on,
+               (inbox_id IS NOT NULL AND inbox_on <> %(i)s) AS fi,
+               (sent_id IS NOT NULL AND sent_on <> %(s)s) AS fs
+        FROM {s}.user_state
+        WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+    ), ch AS (
+        INSERT INTO {s}.job_changes (tenant_id, job_id, batch_key, ord, user_id, label,
+                                     label_id, selected, version_after)
+        SELECT %(t)s, %(job)s, %(key)s, row_number() OVER (ORDER BY position, rank), id,
+               label, label_id, selected, version + 1
+        FROM (SELECT position, 0 AS rank, id, 'INBOX' AS label, inbox_id AS label_id,
+                     %(i)s AS selected, version FROM b WHERE fi
+              UNION ALL
+              SELECT position, 1, id, 'SENT', sent_id, %(s)s, version FROM b WHERE fs) AS c
+    ), sk AS (
+        INSERT INTO {s}.job_skips (tenant_id, job_id, batch_key, ord, user_id, label, reason)
+        SELECT %(t)s, %(job)s, %(key)s, row_number() OVER (ORDER BY position, rank), id,
+               label, reason
+        FROM (SELECT position, 0 AS rank, id, NULL::text AS label, 'NO_MAILBOX' AS reason
+              FROM b WHERE no_mailbox
+              UNION ALL
+              SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
+              FROM b WHERE NOT no_mailbox AND inbox_id IS NULL
+              UNION ALL
+              SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
+              FROM b WHERE NOT no_mailbox AND sent_id IS NULL) AS k
+    ), up AS (
+        UPDATE {s}.user_state
+        SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE %(i)s END,
+            sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE %(s)s END,
+            version = version + 1
+        WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+          AND ((inbox_id IS NOT NULL AND inbox_on <> %(i)s)
+               OR (sent_id IS NOT NULL AND sent_on <> %(s)s))
+    )
+    SELECT count(*) FILTER (WHERE fi OR fs), count(*) FILTER (WHERE fi),
+           count(*) FILTER (WHERE fs), count(*) FILTER (WHERE no_mailbox),
+           count(*) FILTER (WHERE NOT no_mailbox AND inbox_id IS NULL),
+           count(*) FILTER (WHERE NOT no_mailbox AND sent_id IS NULL)
+    FROM b
+"""
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
 
@@ -253,6 +397,7 @@ def _permissions_from(names: tuple[str, ...]) -> frozenset[Permission]:
 def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
     """The stored form of a User, as a record of `_USER_RECORDS`."""
     mailbox = user.mailbox
+    inbox_id, inbox_on, sent_id, sent_on, others = hot_state(user)
     return {
         "id": user.id,
         "email": user.email,
@@ -260,15 +405,20 @@ def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
         "provider": None if mailbox is None else mailbox.provider.value,
         "address": None if mailbox is None else mailbox.address,
         "labels": None if mailbox is None else _labels_text(mailbox.labels),
-        "synced": sorted(user.synced.ids),
+        "other_synced": others,
         "version": user.version,
         "position": position,
+        "inbox_id": inbox_id,
+        "inbox_on": inbox_on,
+        "sent_id": sent_id,
+        "sent_on": sent_on,
     }
 
 
 def _user_from_doc(doc: Sequence[Any]) -> User:
     """A User from the array `_USER_JSON` builds."""
-    user_id, email, permissions, provider, address, labels, synced, version = doc
+    user_id, email, permissions, provider, address, labels, others, version = doc[:8]
+    inbox_id, inbox_on, sent_id, sent_on = doc[8:]
     return User(
         id=user_id,
         email=email,
@@ -278,7 +428,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
         else Mailbox(
             provider=Provider(provider), address=address, labels=_labels_from_text(labels)
         ),
-        synced=LabelSet(synced),
+        synced=selection(others, inbox_id, inbox_on, sent_id, sent_on),
         version=version,
     )
 
@@ -318,26 +468,6 @@ def _job_from_row(row: Row) -> PushJob:
     )
 
 
-def _check_writes(what: str, writes: Sequence[tuple[User, int]]) -> None:
-    """Refuse a User written twice in one call: which of the two should win is unclear."""
-    seen: set[str] = set()
-    for index, (user, _) in enumerate(writes):
-        if user.id in seen:
-            raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
-        seen.add(user.id)
-
-
-def _check_batch(batch: BatchWrite) -> None:
-    """Refuse a batch whose change rows name a User it does not write (no version to record)."""
-    _check_writes("BatchWrite.writes", batch.writes)
-    written = {user.id for user, _ in batch.writes}
-    for index, (user_id, *_) in enumerate(batch.changes):
-        if user_id not in written:
-            raise InvalidInput(
-                f"BatchWrite.changes[{index}].user_id", user_id, "has no write in this batch"
-            )
-
-
 def _one(cur: psycopg.Cursor[Row]) -> Any:
     """The single value of the single row a query returned."""
     row = cur.fetchone()
@@ -351,19 +481,23 @@ class PostgresStore:
     `conninfo` is a connection string (the store opens one connection and
     serialises its use across threads) or a `psycopg_pool.ConnectionPool` (the
     store borrows a connection per call and never closes the pool). The schema
-    is created or migrated on construction. Use it as a context manager, or
-    call `close()`.
+    is created or migrated in place on construction; with ``migrate=False`` it
+    must already be at `SCHEMA_VERSION` (created from `schema_sql` by a DBA),
+    else `LabelSyncError`. Use it as a context manager, or call `close()`.
     """
 
-    def __init__(self, conninfo: str | ConnectionPool[Any], *, schema: str = "labelsync") -> None:
+    def __init__(
+        self,
+        conninfo: str | ConnectionPool[Any],
+        *,
+        schema: str = "labelsync",
+        migrate: bool = True,
+    ) -> None:
         pg = _psycopg()
-        checked: object = schema
-        if not isinstance(checked, str) or not _SCHEMA_NAME.fullmatch(checked):
-            raise InvalidInput(
-                "schema", schema, "must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, <= 63)"
-            )
+        self._s = _schema_identifier(schema)
+        if not isinstance(migrate, bool):
+            raise InvalidInput("migrate", migrate, "must be True or False")
         self.schema = schema
-        self._s = f'"{schema}"'
         self._lock = threading.RLock()
         self._conninfo: str | None = None
         self._conn: psycopg.Connection[Row] | None = None
@@ -378,7 +512,10 @@ class PostgresStore:
                 "conninfo", conninfo, "must be a connection string or a psycopg_pool.ConnectionPool"
             )
         try:
-            self._migrate()
+            if migrate:
+                self._migrate()
+            else:
+                self._check_schema()
         except BaseException:
             self.close()
             raise
@@ -431,7 +568,7 @@ class PostgresStore:
             # Workers starting together must not race to create the same tables.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"labelsync:{self.schema}",))
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)")
+            cur.execute(_SCHEMA_VERSION_TABLE.replace("{s}", s))
             cur.execute(f"SELECT version FROM {s}.schema_version")
             row = cur.fetchone()
             if row is None:
@@ -447,6 +584,22 @@ class PostgresStore:
             for migration in _MIGRATIONS[version:]:
                 cur.execute(migration.replace("{s}", s))
             cur.execute(f"UPDATE {s}.schema_version SET version = %s", (SCHEMA_VERSION,))
+
+    def _check_schema(self) -> None:
+        """Refuse a schema that is missing or not at `SCHEMA_VERSION` (``migrate=False``)."""
+        with self._tx() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f"{self._s}.schema_version",))
+            version = None
+            if _one(cur) is not None:
+                cur.execute(f"SELECT version FROM {self._s}.schema_version")
+                row = cur.fetchone()
+                version = None if row is None else row[0]
+        if version != SCHEMA_VERSION:
+            raise LabelSyncError(
+                f"schema: {self.schema!r} is at version {version!r}, not {SCHEMA_VERSION}; "
+                f"create or upgrade it with the DDL of labelsync.adapters.postgres.schema_sql() "
+                f"(`labelsync schema --postgres`), or open the store with migrate=True"
+            )
 
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
@@ -495,11 +648,6 @@ class PostgresStore:
             raise UnknownJob(job_id)
         return cast(str | None, row[0])
 
-    @staticmethod
-    def _check_current(job: PushJob, current_job_id: str | None) -> None:
-        if job.status is JobStatus.SUPERSEDED or current_job_id != job.id:
-            raise JobSuperseded(job.id, job.superseded_by or current_job_id)
-
     def _insert_users(
         self, cur: psycopg.Cursor[Row], tenant_id: str, users: Sequence[User]
     ) -> None:
@@ -513,23 +661,32 @@ class PostgresStore:
         positions = sorted(row[0] for row in cur.fetchall())
         for start in range(0, len(users), _INSERT_CHUNK):
             chunk = zip(positions[start:], users[start : start + _INSERT_CHUNK], strict=False)
+            docs = _json([_user_doc(user, position) for position, user in chunk])
             cur.execute(
+                f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
                 f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
-                f"address, labels, synced, version) SELECT %s, w.position, w.id, w.email, "
-                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.synced, w.version "
-                f"FROM {_USER_RECORDS}",
-                (tenant_id, _json([_user_doc(user, position) for position, user in chunk])),
+                f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
+                f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
+                f"inbox_id, inbox_on, sent_id, sent_on) SELECT %s, w.position, w.id, w.version, "
+                f"w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, w.sent_on FROM w",
+                (docs, tenant_id, tenant_id),
             )
 
     def _cas_users(
         self, cur: psycopg.Cursor[Row], tenant_id: str, writes: Sequence[tuple[User, int]]
     ) -> tuple[str, ...]:
-        """Lock the Users in id order and return the ids whose version is not the paired one."""
+        """Lock the Users in roster order and return the ids whose version is not the paired one.
+
+        Roster order, as a push batch locks its range: two writers never wait on each other
+        in a cycle.
+        """
         if not writes:
             return ()
         cur.execute(
-            f"SELECT id, version FROM {self._s}.users WHERE tenant_id = %s "
-            f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s))) ORDER BY id FOR UPDATE",
+            f"SELECT id, version FROM {self._s}.user_state WHERE tenant_id = %s "
+            f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s))) ORDER BY position "
+            f"FOR UPDATE",
             (tenant_id, _json([user.id for user, _ in writes])),
         )
         stored = dict(cast(list[tuple[str, int]], cur.fetchall()))
@@ -540,89 +697,84 @@ class PostgresStore:
     ) -> None:
         if not users:
             return
+        s = self._s
         cur.execute(
-            f"UPDATE {self._s}.users AS u SET email = w.email, permissions = w.permissions, "
+            f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
+            f"UPDATE {s}.users AS u SET email = w.email, permissions = w.permissions, "
             f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
-            f"synced = w.synced, version = w.version "
-            f"FROM {_USER_RECORDS} WHERE u.tenant_id = %s AND u.id = w.id",
-            (_json([_user_doc(user) for user in users]), tenant_id),
+            f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
+            f"UPDATE {s}.user_state AS h SET version = w.version, "
+            f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
+            f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on "
+            f"FROM w WHERE h.tenant_id = %s AND h.id = w.id",
+            (_json([_user_doc(user) for user in users]), tenant_id, tenant_id),
         )
 
-    def _write_rows(
-        self, cur: psycopg.Cursor[Row], job: PushJob, key: int, batch: BatchWrite
-    ) -> Conflict | None:
-        """Compare-and-set the batch's Users and record its changes and skips; or a `Conflict`.
+    def _run_range(
+        self, cur: psycopg.Cursor[Row], job: PushJob, after: int, end: int, limit: int | None
+    ) -> tuple[int, int, PushCounts] | None:
+        """Run the job's plan on its roster Users in (after, end], at most `limit` of them.
 
-        `key` orders this batch's rows among the job's: its first roster position - 1.
+        Locks them first (roster order), then runs one set-based statement on the
+        now-stable rows. Returns how many it handled, the last position, and the
+        counts; None when there were none.
         """
         s = self._s
-        conflicts = self._cas_users(cur, job.tenant_id, batch.writes)
-        if conflicts:
-            return Conflict(conflicts)
-        self._update_users(cur, job.tenant_id, [user for user, _ in batch.writes])
-        versions = {user.id: user.version for user, _ in batch.writes}
-        if batch.changes:
-            cur.execute(
-                f"INSERT INTO {s}.job_changes (tenant_id, job_id, batch_key, ord, user_id, label, "
-                f"label_id, selected, version_after) SELECT %s, %s, %s, t.ord, t.e->>0, t.e->>1, "
-                f"t.e->>2, (t.e->>3)::boolean, (t.e->>4)::bigint "
-                f"FROM json_array_elements(%s) WITH ORDINALITY AS t(e, ord)",
-                (
-                    job.tenant_id,
-                    job.id,
-                    key,
-                    _json(
-                        [(u, label.value, i, on, versions[u]) for u, label, i, on in batch.changes]
-                    ),
-                ),
-            )
-        if batch.skips:
-            cur.execute(
-                f"INSERT INTO {s}.job_skips (tenant_id, job_id, batch_key, ord, user_id, label, "
-                f"reason) SELECT %s, %s, %s, t.ord, t.e->>0, t.e->>1, t.e->>2 "
-                f"FROM json_array_elements(%s) WITH ORDINALITY AS t(e, ord)",
-                (
-                    job.tenant_id,
-                    job.id,
-                    key,
-                    _json(
-                        [
-                            (u, None if label is None else label.value, reason.value)
-                            for u, label, reason in batch.skips
-                        ]
-                    ),
-                ),
-            )
-        return None
-
-    def _advance_job(
-        self, cur: psycopg.Cursor[Row], job_id: str, batch: BatchWrite, checkpoint: int | None
-    ) -> PushJob:
-        """Add the batch's counts to the job, mark it RUNNING, move the checkpoint if given.
-
-        The last step of a batch: the job row is the one row every worker writes.
-        """
-        c = batch.counts
         cur.execute(
-            f"UPDATE {self._s}.jobs SET status = 'RUNNING', "
-            f"checkpoint = coalesce(%s, checkpoint), processed = processed + %s, "
-            f"users_changed = users_changed + %s, selected = selected + %s, "
-            f"deselected = deselected + %s, no_mailbox = no_mailbox + %s, "
-            f"label_missing = label_missing + %s WHERE id = %s RETURNING {_JOB_COLUMNS}",
+            _LOCK_BATCH.replace("{s}", s),
+            {"t": job.tenant_id, "after": after, "end": end, "limit": limit},
+        )
+        row = cur.fetchone()
+        assert row is not None
+        size, last = row
+        if not size:
+            return None
+        plan = jobs.plan(job.defaults)
+        inbox, sent = plan.checked
+        cur.execute(
+            _RUN_BATCH.replace("{s}", s),
+            {
+                "t": job.tenant_id,
+                "job": job.id,
+                "key": after,
+                "after": after,
+                "last": last,
+                "i": inbox,
+                "s": sent,
+            },
+        )
+        counted = cur.fetchone()
+        assert counted is not None
+        changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = counted
+        counts = plan.counts(
+            users_changed=changed,
+            flips=(flips_inbox, flips_sent),
+            no_mailbox=no_mailbox,
+            missing=(miss_inbox, miss_sent),
+        )
+        return size, last, counts
+
+    def _save_job(self, cur: psycopg.Cursor[Row], job: PushJob) -> None:
+        """Persist what `labelsync.jobs` made of a stored job."""
+        c = job.counts
+        cur.execute(
+            f"UPDATE {self._s}.jobs SET status = %s, finished_at = %s, processed = %s, "
+            f"checkpoint = %s, users_changed = %s, selected = %s, deselected = %s, "
+            f"no_mailbox = %s, label_missing = %s, superseded_by = %s WHERE id = %s",
             (
-                checkpoint,
-                batch.processed,
+                job.status.value,
+                job.finished_at,
+                job.processed,
+                job.cursor,
                 c.users_changed,
                 c.selected,
                 c.deselected,
                 c.no_mailbox,
                 c.label_missing,
-                job_id,
+                job.superseded_by,
+                job.id,
             ),
         )
-        row = cur.fetchone()
-        assert row is not None
-        return _job_from_row(row)
 
     # -- tenants and Users ----------------------------------------------------------------------
 
@@ -649,23 +801,22 @@ class PostgresStore:
             if len(tenant.users) >= _INSERT_CHUNK:
                 # Fresh statistics, so the planner reads a big roster by index, not by scan.
                 cur.execute(f"ANALYZE {self._s}.users (tenant_id, id, position)")
+                cur.execute(f"ANALYZE {self._s}.user_state (tenant_id, id, position)")
 
     def tenant_ids(self) -> list[str]:
         with self._tx() as cur:
             cur.execute(f'SELECT id FROM {self._s}.tenants ORDER BY id COLLATE "C"')
             return [row[0] for row in cur.fetchall()]
 
-    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         with self._tx() as cur:
             name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
-            roster: list[User] = []
-            if users:
-                cur.execute(
-                    f"SELECT coalesce(json_agg({_USER_JSON} ORDER BY position), '[]') "
-                    f"FROM {self._s}.users WHERE tenant_id = %s",
-                    (tenant_id,),
-                )
-                roster = [_user_from_doc(doc) for doc in _one(cur)]
+            cur.execute(
+                f"SELECT coalesce(json_agg({_USER_JSON} ORDER BY u.position), '[]') "
+                f"FROM {_USERS.format(s=self._s)} WHERE u.tenant_id = %s",
+                (tenant_id,),
+            )
+            roster = [_user_from_doc(doc) for doc in _one(cur)]
         return Tenant(
             id=tenant_id,
             name=name,
@@ -675,20 +826,40 @@ class PostgresStore:
             onboard_new_users=onboard,
         )
 
-    def save_settings(
-        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
-    ) -> None:
+    def settings(self, tenant_id: str) -> TenantSettings:
+        with self._tx() as cur:
+            name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
+        return TenantSettings(
+            id=tenant_id,
+            name=name,
+            defaults=_defaults(inbox, sent),
+            onboard_new_users=onboard,
+            last_push=record_from_doc(last_push),
+        )
+
+    def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
+        if defaults is not None and not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
             cur.execute(
-                f"UPDATE {self._s}.tenants SET defaults_inbox = %s, defaults_sent = %s, "
-                f"onboard_new_users = %s WHERE id = %s",
+                f"UPDATE {self._s}.tenants SET defaults_inbox = %s, defaults_sent = %s "
+                f"WHERE id = %s",
                 (
                     None if defaults is None else defaults.inbox,
                     None if defaults is None else defaults.sent,
-                    onboard_new_users,
                     tenant_id,
                 ),
+            )
+
+    def save_onboarding(self, tenant_id: str, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", enabled, "must be True or False")
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(
+                f"UPDATE {self._s}.tenants SET onboard_new_users = %s WHERE id = %s",
+                (enabled, tenant_id),
             )
 
     def add_user(self, tenant_id: str, user: User) -> None:
@@ -710,7 +881,8 @@ class PostgresStore:
             self._lock_tenant(cur, tenant_id, "")
             if isinstance(user_id, str):
                 cur.execute(
-                    f"SELECT {_USER_JSON} FROM {self._s}.users WHERE tenant_id = %s AND id = %s",
+                    f"SELECT {_USER_JSON} FROM {_USERS.format(s=self._s)} "
+                    f"WHERE u.tenant_id = %s AND u.id = %s",
                     (tenant_id, user_id),
                 )
                 row = cur.fetchone()
@@ -724,15 +896,16 @@ class PostgresStore:
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "")
             cur.execute(
-                f"SELECT coalesce(json_agg({_USER_JSON}), '[]') FROM {self._s}.users "
-                f"WHERE tenant_id = %s AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                f"SELECT coalesce(json_agg({_USER_JSON}), '[]') FROM {_USERS.format(s=self._s)} "
+                f"WHERE u.tenant_id = %s "
+                f"AND u.id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
                 (tenant_id, _json(wanted)),
             )
             found = {user.id: user for user in map(_user_from_doc, _one(cur))}
         return [found[i] for i in wanted if i in found]
 
     def save_users(self, tenant_id: str, writes: Sequence[tuple[User, int]]) -> tuple[str, ...]:
-        _check_writes("writes", writes)
+        check_distinct("writes", writes)
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "")
             conflicts = self._cas_users(cur, tenant_id, writes)
@@ -752,19 +925,20 @@ class PostgresStore:
             if cur.fetchone() is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
             cur.execute(
-                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.users WHERE tenant_id = %s",
+                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
+                f"WHERE tenant_id = %s",
                 (job.tenant_id,),
             )
             counted = cur.fetchone()
             assert counted is not None
-            stored = attrs.evolve(
-                job, status=JobStatus.PENDING, total=counted[0], roster_end=counted[1]
-            )
+            stored = jobs.started(job, total=counted[0], roster_end=counted[1])
             cur.execute(
-                f"UPDATE {s}.jobs SET status = 'SUPERSEDED', superseded_by = %s "
-                f"WHERE tenant_id = %s AND status = ANY(%s)",
-                (job.id, job.tenant_id, list(_UNFINISHED)),
+                f"SELECT {_JOB_COLUMNS} FROM {s}.jobs WHERE tenant_id = %s AND status = ANY(%s) "
+                f"FOR UPDATE",
+                (job.tenant_id, list(_UNFINISHED)),
             )
+            for row in cur.fetchall():
+                self._save_job(cur, jobs.superseded(_job_from_row(row), by=job.id))
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
@@ -813,67 +987,46 @@ class PostgresStore:
                 )
             return [_job_from_row(row) for row in cur.fetchall()]
 
-    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
+    def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
+        check_limit(limit)
         with self._tx() as cur:
-            job = self._job(cur, job_id)
-            cur.execute(
-                f"SELECT coalesce(json_agg(json_build_array(position, {_USER_JSON}) "
-                f"ORDER BY position), '[]') FROM (SELECT * FROM {self._s}.users "
-                f"WHERE tenant_id = %s AND position > %s AND position <= %s "
-                f"ORDER BY position LIMIT %s) AS page",
-                (job.tenant_id, after, job.roster_end, max(limit, 0)),
-            )
-            return [(position, _user_from_doc(doc)) for position, doc in _one(cur)]
-
-    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
-        _check_batch(batch)
-        with self._tx() as cur:
-            current = self._fence(cur, batch.job_id, "FOR SHARE")
-            job = self._job(cur, batch.job_id, "FOR UPDATE")
-            self._check_current(job, current)
-            if job.status is JobStatus.DONE:
-                raise JobSuperseded(job.id, None)
+            current = self._fence(cur, job_id, "FOR SHARE")
+            job = self._job(cur, job_id, "FOR UPDATE")
+            jobs.check_writable(job, current)
             if self._has_ranges(cur, job.id):
                 raise InvalidInput(
                     "worker_id",
                     None,
                     f"cannot run job {job.id!r}: parallel workers run it; pass a worker_id",
                 )
-            if job.cursor != batch.cursor_before:
+            if job.cursor != after:
                 return StaleCheckpoint(job)
-            conflict = self._write_rows(cur, job, batch.cursor_before, batch)
-            if conflict is not None:
-                return conflict
-            return self._advance_job(cur, job.id, batch, batch.cursor_after)
+            ran = self._run_range(cur, job, after, job.roster_end, limit)
+            if ran is None:
+                return job
+            size, last, counts = ran
+            stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
+            self._save_job(cur, stored)
+            return stored
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
         s = self._s
-        when: object = finished_at
-        if not isinstance(when, dt.datetime) or when.utcoffset() is None:
-            # Stored as timestamptz, a naive time would silently become the server's local time.
-            raise InvalidInput("finished_at", finished_at, "must be a timezone-aware datetime")
         with self._tx() as cur:
             current = self._fence(cur, job_id, "FOR NO KEY UPDATE")
             job = self._job(cur, job_id, "FOR UPDATE")
-            self._check_current(job, current)
-            if job.status is JobStatus.DONE:
+            jobs.check_current(job, current)
+            done = jobs.finished(job, finished_at)
+            if done is job:
                 return job
             cur.execute(
                 f"SELECT count(*) FROM {s}.batches WHERE job_id = %s AND NOT done", (job_id,)
             )
-            open_ranges = cur.fetchone()
-            if open_ranges is not None and open_ranges[0]:
+            open_ranges = _one(cur)
+            if open_ranges:
                 raise InvalidInput(
-                    "job_id", job_id, f"has {open_ranges[0]} batches not done yet; it cannot finish"
+                    "job_id", job_id, f"has {open_ranges} batches not done yet; it cannot finish"
                 )
-            cur.execute(
-                f"UPDATE {s}.jobs SET status = 'DONE', finished_at = %s WHERE id = %s "
-                f"RETURNING {_JOB_COLUMNS}",
-                (finished_at, job_id),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            done = attrs.evolve(_job_from_row(row), finished_at=finished_at)
+            self._save_job(cur, done)
             cur.execute(
                 f"UPDATE {s}.tenants SET last_push = %s WHERE id = %s",
                 (_jsonb(record_doc(done.record())), job.tenant_id),
@@ -934,8 +1087,7 @@ class PostgresStore:
         s = self._s
         with self._tx() as cur:
             job = self._job(cur, job_id)
-            if job.status is JobStatus.SUPERSEDED:
-                raise JobSuperseded(job.id, job.superseded_by)
+            jobs.check_live(job)
             if job.status is JobStatus.DONE:
                 return None
             if not self._has_ranges(cur, job_id):
@@ -947,8 +1099,8 @@ class PostgresStore:
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {s}.users WHERE tenant_id = %(tenant)s AND position > %(after)s "
-                        f"AND position <= %(end)s) AS r GROUP BY n",
+                        f"FROM {s}.user_state WHERE tenant_id = %(tenant)s "
+                        f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
                             "job": job_id,
@@ -997,16 +1149,11 @@ class PostgresStore:
                 return None
             return Busy(retry_in=max(0.0, float(left[1] or 0)))
 
-    def commit_claimed(self, claim: Claim, batch: BatchWrite) -> PushJob | Conflict | LeaseLost:
-        _check_batch(batch)
-        if batch.job_id != claim.job.id:
-            raise InvalidInput(
-                "batch.job_id", batch.job_id, f"is not the claimed job {claim.job.id!r}"
-            )
+    def run_claimed(self, claim: Claim) -> PushJob | LeaseLost:
         with self._tx() as cur:
             current = self._fence(cur, claim.job.id, "FOR SHARE")
             job = self._job(cur, claim.job.id)
-            self._check_current(job, current)
+            jobs.check_current(job, current)
             if job.status is JobStatus.DONE:
                 return LeaseLost(claim)
             cur.execute(
@@ -1017,32 +1164,16 @@ class PostgresStore:
             lease = cur.fetchone()
             if lease is None or lease[0] != claim.token or lease[1]:
                 return LeaseLost(claim)
-            conflict = self._write_rows(cur, job, claim.after, batch)
-            if conflict is not None:
-                return conflict
+            ran = self._run_range(cur, job, claim.after, claim.last, None)
             cur.execute(
                 f"UPDATE {self._s}.batches SET done = true, lease_until = NULL "
                 f"WHERE job_id = %s AND range_no = %s",
                 (job.id, claim.range_no),
             )
-            return self._advance_job(cur, job.id, batch, None)
-
-
-def schema_sql(schema: str = "labelsync") -> str:
-    """The SQL that creates `PostgresStore`'s tables in `schema`, for a DBA to review or run.
-
-    The same statements the store runs when it migrates an empty schema, ending
-    with the ``schema_version`` row it checks on later starts.
-    """
-    import textwrap  # here, so this late addition stays one block at the end of the module
-
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise InvalidInput("schema", schema, "is not a lower-case SQL identifier")
-    s = f'"{schema}"'
-    parts = [
-        f"CREATE SCHEMA IF NOT EXISTS {s};",
-        f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);",
-        *(textwrap.dedent(migration).strip().replace("{s}", s) for migration in _MIGRATIONS),
-        f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION});",
-    ]
-    return "\n\n".join(parts) + "\n"
+            # The job row is the one row every worker writes: locked last, for the
+            # shortest time, and its new counts decided by labelsync.jobs.
+            job = self._job(cur, job.id, "FOR UPDATE")
+            size, counts = (0, PushCounts()) if ran is None else (ran[0], ran[2])
+            stored = jobs.after_range(job, processed=size, counts=counts)
+            self._save_job(cur, stored)
+            return stored

@@ -4,7 +4,15 @@ Every method runs in one SQLite transaction: writes take the write lock up
 front (``BEGIN IMMEDIATE``), reads see one snapshot. The file is in WAL mode so
 readers never block the writer, and a busy timeout makes a second process wait
 for the write lock instead of failing. The schema is versioned: opening a file
-migrates it to `SCHEMA_VERSION`, and a file from a newer labelsync is refused.
+migrates it to `SCHEMA_VERSION` in place, and a file from a newer labelsync is
+refused.
+
+A User's push state is kept narrow and hot: the ids of its INBOX and SENT
+labels and whether each is selected are columns, and the other selected ids
+stay cold in a JSON column a push never reads. A push batch is one write
+transaction of a few set-based statements that run `labelsync.jobs.BatchPlan`
+over a range of roster positions, without building a `User` per row; the
+conformance kit's differential test proves it equal to `apply_defaults`.
 """
 
 from __future__ import annotations
@@ -20,19 +28,27 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
-import attrs
-
-from labelsync.adapters._records import label_from_row, label_row, record_doc, record_from_doc
+from labelsync import jobs
+from labelsync.adapters._records import (
+    check_distinct,
+    check_limit,
+    hot_state,
+    label_from_row,
+    label_row,
+    record_doc,
+    record_from_doc,
+    selection,
+)
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
-    JobSuperseded,
     LabelSyncError,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
+from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import (
     Defaults,
     LabelSet,
@@ -46,7 +62,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.ports import BatchWrite, Conflict, JobStatus, PushJob, StaleCheckpoint, StoredChange
+from labelsync.ports import StaleCheckpoint, TenantSettings
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -142,7 +158,73 @@ _V1: Final = (
     "CREATE INDEX job_skips_by_job ON job_skips (job_id, seq)",
 )
 
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+
+def _split_selections(conn: sqlite3.Connection) -> None:
+    """Move every v1 User's push state into `user_state`, keeping only cold ids in `users`."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, tenant_id, position, id, version, mailbox_labels, synced FROM users"
+            " WHERE rowid > ? ORDER BY rowid LIMIT 10000",
+            (after,),
+        ).fetchall()
+        if not rows:
+            return
+        hot = []
+        cold = []
+        for rowid, tenant_id, position, user_id, version, labels, synced in rows:
+            roles = {s: i for i, _, s in json.loads(labels)} if labels is not None else {}
+            ids = set(json.loads(synced))
+            inbox_id, sent_id = roles.get("INBOX"), roles.get("SENT")
+            hot.append(
+                (
+                    tenant_id,
+                    position,
+                    user_id,
+                    version,
+                    labels is not None,
+                    inbox_id,
+                    inbox_id in ids,
+                    sent_id,
+                    sent_id in ids,
+                )
+            )
+            cold.append((_json(sorted(ids.difference((inbox_id, sent_id)))), rowid))
+        conn.executemany(_INSERT_STATE, hot)
+        conn.executemany("UPDATE users SET synced = ? WHERE rowid = ?", cold)
+        after = rows[-1][0]
+
+
+# Version 2: the narrow hot state of a push in its own table, clustered by roster
+# position, a few dozen bytes per User: the version and, for INBOX and SENT, the
+# label id and whether it is selected. `users` keeps the cold rest, its `synced`
+# (renamed `other_synced`) only the other selected ids.
+_V2: Final = (
+    """
+    CREATE TABLE user_state (
+        tenant_id   TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        id          TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        has_mailbox INTEGER NOT NULL CHECK (has_mailbox IN (0, 1)),
+        inbox_id    TEXT,                 -- NULL: the mailbox has no INBOX label
+        inbox_on    INTEGER NOT NULL CHECK (inbox_on IN (0, 1)),
+        sent_id     TEXT,
+        sent_on     INTEGER NOT NULL CHECK (sent_on IN (0, 1)),
+        PRIMARY KEY (tenant_id, position),
+        UNIQUE (tenant_id, id),
+        FOREIGN KEY (tenant_id, id) REFERENCES users (tenant_id, id),
+        CHECK (has_mailbox OR (inbox_id IS NULL AND sent_id IS NULL))
+    ) WITHOUT ROWID
+    """,
+    _split_selections,
+    "ALTER TABLE users DROP COLUMN version",
+    "ALTER TABLE users RENAME COLUMN synced TO other_synced",
+)
+
+Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
+
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -150,34 +232,99 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _IDS_PER_QUERY: Final = 500  # ids bound in one IN (...): under every SQLite build's limit
 _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 
-_USER_COLUMNS: Final = "id, email, permissions, provider, address, mailbox_labels, synced, version"
+# A User is its cold row joined to its hot row; filters name `u.` columns.
+_SELECT_USERS: Final = """
+    SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
+           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+    FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
+"""
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, synced, version)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-# Compare-and-set: the row is written only if it is still at the version it was read at.
-_CAS_USER: Final = """
+_INSERT_STATE: Final = """
+    INSERT INTO user_state (tenant_id, position, id, version, has_mailbox, inbox_id, inbox_on,
+                            sent_id, sent_on)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# Compare-and-set: the hot row is written only if it is still at the version it was
+# read at; the cold row follows only when every hot row did.
+_CAS_STATE: Final = """
+    UPDATE user_state
+    SET version = ?, has_mailbox = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?
+    WHERE tenant_id = ? AND id = ? AND version = ?
+"""
+
+_UPDATE_COLD: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        synced = ?, version = ?
-    WHERE tenant_id = ? AND id = ? AND version = ?
+        other_synced = ?
+    WHERE tenant_id = ? AND id = ?
 """
 
-# A push changes a User's selection and version only (R5), so its writes set
-# just those; the version check proves nothing else moved since the read.
-_CAS_SELECTION: Final = """
-    UPDATE users SET synced = ?, version = ?
-    WHERE tenant_id = ? AND id = ? AND version = ?
+# -- a push batch, set-based -------------------------------------------------------------
+#
+# The batch is the roster positions (:after, :last]; :i and :s are the plan's
+# INBOX and SENT checkboxes. A label is flipped where the mailbox has it and its
+# flag differs (R3, R4); a mailbox without it is skipped for it (R7); a User
+# without a mailbox is skipped whole. Change and skip rows are inserted in
+# roster order, INBOX before SENT, as the rule emits them.
+
+_BATCH: Final = "tenant_id = :t AND position > :after AND position <= :last"
+_FLIP_INBOX: Final = "(inbox_id IS NOT NULL AND inbox_on <> :i)"
+_FLIP_SENT: Final = "(sent_id IS NOT NULL AND sent_on <> :s)"
+
+# Where the batch ends and what it will do, in one pass over its rows.
+_BATCH_RANGE: Final = f"""
+    SELECT count(*), max(position),
+           sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum(NOT has_mailbox),
+           sum(has_mailbox AND inbox_id IS NULL),
+           sum(has_mailbox AND sent_id IS NULL)
+    FROM (
+        SELECT position, has_mailbox, inbox_id, inbox_on, sent_id, sent_on FROM user_state
+        WHERE tenant_id = :t AND position > :after AND position <= :end
+        ORDER BY position LIMIT :limit
+    )
 """
 
-_ROSTER_BATCH: Final = f"""
-    SELECT position, {_USER_COLUMNS} FROM users
-    WHERE tenant_id = ? AND position > ? AND position <= ?
-    ORDER BY position
-    LIMIT ?
+_BATCH_CHANGES: Final = f"""
+    INSERT INTO job_changes (job_id, tenant_id, user_id, label, label_id, selected, version_after)
+    SELECT :job, :t, id, label, label_id, selected, version + 1 FROM (
+        SELECT position, 0 AS rank, id, version, 'INBOX' AS label, inbox_id AS label_id,
+               :i AS selected
+        FROM user_state WHERE {_BATCH} AND {_FLIP_INBOX}
+        UNION ALL
+        SELECT position, 1, id, version, 'SENT', sent_id, :s
+        FROM user_state WHERE {_BATCH} AND {_FLIP_SENT}
+    ) ORDER BY position, rank
+"""
+
+_BATCH_SKIPS: Final = f"""
+    INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)
+    SELECT :job, :t, id, label, reason FROM (
+        SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
+        FROM user_state WHERE {_BATCH} AND NOT has_mailbox
+        UNION ALL
+        SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
+        FROM user_state WHERE {_BATCH} AND has_mailbox AND inbox_id IS NULL
+        UNION ALL
+        SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
+        FROM user_state WHERE {_BATCH} AND has_mailbox AND sent_id IS NULL
+    ) ORDER BY position, rank
+"""
+
+# Only the flags and the version change (R5): cold columns are never read or written.
+_BATCH_USERS: Final = f"""
+    UPDATE user_state
+    SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE :i END,
+        sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :s END,
+        version = version + 1
+    WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 
 _INSERT_JOB: Final = """
@@ -187,20 +334,14 @@ _INSERT_JOB: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_UPDATE_JOB_AFTER_BATCH: Final = """
+# Every column `_INSERT_JOB` writes, from the same `_job_params`.
+_UPDATE_JOB: Final = """
     UPDATE jobs
-    SET status = ?, cursor = ?, processed = ?, users_changed = ?, selected = ?,
-        deselected = ?, no_mailbox = ?, label_missing = ?
+    SET (id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at,
+         finished_at, total, processed, cursor, roster_end, users_changed, selected,
+         deselected, no_mailbox, label_missing, superseded_by)
+      = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     WHERE id = ?
-"""
-
-_INSERT_CHANGE: Final = """
-    INSERT INTO job_changes (job_id, tenant_id, user_id, label, label_id, selected, version_after)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
-_INSERT_SKIP: Final = """
-    INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason) VALUES (?, ?, ?, ?, ?)
 """
 
 _CHANGES_PAGE: Final = """
@@ -216,7 +357,8 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-UserParams = tuple[str, str, str | None, str | None, str | None, str, int]
+ColdParams = tuple[str, str, str | None, str | None, str | None, str]
+HotParams = tuple[int, bool, str | None, bool, str | None, bool]
 
 
 def _role(label: SystemLabel | None) -> str | None:
@@ -231,22 +373,36 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _user_params(user: User) -> UserParams:
-    """The stored columns of `user` after its id: email through version."""
+def _user_params(user: User) -> tuple[ColdParams, HotParams]:
+    """The stored columns of `user`: its cold row (email to other ids), its hot row (version on)."""
     mailbox = user.mailbox
     provider = address = labels = None
     if mailbox is not None:
         provider = mailbox.provider.value
         address = mailbox.address
         labels = _json([label_row(lb) for lb in mailbox.labels])
-    return (
+    inbox_id, inbox_on, sent_id, sent_on, others = hot_state(user)
+    cold = (
         user.email,
         _json(sorted(p.value for p in user.permissions)),
         provider,
         address,
         labels,
-        _json(sorted(user.synced.ids)),
-        user.version,
+        _json(others),
+    )
+    return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
+
+
+def _insert_users(
+    conn: sqlite3.Connection, tenant_id: str, users: Sequence[tuple[int, User]]
+) -> None:
+    """Store `users` at their roster positions: a cold row and a hot row each."""
+    rows = [(position, user, *_user_params(user)) for position, user in users]
+    conn.executemany(
+        _INSERT_USER, ((tenant_id, user.id, position, *cold) for position, user, cold, _ in rows)
+    )
+    conn.executemany(
+        _INSERT_STATE, ((tenant_id, position, user.id, *hot) for position, user, _, hot in rows)
     )
 
 
@@ -264,8 +420,9 @@ def _layout_from_text(provider: str, text: str) -> Mailbox:
 
 
 @functools.lru_cache(maxsize=4096)
-def _selection_from_text(text: str) -> LabelSet:
-    return LabelSet(json.loads(text))
+def _selection_from(text: str, inbox_id: str | None, sent_id: str | None) -> LabelSet:
+    """The selection of the cold ids in `text` plus the selected INBOX/SENT ids (or None)."""
+    return selection(json.loads(text), inbox_id, inbox_id is not None, sent_id, sent_id is not None)
 
 
 @functools.lru_cache(maxsize=256)
@@ -283,7 +440,11 @@ def _user_from_row(row: sqlite3.Row) -> User:
         email=row["email"],
         permissions=_permissions_from_text(row["permissions"]),
         mailbox=mailbox,
-        synced=_selection_from_text(row["synced"]),
+        synced=_selection_from(
+            row["other_synced"],
+            row["inbox_id"] if row["inbox_on"] else None,
+            row["sent_id"] if row["sent_on"] else None,
+        ),
         version=row["version"],
     )
 
@@ -299,6 +460,11 @@ def _defaults_from_row(row: sqlite3.Row) -> Defaults | None:
     if row["defaults_inbox"] is None:
         return None
     return Defaults(inbox=bool(row["defaults_inbox"]), sent=bool(row["defaults_sent"]))
+
+
+def _last_push(row: sqlite3.Row) -> PushRecord | None:
+    text = row["last_push"]
+    return None if text is None else record_from_doc(json.loads(text))
 
 
 def _tenant_from_row(
@@ -421,9 +587,12 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             "CREATE TABLE IF NOT EXISTS schema_version"
             " (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
         )
-        for statements in _MIGRATIONS[current:]:
-            for statement in statements:
-                conn.execute(statement)
+        for steps in _MIGRATIONS[current:]:
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
         conn.execute(
             "INSERT INTO schema_version (id, version) VALUES (1, ?)"
             " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -454,14 +623,6 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
-class _Rollback(Exception):
-    """Raised inside a write transaction to undo all of it and return `result` instead."""
-
-    def __init__(self, result: Conflict | StaleCheckpoint) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str]) -> dict[str, int]:
     """The stored version of each of `user_ids` that the tenant has."""
     versions: dict[str, int] = {}
@@ -469,27 +630,17 @@ def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str])
         chunk = user_ids[start : start + _IDS_PER_QUERY]
         marks = ", ".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT id, version FROM users WHERE tenant_id = ? AND id IN ({marks})",
+            f"SELECT id, version FROM user_state WHERE tenant_id = ? AND id IN ({marks})",
             (tenant_id, *chunk),
         )
         versions.update((row["id"], row["version"]) for row in rows)
     return versions
 
 
-def _check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
-    seen: set[str] = set()
-    for index, (user, _) in enumerate(writes):
-        if user.id in seen:
-            raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
-        seen.add(user.id)
-
-
 def _compare_and_set(
     conn: sqlite3.Connection,
     tenant_id: str,
     writes: Sequence[tuple[User, int]],
-    *,
-    selection_only: bool = False,
 ) -> tuple[str, ...]:
     """Store every write if every stored version matches; else store none and name the misfits.
 
@@ -500,20 +651,13 @@ def _compare_and_set(
     if not writes:
         return ()
     conn.execute("SAVEPOINT compare_and_set")
-    if selection_only:
-        updated = conn.executemany(
-            _CAS_SELECTION,
-            (
-                (_json(sorted(user.synced.ids)), user.version, tenant_id, user.id, expected)
-                for user, expected in writes
-            ),
-        ).rowcount
-    else:
-        updated = conn.executemany(
-            _CAS_USER,
-            ((*_user_params(user), tenant_id, user.id, expected) for user, expected in writes),
-        ).rowcount
+    params = [(user, expected, *_user_params(user)) for user, expected in writes]
+    updated = conn.executemany(
+        _CAS_STATE,
+        ((*hot, tenant_id, user.id, expected) for user, expected, _, hot in params),
+    ).rowcount
     if updated == len(writes):
+        conn.executemany(_UPDATE_COLD, ((*cold, tenant_id, user.id) for user, _, cold, _ in params))
         conn.execute("RELEASE compare_and_set")
         return ()
     conn.execute("ROLLBACK TO compare_and_set")
@@ -613,13 +757,15 @@ class SqliteStore:
             raise UnknownJob(job_id)
         return _job_from_row(row)
 
-    def _fenced(self, conn: sqlite3.Connection, job_id: str) -> PushJob:
-        """The job, if it is still its tenant's current job and not superseded."""
+    def _job_and_current(self, conn: sqlite3.Connection, job_id: str) -> tuple[PushJob, str | None]:
+        """The job and its tenant's current job id, for `labelsync.jobs` to fence on."""
         job = self._job(conn, job_id)
-        current = self._tenant_row(conn, job.tenant_id)["current_job_id"]
-        if job.status is JobStatus.SUPERSEDED or current != job_id:
-            raise JobSuperseded(job_id, job.superseded_by or current)
-        return job
+        current: str | None = self._tenant_row(conn, job.tenant_id)["current_job_id"]
+        return job, current
+
+    def _save_job(self, conn: sqlite3.Connection, job: PushJob) -> None:
+        """Persist what `labelsync.jobs` made of a stored job."""
+        conn.execute(_UPDATE_JOB, (*_job_params(job), job.id))
 
     # -- tenants and Users ----------------------------------------------------------------
 
@@ -645,51 +791,57 @@ class SqliteStore:
                     None if tenant.last_push is None else _json(record_doc(tenant.last_push)),
                 ),
             )
-            conn.executemany(
-                _INSERT_USER,
-                (
-                    (tenant.id, user.id, position, *_user_params(user))
-                    for position, user in enumerate(tenant.users, start=1)
-                ),
-            )
+            _insert_users(conn, tenant.id, list(enumerate(tenant.users, start=1)))
 
     def tenant_ids(self) -> list[str]:
         """The ids of all stored tenants, sorted."""
         with self._reading() as conn:
             return [row["id"] for row in conn.execute("SELECT id FROM tenants ORDER BY id")]
 
-    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
-        """The stored tenant, with its Users in roster order (none if `users` is False)."""
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """The stored tenant, with its Users in roster order."""
         with self._reading() as conn:
             row = self._tenant_row(conn, tenant_id)
-            roster: tuple[User, ...] = ()
-            if users:
-                roster = tuple(
-                    _user_from_row(user_row)
-                    for user_row in conn.execute(
-                        f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? ORDER BY position",
-                        (tenant_id,),
-                    )
+            roster = tuple(
+                _user_from_row(user_row)
+                for user_row in conn.execute(
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? ORDER BY u.position",
+                    (tenant_id,),
                 )
-            last_push = None
-            if row["last_push"] is not None:
-                last_push = record_from_doc(json.loads(row["last_push"]))
-            return _tenant_from_row(row, roster, last_push)
+            )
+            return _tenant_from_row(row, roster, _last_push(row))
 
-    def save_settings(
-        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
-    ) -> None:
-        """Store the admin's checkbox settings and the onboarding switch (R11, B4)."""
+    def settings(self, tenant_id: str) -> TenantSettings:
+        """The stored tenant without its Users: checkboxes, onboarding switch, last push."""
+        with self._reading() as conn:
+            row = self._tenant_row(conn, tenant_id)
+            return TenantSettings(
+                id=row["id"],
+                name=row["name"],
+                defaults=_defaults_from_row(row),
+                onboard_new_users=bool(row["onboard_new_users"]),
+                last_push=_last_push(row),
+            )
+
+    def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
+        """Store the admin's checkbox settings (R11), leaving every other setting as it is."""
+        if defaults is not None and not isinstance(defaults, Defaults):
+            raise InvalidInput("defaults", defaults, "is not a Defaults")
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             conn.execute(
-                "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ?, onboard_new_users = ?"
-                " WHERE id = ?",
-                (
-                    *_defaults_params(defaults),
-                    onboard_new_users,
-                    tenant_id,
-                ),
+                "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ? WHERE id = ?",
+                (*_defaults_params(defaults), tenant_id),
+            )
+
+    def save_onboarding(self, tenant_id: str, enabled: bool) -> None:
+        """Store the onboarding switch (B4), leaving every other setting as it is."""
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", enabled, "must be True or False")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            conn.execute(
+                "UPDATE tenants SET onboard_new_users = ? WHERE id = ?", (enabled, tenant_id)
             )
 
     def add_user(self, tenant_id: str, user: User) -> None:
@@ -704,9 +856,10 @@ class SqliteStore:
                     "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
                 )
             (last,) = conn.execute(
-                "SELECT COALESCE(MAX(position), 0) FROM users WHERE tenant_id = ?", (tenant_id,)
+                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
+                (tenant_id,),
             ).fetchone()
-            conn.execute(_INSERT_USER, (tenant_id, user.id, last + 1, *_user_params(user)))
+            _insert_users(conn, tenant_id, [(last + 1, user)])
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         """One stored User; `UnknownUser` if the tenant has none with that id."""
@@ -715,7 +868,7 @@ class SqliteStore:
             row = None
             if isinstance(user_id, str):
                 row = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? AND id = ?",
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? AND u.id = ?",
                     (tenant_id, user_id),
                 ).fetchone()
             if row is None:
@@ -732,7 +885,7 @@ class SqliteStore:
                 chunk = wanted[start : start + _IDS_PER_QUERY]
                 marks = ", ".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = ? AND id IN ({marks})",
+                    f"{_SELECT_USERS} WHERE u.tenant_id = ? AND u.id IN ({marks})",
                     (tenant_id, *chunk),
                 )
                 for row in rows:
@@ -748,7 +901,7 @@ class SqliteStore:
         stored, in one transaction.
         """
         writes = list(writes)
-        _check_distinct("writes", writes)
+        check_distinct("writes", writes)
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             conflicts = _compare_and_set(conn, tenant_id, writes)
@@ -775,22 +928,17 @@ class SqliteStore:
             taken = conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone()
             if taken is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
-            conn.execute(
-                "UPDATE jobs SET status = ?, superseded_by = ?"
-                " WHERE tenant_id = ? AND status IN (?, ?)",
-                (
-                    JobStatus.SUPERSEDED.value,
-                    job.id,
-                    job.tenant_id,
-                    JobStatus.PENDING.value,
-                    JobStatus.RUNNING.value,
-                ),
-            )
+            unfinished = conn.execute(
+                "SELECT * FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
+                (job.tenant_id, JobStatus.PENDING.value, JobStatus.RUNNING.value),
+            ).fetchall()
+            for row in unfinished:
+                self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
             total, roster_end = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM users WHERE tenant_id = ?",
+                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
                 (job.tenant_id,),
             ).fetchone()
-            stored = attrs.evolve(job, status=JobStatus.PENDING, total=total, roster_end=roster_end)
+            stored = jobs.started(job, total=total, roster_end=roster_end)
             conn.execute(_INSERT_JOB, _job_params(stored))
             conn.execute(
                 "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
@@ -815,129 +963,63 @@ class SqliteStore:
                 )
             return [_job_from_row(row) for row in rows]
 
-    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
-        """Up to `limit` roster Users of the job with position > `after`, by position."""
-        with self._reading() as conn:
-            job = self._job(conn, job_id)
-            if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
-                return []
-            rows = conn.execute(_ROSTER_BATCH, (job.tenant_id, after, job.roster_end, limit))
-            return [(row["position"], _user_from_row(row)) for row in rows]
+    def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
+        """Push the job's defaults to its next `limit` roster Users after position `after`.
 
-    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
-        """Write one batch of a push in one transaction, fenced on the tenant's current job.
-
-        Raises `JobSuperseded` (writing nothing) unless the job is the tenant's
-        current, unfinished job. Returns `StaleCheckpoint` (writing nothing) if
-        the job's cursor is not `batch.cursor_before`, and `Conflict` (writing
-        nothing) if any User's stored version differs from the one paired with it.
-        Otherwise stores the Users (version as given), the changes and skips,
-        moves the cursor, adds `processed` and `counts`, marks the job RUNNING,
-        and returns the job as stored.
+        One write transaction of set-based statements over that range of the
+        roster (see `labelsync.ports.PushExecution.run_batch`).
         """
-        _check_distinct("BatchWrite.writes", batch.writes)
-        version_after = {user.id: user.version for user, _ in batch.writes}
-        for index, (user_id, *_) in enumerate(batch.changes):
-            if user_id not in version_after:
-                raise InvalidInput(
-                    f"BatchWrite.changes[{index}].user_id", user_id, "has no write in this batch"
-                )
-        try:
-            with self._writing() as conn:
-                return self._commit_batch(conn, batch, version_after)
-        except _Rollback as rollback:
-            return rollback.result
-
-    def _commit_batch(
-        self, conn: sqlite3.Connection, batch: BatchWrite, version_after: dict[str, int]
-    ) -> PushJob:
-        job = self._fenced(conn, batch.job_id)
-        if job.status is JobStatus.DONE:
-            raise JobSuperseded(batch.job_id, None)
-        if job.cursor != batch.cursor_before:
-            raise _Rollback(StaleCheckpoint(job))
-        conflicts = _compare_and_set(conn, job.tenant_id, batch.writes, selection_only=True)
-        if conflicts:
-            raise _Rollback(Conflict(conflicts))
-        conn.executemany(
-            _INSERT_CHANGE,
-            (
-                (
-                    job.id,
-                    job.tenant_id,
-                    user_id,
-                    label.value,
-                    label_id,
-                    selected,
-                    version_after[user_id],
-                )
-                for user_id, label, label_id, selected in batch.changes
-            ),
-        )
-        try:
-            conn.executemany(
-                _INSERT_SKIP,
-                (
-                    (job.id, job.tenant_id, user_id, _role(label), reason.value)
-                    for user_id, label, reason in batch.skips
-                ),
+        check_limit(limit)
+        with self._writing() as conn:
+            job, current = self._job_and_current(conn, job_id)
+            jobs.check_writable(job, current)
+            if job.cursor != after:
+                return StaleCheckpoint(job)
+            plan = jobs.plan(job.defaults)
+            inbox, sent = plan.checked
+            params = {
+                "job": job.id,
+                "t": job.tenant_id,
+                "after": after,
+                "end": job.roster_end,
+                "limit": limit,
+                "i": inbox,
+                "s": sent,
+            }
+            size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
+                conn.execute(_BATCH_RANGE, params).fetchone()
             )
-        except sqlite3.IntegrityError:
-            self._raise_for_unknown_skips(conn, job.tenant_id, batch)
-            raise
-        stored = attrs.evolve(
-            job,
-            status=JobStatus.RUNNING,
-            cursor=batch.cursor_after,
-            processed=job.processed + batch.processed,
-            counts=job.counts + batch.counts,
-        )
-        counts = stored.counts
-        conn.execute(
-            _UPDATE_JOB_AFTER_BATCH,
-            (
-                stored.status.value,
-                stored.cursor,
-                stored.processed,
-                counts.users_changed,
-                counts.selected,
-                counts.deselected,
-                counts.no_mailbox,
-                counts.label_missing,
-                job.id,
-            ),
-        )
-        return stored
-
-    @staticmethod
-    def _raise_for_unknown_skips(
-        conn: sqlite3.Connection, tenant_id: str, batch: BatchWrite
-    ) -> None:
-        """Turn the foreign-key failure of a skip for no User of the tenant into `UnknownUser`."""
-        user_ids = list(dict.fromkeys(user_id for user_id, _, _ in batch.skips))
-        known = _versions(conn, tenant_id, user_ids)
-        for user_id in user_ids:
-            if user_id not in known:
-                raise UnknownUser(user_id, tenant_id)
+            if not size:
+                return job
+            params["last"] = last
+            if changed:
+                # Changes first: they record each User's version + 1, before the update.
+                conn.execute(_BATCH_CHANGES, params)
+                conn.execute(_BATCH_USERS, params)
+            if no_mailbox or miss_inbox or miss_sent:
+                conn.execute(_BATCH_SKIPS, params)
+            counts = plan.counts(
+                users_changed=changed,
+                flips=(flips_inbox, flips_sent),
+                no_mailbox=no_mailbox,
+                missing=(miss_inbox, miss_sent),
+            )
+            stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
+            self._save_job(conn, stored)
+            return stored
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
-        """Mark a fully processed job DONE and make it the tenant's last push (R11).
+        """Mark the job DONE (`jobs.finished`) and make it the tenant's last push (R11).
 
-        Fenced like `commit_batch`; finishing a DONE job again returns it unchanged.
+        Fenced like `run_batch`; finishing a DONE job again returns it unchanged.
         """
-        # PushJob does not validate finished_at, and a naive one stored here would
-        # make every later get_tenant fail building the PushRecord.
-        if finished_at.utcoffset() is None:
-            raise InvalidInput("finished_at", finished_at, "must be a timezone-aware datetime")
         with self._writing() as conn:
-            job = self._fenced(conn, job_id)
-            if job.status is JobStatus.DONE:
+            job, current = self._job_and_current(conn, job_id)
+            jobs.check_current(job, current)
+            stored = jobs.finished(job, finished_at)
+            if stored is job:
                 return job
-            stored = attrs.evolve(job, status=JobStatus.DONE, finished_at=finished_at)
-            conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ?",
-                (stored.status.value, _time(finished_at), job_id),
-            )
+            self._save_job(conn, stored)
             conn.execute(
                 "UPDATE tenants SET last_push = ? WHERE id = ?",
                 (_json(record_doc(stored.record())), job.tenant_id),

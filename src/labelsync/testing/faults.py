@@ -6,7 +6,7 @@ returned (written, but the caller never learns it: the nastiest crash). A test
 then builds a new `LabelSync` over the wrapped store and checks that resuming
 ends exactly where an uninterrupted run would (R12)::
 
-    faulty = FaultyStore(store, fail_on="commit_batch", after_calls=2, when="after")
+    faulty = FaultyStore(store, fail_on="run_batch", after_calls=2, when="after")
     with pytest.raises(InjectedFault):
         LabelSync(store=faulty, clock=clock).run_push(job.id, batch_size=10)
     LabelSync(store=store, clock=clock).run_push(job.id, batch_size=10)  # resumes
@@ -21,7 +21,7 @@ from typing import Literal, TypeVar
 from labelsync.changes import Skip
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Tenant, User
-from labelsync.ports import BatchWrite, Conflict, PushJob, StaleCheckpoint, Store, StoredChange
+from labelsync.ports import PushJob, StaleCheckpoint, Store, StoredChange, TenantSettings
 
 __all__ = ["STORE_METHODS", "FaultyStore", "InjectedFault", "StoreProxy"]
 
@@ -31,21 +31,22 @@ STORE_METHODS = (
     "add_tenant",
     "tenant_ids",
     "get_tenant",
-    "save_settings",
+    "settings",
+    "save_defaults",
+    "save_onboarding",
     "add_user",
     "get_user",
     "get_users",
     "save_users",
     "start_job",
     "get_job",
-    "list_jobs",
-    "roster_batch",
-    "commit_batch",
+    "run_batch",
     "finish_job",
+    "list_jobs",
     "job_changes",
     "job_skips",
 )
-"""The names of the methods of the `Store` port, in the order `ports.Store` declares them."""
+"""The names of the methods of the `Store` port, in the order its three ports declare them."""
 
 
 class InjectedFault(Exception):
@@ -84,22 +85,28 @@ class StoreProxy:
         """Delegates to `inner`."""
         return self.intercept("tenant_ids", (), self.inner.tenant_ids)
 
-    def get_tenant(self, tenant_id: str, *, users: bool = True) -> Tenant:
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """Delegates to `inner`."""
+        return self.intercept("get_tenant", (tenant_id,), lambda: self.inner.get_tenant(tenant_id))
+
+    def settings(self, tenant_id: str) -> TenantSettings:
+        """Delegates to `inner`."""
+        return self.intercept("settings", (tenant_id,), lambda: self.inner.settings(tenant_id))
+
+    def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
         """Delegates to `inner`."""
         return self.intercept(
-            "get_tenant", (tenant_id, users), lambda: self.inner.get_tenant(tenant_id, users=users)
+            "save_defaults",
+            (tenant_id, defaults),
+            lambda: self.inner.save_defaults(tenant_id, defaults),
         )
 
-    def save_settings(
-        self, tenant_id: str, *, defaults: Defaults | None, onboard_new_users: bool
-    ) -> None:
+    def save_onboarding(self, tenant_id: str, enabled: bool) -> None:
         """Delegates to `inner`."""
         return self.intercept(
-            "save_settings",
-            (tenant_id, defaults, onboard_new_users),
-            lambda: self.inner.save_settings(
-                tenant_id, defaults=defaults, onboard_new_users=onboard_new_users
-            ),
+            "save_onboarding",
+            (tenant_id, enabled),
+            lambda: self.inner.save_onboarding(tenant_id, enabled),
         )
 
     def add_user(self, tenant_id: str, user: User) -> None:
@@ -140,17 +147,13 @@ class StoreProxy:
         """Delegates to `inner`."""
         return self.intercept("list_jobs", (tenant_id,), lambda: self.inner.list_jobs(tenant_id))
 
-    def roster_batch(self, job_id: str, after: int, limit: int) -> list[tuple[int, User]]:
+    def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
         """Delegates to `inner`."""
         return self.intercept(
-            "roster_batch",
+            "run_batch",
             (job_id, after, limit),
-            lambda: self.inner.roster_batch(job_id, after, limit),
+            lambda: self.inner.run_batch(job_id, after=after, limit=limit),
         )
-
-    def commit_batch(self, batch: BatchWrite) -> PushJob | Conflict | StaleCheckpoint:
-        """Delegates to `inner`."""
-        return self.intercept("commit_batch", (batch,), lambda: self.inner.commit_batch(batch))
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
         """Delegates to `inner`."""

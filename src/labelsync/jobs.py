@@ -1,0 +1,288 @@
+"""A push job's life, decided once: its states, its transitions, and what one batch writes.
+
+Pure functions over values, no I/O and no clock. Every store (in-memory,
+SQLite, PostgreSQL, a host's own) reads the job and the tenant's current job
+inside its transaction, asks this module what the job becomes, and persists
+the answer; no adapter decides fencing, superseding, checkpoints or finishing
+on its own. The batch itself is decided by the same per-User rule as
+`apply_defaults` (`decide`), or executed by a store as set-based SQL from the
+`BatchPlan` derived here, which the conformance kit's differential test proves
+equal to the rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+
+import attrs
+from attrs import field, frozen
+
+from labelsync import _validate as v
+from labelsync.changes import LabelChange, Skip, count_rows
+from labelsync.exceptions import InvalidInput, JobSuperseded
+from labelsync.model import Defaults, PushCounts, PushRecord, SystemLabel, User
+from labelsync.rules import apply_rows
+
+__all__ = [
+    "BatchDecision",
+    "BatchPlan",
+    "JobStatus",
+    "PushJob",
+    "StoredChange",
+    "after_batch",
+    "after_range",
+    "check_current",
+    "check_live",
+    "check_writable",
+    "decide",
+    "finished",
+    "plan",
+    "started",
+    "superseded",
+]
+
+
+class JobStatus(enum.Enum):
+    """Where a push job is in its life."""
+
+    PENDING = "PENDING"
+    """Started (roster fixed) but no batch written yet."""
+    RUNNING = "RUNNING"
+    """At least one batch written; resumable from its checkpoint."""
+    DONE = "DONE"
+    """Every roster User handled; the tenant's last push."""
+    SUPERSEDED = "SUPERSEDED"
+    """A newer push for the same tenant started first; this one writes nothing more."""
+
+
+@frozen
+class PushJob:
+    """A push of `defaults` to the roster of a tenant, and how far it got.
+
+    The roster is every User whose roster position is at most `roster_end`:
+    the Users that existed when the push started (R6). `cursor` is the
+    position of the last roster User handled, the checkpoint a resume starts
+    after; `processed` counts the roster Users handled so far.
+    """
+
+    id: str = field(validator=v.non_empty_str)
+    tenant_id: str = field(validator=v.non_empty_str)
+    actor_id: str = field(validator=v.non_empty_str)
+    defaults: Defaults = field(validator=v.instance_of(Defaults, what="a Defaults"))
+    status: JobStatus = field(validator=v.member_of(JobStatus))
+    started_at: dt.datetime = field(validator=v.aware_datetime)
+    total: int = field(default=0, validator=v.count)
+    processed: int = field(default=0, validator=v.count)
+    cursor: int = field(default=0, validator=v.count)
+    roster_end: int = field(default=0, validator=v.count)
+    counts: PushCounts = field(factory=PushCounts)
+    finished_at: dt.datetime | None = field(
+        default=None, validator=attrs.validators.optional(v.aware_datetime)
+    )
+    superseded_by: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the job will write nothing more (DONE or SUPERSEDED)."""
+        return self.status in (JobStatus.DONE, JobStatus.SUPERSEDED)
+
+    @property
+    def roster_done(self) -> bool:
+        """True once the checkpoint has passed the last roster position: only finishing is left."""
+        return self.cursor >= self.roster_end
+
+    def record(self) -> PushRecord:
+        """The audit record (R11) of this job once DONE; stores build `Tenant.last_push` with it."""
+        if self.status is not JobStatus.DONE or self.finished_at is None:
+            raise InvalidInput("PushJob.status", self.status.name, "has no audit record until DONE")
+        return PushRecord(
+            job_id=self.id,
+            actor_id=self.actor_id,
+            defaults=self.defaults,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            roster_size=self.total,
+            counts=self.counts,
+        )
+
+
+@frozen
+class StoredChange:
+    """A `LabelChange` a push job wrote, with the User's version right after the write (B5)."""
+
+    change: LabelChange = field(validator=v.instance_of(LabelChange, what="a LabelChange"))
+    version_after: int = field(validator=v.count)
+
+
+# -- transitions -------------------------------------------------------------------------
+
+
+def started(job: PushJob, *, total: int, roster_end: int) -> PushJob:
+    """The job as `start_job` stores it: PENDING, its roster fixed at the Users stored now (R6)."""
+    return attrs.evolve(
+        job,
+        status=JobStatus.PENDING,
+        total=total,
+        roster_end=roster_end,
+        processed=0,
+        cursor=0,
+        counts=PushCounts(),
+        finished_at=None,
+        superseded_by=None,
+    )
+
+
+def superseded(job: PushJob, *, by: str) -> PushJob:
+    """An unfinished job once push `by` of the same tenant started (R10); finished jobs stay."""
+    if job.finished:
+        return job
+    return attrs.evolve(job, status=JobStatus.SUPERSEDED, superseded_by=by)
+
+
+def check_live(job: PushJob) -> None:
+    """Raise `JobSuperseded` for a superseded job: nothing may be claimed or written for it."""
+    if job.status is JobStatus.SUPERSEDED:
+        raise JobSuperseded(job.id, job.superseded_by)
+
+
+def check_current(job: PushJob, current_job_id: str | None) -> None:
+    """The fence: raise `JobSuperseded` unless `job` is its tenant's current, unsuperseded job."""
+    if job.status is JobStatus.SUPERSEDED or current_job_id != job.id:
+        raise JobSuperseded(job.id, job.superseded_by or current_job_id)
+
+
+def check_writable(job: PushJob, current_job_id: str | None) -> None:
+    """The fence for a batch: as `check_current`, and a DONE job takes no more batches."""
+    check_current(job, current_job_id)
+    if job.status is JobStatus.DONE:
+        raise JobSuperseded(job.id, None)
+
+
+def after_batch(job: PushJob, *, last_position: int, processed: int, counts: PushCounts) -> PushJob:
+    """The job after one committed batch: RUNNING, checkpoint at `last_position`, counts added."""
+    if last_position < job.cursor:
+        raise InvalidInput(
+            "last_position", last_position, f"is behind the job's checkpoint {job.cursor}"
+        )
+    return attrs.evolve(
+        job,
+        status=JobStatus.RUNNING,
+        cursor=last_position,
+        processed=job.processed + processed,
+        counts=job.counts + counts,
+    )
+
+
+def after_range(job: PushJob, *, processed: int, counts: PushCounts) -> PushJob:
+    """The job after a worker committed a claimed range (B6): RUNNING, counts added.
+
+    The single checkpoint means nothing to parallel workers (each range is marked
+    done on its own), so it stays where it is.
+    """
+    return after_batch(job, last_position=job.cursor, processed=processed, counts=counts)
+
+
+def finished(job: PushJob, finished_at: dt.datetime) -> PushJob:
+    """The job marked DONE at `finished_at`; a DONE job stays as it is (finishing is idempotent).
+
+    `finished_at` must be timezone-aware: it becomes the audit record's time (R11).
+    """
+    when: object = finished_at
+    if not isinstance(when, dt.datetime) or when.utcoffset() is None:
+        raise InvalidInput("finished_at", finished_at, "must be a timezone-aware datetime")
+    if job.status is JobStatus.DONE:
+        return job
+    return attrs.evolve(job, status=JobStatus.DONE, finished_at=finished_at)
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+@frozen
+class BatchPlan:
+    """What a batch does to each roster User, derived from the job's defaults (R3, R4, R5, R7).
+
+    For each system label, in `labels` order, `checked[i]` is its checkbox: a
+    User whose mailbox has the label gets its selection flag set to that value
+    (a change where it differs); a mailbox without it is skipped for that label
+    with LABEL_MISSING; a User without a mailbox is skipped once with NO_MAILBOX.
+    Nothing else of the User changes, and a User with any change moves one
+    version on. A store may run this as set-based SQL; the conformance kit
+    proves it equal to `apply_defaults`.
+    """
+
+    labels: tuple[SystemLabel, ...]
+    checked: tuple[bool, ...]
+
+    def targets(self) -> tuple[tuple[SystemLabel, bool], ...]:
+        """Each system label with the selection it ends up with, INBOX first."""
+        return tuple(zip(self.labels, self.checked, strict=True))
+
+    def counts(
+        self,
+        *,
+        users_changed: int,
+        flips: Sequence[int],
+        no_mailbox: int,
+        missing: Sequence[int],
+    ) -> PushCounts:
+        """The `PushCounts` of a batch run set-based, from what a store counted per label.
+
+        `flips[i]` and `missing[i]` count the Users whose label `labels[i]` the
+        batch changed, and whose mailbox lacks it; a flip is a selection where
+        the label is checked and a deselection where it is not.
+        """
+        selected = sum(n for n, on in zip(flips, self.checked, strict=True) if on)
+        return PushCounts(
+            users_changed=users_changed,
+            selected=selected,
+            deselected=sum(flips) - selected,
+            no_mailbox=no_mailbox,
+            label_missing=sum(missing),
+        )
+
+
+def plan(defaults: Defaults) -> BatchPlan:
+    """The `BatchPlan` of a push of `defaults`."""
+    if not isinstance(defaults, Defaults):
+        raise InvalidInput("defaults", defaults, "is not a Defaults")
+    items = defaults.items()
+    return BatchPlan(
+        labels=tuple(label for label, _ in items), checked=tuple(on for _, on in items)
+    )
+
+
+@frozen
+class BatchDecision:
+    """What one batch writes: the changed Users (each with the version it was read at), the
+    change records with each User's version after the write, the skips, and their counts."""
+
+    writes: tuple[tuple[User, int], ...]
+    changes: tuple[StoredChange, ...]
+    skips: tuple[Skip, ...]
+    counts: PushCounts
+
+
+def decide(users: Sequence[User], defaults: Defaults) -> BatchDecision:
+    """Turn the per-User rule's output for a batch (`rules.apply_rows`) into what is written.
+
+    `users` are the batch's roster Users as read, in roster order.
+    """
+    after, change_rows, skip_rows = apply_rows(users, defaults)
+    version_after = {new.id: new.version for old, new in zip(users, after, strict=True)}
+    return BatchDecision(
+        writes=tuple(
+            (new, old.version) for old, new in zip(users, after, strict=True) if new is not old
+        ),
+        changes=tuple(
+            StoredChange(
+                change=LabelChange(user_id=u, label=label, label_id=i, selected=on),
+                version_after=version_after[u],
+            )
+            for u, label, i, on in change_rows
+        ),
+        skips=tuple(Skip(user_id=u, label=label, reason=r) for u, label, r in skip_rows),
+        counts=count_rows(change_rows, skip_rows),
+    )
