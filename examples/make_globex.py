@@ -24,11 +24,9 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
-    gmail_label,
-    graph_folder,
-    imap_mailbox,
     io,
 )
+from labelsync.providers import gmail_label, graph_folder, imap_mailbox
 
 USERS = 40
 SEED = 20240501

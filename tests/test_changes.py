@@ -14,7 +14,6 @@ from labelsync import (
     InvalidInput,
     LabelChange,
     LabelSet,
-    LabelSummary,
     Mailbox,
     Provider,
     PushCounts,
@@ -24,8 +23,9 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
-    gmail_label,
 )
+from labelsync.changes import LabelSummary
+from labelsync.providers import gmail_label
 from labelsync.testing import defaults, tenants
 
 Outcome = str  # "selected" | "deselected" | "unchanged" | "no_mailbox" | "label_missing"

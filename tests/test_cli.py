@@ -25,7 +25,7 @@ from labelsync import Defaults, JobStatus, LabelSync, PushJob, Tenant, apply_def
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.changes import Summary
-from labelsync.cli import main
+from labelsync.cli import EXIT_CODES, main
 from labelsync.synthetic import ADMIN_ID, synthetic_tenant
 
 CLI = (sys.executable, "-m", "labelsync.cli")
@@ -824,7 +824,18 @@ def test_importing_a_tenant_id_twice_exits_2_and_keeps_the_first(
 # -- in process ------------------------------------------------------------------------------
 
 
-COMMANDS = ["demo", "import", "export", "preview", "push", "resume", "status", "revert"]
+COMMANDS = [
+    "demo",
+    "import",
+    "export",
+    "preview",
+    "push",
+    "resume",
+    "status",
+    "revert",
+    "tenants",
+    "schema",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -843,7 +854,9 @@ def test_the_top_level_help_lists_every_command_and_the_exit_codes() -> None:
     assert 0 == result.exit_code
     listed = re.findall(r"^  (\w+)  ", result.stdout, re.MULTILINE)
     assert sorted(COMMANDS) == listed
-    assert "3 permission denied" in " ".join(result.stdout.split())
+    codes = re.findall(r"^ +(\d+)  (.+)$", result.stdout.split("Exit codes:")[1], re.MULTILINE)
+    assert [(str(e.code), f"{e.short}: {e.meaning}") for e in EXIT_CODES] == codes
+    assert "143" in {code for code, _ in codes}
 
 
 def test_an_unknown_command_exits_2_in_process() -> None:

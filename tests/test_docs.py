@@ -228,7 +228,7 @@ def test_docs_example_runs(example: Example, tmp_path_factory: pytest.TempPathFa
 def test_docs_examples_exist_on_every_guide() -> None:
     """The pages that teach by example have at least one runnable example."""
     pages = ["index.md", "concepts.md", "howto/web-app.md", "howto/job-queue.md"]
-    pages += ["howto/store-adapter.md", "howto/notebook.md"]
+    pages += ["howto/store-adapter.md", "howto/notebook.md", "tutorial.md"]
     runnable = {
         e.block.path.relative_to(DOCS).as_posix()
         for e in ALL_EXAMPLES
@@ -332,3 +332,34 @@ def test_concepts_cite_only_tests_that_exist() -> None:
         elif test and not re.search(rf"def {test}\b", source.read_text("utf-8")):
             missing.append(f"{module}::{test}")
     assert [] == missing
+
+
+README_EXAMPLES = [e for e in examples(ROOT / "README.md") if e.block.skip is None]
+
+
+@pytest.mark.parametrize("example", README_EXAMPLES, ids=lambda example: example.block.id)
+def test_a_readme_example_runs_alone_and_twice(example: Example, tmp_path: Path) -> None:
+    """A reader pastes one README block into a fresh interpreter, perhaps twice: both run."""
+    with _working_directory(tmp_path):
+        for _ in range(2):
+            namespace: dict[str, object] = {"__name__": "__readme__"}
+            _run(example, namespace)
+            _close_everything(namespace)
+    assert [] == sorted(p.name for p in tmp_path.iterdir())  # nothing left behind
+
+
+# Written by `nox -s bench` (benchmarks/report.py), whose wording the benchmarks own.
+_GENERATED = {DOCS / "performance.md"}
+
+
+def test_the_docs_speak_to_users() -> None:
+    """No words only the project's own team knows, in the pages a user reads."""
+    team_words = re.compile(r"\bissue \d+|\(issue|design contract|DESIGN\.md", re.IGNORECASE)
+    pages = [ROOT / "README.md", *sorted(set(DOCS.rglob("*.md")) - _GENERATED)]
+    found = [
+        f"{page.relative_to(ROOT)}:{number}: {line.strip()}"
+        for page in pages
+        for number, line in enumerate(page.read_text("utf-8").splitlines(), start=1)
+        if team_words.search(line)
+    ]
+    assert [] == found

@@ -21,7 +21,6 @@ from labelsync import (
     Label,
     LabelSet,
     Mailbox,
-    MissingExtra,
     Permission,
     Provider,
     PushCounts,
@@ -31,6 +30,7 @@ from labelsync import (
     User,
     io,
 )
+from labelsync.exceptions import MissingExtra
 from labelsync.testing import tenants
 
 ROOT = Path(__file__).parent.parent

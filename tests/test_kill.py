@@ -34,12 +34,10 @@ from labelsync import (
     PushJob,
     Tenant,
     User,
-    gmail_label,
-    graph_folder,
-    imap_mailbox,
 )
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.providers import gmail_label, graph_folder, imap_mailbox
 
 pytestmark = pytest.mark.slow
 

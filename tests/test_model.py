@@ -22,10 +22,10 @@ from labelsync import (
     PushRecord,
     SystemLabel,
     Tenant,
-    UnknownUser,
     User,
-    gmail_label,
 )
+from labelsync.exceptions import UnknownUser
+from labelsync.providers import gmail_label
 
 INBOX = gmail_label("INBOX", "Inbox")
 SENT = gmail_label("SENT", "Sent")

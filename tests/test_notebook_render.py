@@ -15,18 +15,20 @@ from labelsync import (
     Label,
     LabelSet,
     Mailbox,
-    MissingExtra,
     Permission,
     Provider,
     PushCounts,
     PushRecord,
+    SkipReason,
     SystemLabel,
     Tenant,
     User,
     apply_defaults,
     io,
 )
-from labelsync._notebook import CHANGE_COLUMNS, MAX_ROWS, changes_html, records_frame, tenant_html
+from labelsync._display import MAX_ROWS, changes_html, tenant_html
+from labelsync._repr import html
+from labelsync.exceptions import MissingExtra
 
 ACME = Path(__file__).parent.parent / "examples" / "acme.json"
 BOTH = Defaults(inbox=True, sent=True)
@@ -210,47 +212,83 @@ def test_every_tag_the_html_opens_it_closes(acme: Tenant) -> None:
             assert opened == page.count(f"</{tag}>"), tag
 
 
-# -- DataFrame -------------------------------------------------------------------------------
+# -- DataFrames ------------------------------------------------------------------------------
 
 
-def test_the_dataframe_has_a_row_per_change_and_skip(acme: Tenant) -> None:
+def test_the_changed_frame_has_a_typed_row_per_change(acme: Tenant) -> None:
     _, changes = apply_defaults(acme, BOTH)
 
-    frame = changes.to_dataframe()
+    frame = changes.changed_frame()
 
-    assert list(CHANGE_COLUMNS) == list(frame.columns)
-    assert len(changes.changed) + len(changes.skipped) == len(frame)
-    assert {"change": 5, "skip": 2} == frame["kind"].value_counts().to_dict()
-    assert ["u-eve", "u-farid"] == list(frame[frame["kind"] == "skip"]["user_id"])
-
-
-def test_the_dataframe_of_no_changes_still_has_the_columns() -> None:
-    frame = Changes.of((), (), users=0).to_dataframe()
-
-    assert list(CHANGE_COLUMNS) == list(frame.columns)
-    assert 0 == len(frame)
+    assert ["user_id", "label", "label_id", "selected"] == list(frame.columns)
+    assert ["string", "category", "string", "bool"] == [str(t) for t in frame.dtypes]
+    assert ["Inbox", "Sent"] == list(frame["label"].cat.categories)
+    assert [(c.user_id, c.label.title, c.label_id, c.selected) for c in changes.changed] == list(
+        frame.itertuples(index=False, name=None)
+    )
 
 
-def test_records_frame_takes_the_columns_it_is_given() -> None:
-    frame = records_frame([{"b": 2, "a": 1}], columns=("a", "b"))
+def test_the_skipped_frame_has_a_typed_row_per_skip(acme: Tenant) -> None:
+    _, changes = apply_defaults(acme, BOTH)
 
-    assert [{"a": 1, "b": 2}] == frame.to_dict("records")
+    frame = changes.skipped_frame()
+
+    assert ["user_id", "label", "reason"] == list(frame.columns)
+    assert ["string", "category", "category"] == [str(t) for t in frame.dtypes]
+    assert [r.name for r in SkipReason] == list(frame["reason"].cat.categories)
+    assert [(s.user_id, s.reason.name) for s in changes.skipped] == list(
+        zip(frame["user_id"], frame["reason"], strict=True)
+    )
+    assert [None if s.label is None else s.label.title for s in changes.skipped] == [
+        None if isinstance(label, float) else label for label in frame["label"]
+    ]
 
 
-def test_without_pandas_the_dataframe_names_the_notebook_extra(
-    acme: Tenant, monkeypatch: pytest.MonkeyPatch
+def test_the_frames_name_labels_as_the_html_does(acme: Tenant) -> None:
+    _, changes = apply_defaults(acme, BOTH)
+
+    page = changes_html(changes)
+    labels = set(changes.changed_frame()["label"]) | set(changes.skipped_frame()["label"].dropna())
+
+    assert {"Inbox", "Sent"} >= labels
+    for label in labels:
+        assert f"<td>{label}</td>" in page
+
+
+def test_the_frames_of_no_changes_still_have_their_columns_and_types() -> None:
+    changes = Changes.of((), (), users=0)
+
+    changed, skipped = changes.changed_frame(), changes.skipped_frame()
+
+    assert (0, ["string", "category", "string", "bool"]) == (
+        len(changed),
+        [str(t) for t in changed.dtypes],
+    )
+    assert (0, ["string", "category", "category"]) == (
+        len(skipped),
+        [str(t) for t in skipped.dtypes],
+    )
+
+
+@pytest.mark.parametrize("frame", ["changed_frame", "skipped_frame"])
+def test_without_pandas_a_frame_names_the_notebook_extra(
+    acme: Tenant, monkeypatch: pytest.MonkeyPatch, frame: str
 ) -> None:
     _, changes = apply_defaults(acme, BOTH)
     monkeypatch.setitem(sys.modules, "pandas", None)
 
     with pytest.raises(MissingExtra) as raised:
-        changes.to_dataframe()
+        getattr(changes, frame)()
 
     assert (
-        "DataFrame export needs 'pandas', which is not installed; "
+        f"Changes.{frame} needs 'pandas', which is not installed; "
         "install the extra: pip install 'labelsync[notebook]'"
     ) == str(raised.value)
     assert isinstance(raised.value, ImportError)
+
+
+def test_a_type_without_a_renderer_has_no_html() -> None:
+    assert None is html(object())
 
 
 def test_without_pandas_the_html_still_renders(

@@ -32,12 +32,12 @@ from labelsync import (
     Provider,
     SystemLabel,
     Tenant,
-    UnknownJob,
     User,
 )
 from labelsync.adapters.clock import FixedClock, SystemClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.postgres import PostgresStore
+from labelsync.exceptions import UnknownJob
 from labelsync.parallel import Busy, Claim, LeaseLost, run_worker
 from labelsync.ports import PushJob, Store
 from postgres_fixtures import fresh_schema, postgres_dsn

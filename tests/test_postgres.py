@@ -30,7 +30,6 @@ from labelsync import (
     LabelSync,
     LabelSyncError,
     Mailbox,
-    MissingExtra,
     Permission,
     Provider,
     SystemLabel,
@@ -41,6 +40,7 @@ from labelsync import (
 from labelsync.adapters import postgres as postgres_adapter
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore, schema_sql
+from labelsync.exceptions import MissingExtra
 from labelsync.parallel import Claim
 from labelsync.ports import PushJob, Store
 from labelsync.testing.conformance import StoreContract

@@ -24,12 +24,7 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
-    apply_to_user,
     email_tab,
-    gmail_label,
-    graph_folder,
-    imap_mailbox,
-    imap_role,
 )
 from labelsync.adapters._records import label_from_row, label_row
 from labelsync.adapters.sqlite import SqliteStore
@@ -37,10 +32,15 @@ from labelsync.model import HIDDEN_NOTE, SYNC_ENABLED_NOTE
 from labelsync.providers import (
     decode_imap_name,
     encode_imap_name,
+    gmail_label,
+    graph_folder,
+    imap_mailbox,
+    imap_role,
     mailbox_from_gmail,
     mailbox_from_graph,
     mailbox_from_imap,
 )
+from labelsync.rules import apply_to_user
 from labelsync.testing.strategies import CUSTOM_NAMES, INBOX_NAMES, SENT_NAMES
 
 ANY_NAME = st.sampled_from(INBOX_NAMES + SENT_NAMES + CUSTOM_NAMES) | st.text(min_size=1).filter(

@@ -36,15 +36,13 @@ from labelsync import (
     Tenant,
     User,
     apply_defaults,
-    gmail_label,
-    graph_folder,
-    imap_mailbox,
 )
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.model import SYNC_ENABLED_NOTE
 from labelsync.ports import Store
+from labelsync.providers import gmail_label, graph_folder, imap_mailbox
 from labelsync.testing.faults import FaultyStore, InjectedFault, StoreProxy
 
 T = TypeVar("T")

@@ -26,16 +26,15 @@ from labelsync import (
     SkipReason,
     SystemLabel,
     Tenant,
-    UnknownUser,
     User,
     apply_defaults,
-    apply_to_user,
     email_tab,
-    gmail_label,
-    graph_folder,
     onboard,
 )
+from labelsync.exceptions import UnknownUser
 from labelsync.model import SYNC_ENABLED_NOTE
+from labelsync.providers import gmail_label, graph_folder
+from labelsync.rules import apply_to_user
 from labelsync.testing import defaults, tenants, user_ids, users
 
 

@@ -22,10 +22,9 @@ from labelsync import (
     User,
     apply_defaults,
     email_tab,
-    gmail_label,
-    graph_folder,
 )
 from labelsync.model import SYNC_ENABLED_NOTE
+from labelsync.providers import gmail_label, graph_folder
 
 BOTH = Defaults(inbox=True, sent=True)
 NEITHER = Defaults(inbox=False, sent=False)

@@ -32,16 +32,14 @@ from labelsync import (
     PushJob,
     PushRecord,
     Tenant,
-    UnknownJob,
-    UnknownTenant,
-    UnknownUser,
     User,
-    gmail_label,
 )
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.exceptions import UnknownJob, UnknownTenant, UnknownUser
 from labelsync.ports import JobStatus, Store
+from labelsync.providers import gmail_label
 from labelsync.testing.faults import StoreProxy
 
 T = TypeVar("T")

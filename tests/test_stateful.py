@@ -43,12 +43,12 @@ from labelsync import (
     SystemLabel,
     Tenant,
     User,
-    gmail_label,
 )
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.ports import PushJob, Store
+from labelsync.providers import gmail_label
 from labelsync.testing import strategies
 from labelsync.testing.faults import FaultyStore, InjectedFault
 

@@ -34,12 +34,12 @@ from labelsync import (
     Permission,
     PermissionDenied,
     Tenant,
-    UnknownJob,
     User,
     apply_defaults,
 )
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.exceptions import UnknownJob
 from labelsync.synthetic import synthetic_tenant
 from labelsync_webapp import Config, Webapp, status_for
 from labelsync_webapp.__main__ import DATABASE_ENV, main

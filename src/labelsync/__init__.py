@@ -2,30 +2,36 @@
 
 The pure core (`apply_defaults`, `email_tab`) answers "what would a push do?";
 `LabelSync` runs the push as a resumable background job over a `Store`.
+
+The names here are what a host imports every day. Ports, adapters, providers,
+what-if, JSON snapshots and the full set of exceptions live in their modules
+(`labelsync.ports`, `labelsync.adapters.*`, `labelsync.providers`,
+`labelsync.whatif`, `labelsync.io`, `labelsync.exceptions`). labelsync logs
+through `logging.getLogger("labelsync")` and is silent until the host
+configures logging.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import warnings
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from labelsync.changes import Changes, LabelChange, LabelSummary, Skip, Summary
+from labelsync import _display  # noqa: F401  # registers the notebook renderers by type
+from labelsync.changes import Changes, LabelChange, Skip, Summary
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
     JobSuperseded,
     LabelSyncError,
-    MissingExtra,
     NotFound,
     PermissionDenied,
-    UnknownJob,
-    UnknownTenant,
-    UnknownUser,
 )
-from labelsync.io import InvalidSnapshot
 from labelsync.model import (
     Defaults,
     EmailTab,
-    EmailTabRow,
     Label,
     LabelSet,
     Mailbox,
@@ -38,12 +44,13 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.ports import Clock, JobStatus, PushJob, Store
-from labelsync.providers import gmail_label, graph_folder, imap_mailbox, imap_role
+from labelsync.ports import JobStatus, PushJob
 from labelsync.push import PushReport
-from labelsync.rules import UserOutcome, apply_defaults, apply_to_user, email_tab, onboard
+from labelsync.rules import apply_defaults, email_tab, onboard
 from labelsync.service import LabelSync, RevertReport
-from labelsync.whatif import Comparison, ComparisonRow, compare
+
+# A library's records go nowhere until the host configures logging (no "No handlers" output).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 try:
     __version__ = version("labelsync")
@@ -53,24 +60,17 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "AlreadyExists",
     "Changes",
-    "Clock",
-    "Comparison",
-    "ComparisonRow",
     "Defaults",
     "EmailTab",
-    "EmailTabRow",
     "InvalidInput",
-    "InvalidSnapshot",
     "JobStatus",
     "JobSuperseded",
     "Label",
     "LabelChange",
     "LabelSet",
-    "LabelSummary",
     "LabelSync",
     "LabelSyncError",
     "Mailbox",
-    "MissingExtra",
     "NotFound",
     "Permission",
     "PermissionDenied",
@@ -82,23 +82,47 @@ __all__ = [
     "RevertReport",
     "Skip",
     "SkipReason",
-    "Store",
     "Summary",
     "SystemLabel",
     "Tenant",
-    "UnknownJob",
-    "UnknownTenant",
-    "UnknownUser",
     "User",
-    "UserOutcome",
     "__version__",
     "apply_defaults",
-    "apply_to_user",
-    "compare",
     "email_tab",
-    "gmail_label",
-    "graph_folder",
-    "imap_mailbox",
-    "imap_role",
     "onboard",
 ]
+
+_MOVED = {
+    "Clock": "labelsync.ports",
+    "Store": "labelsync.ports",
+    "Comparison": "labelsync.whatif",
+    "ComparisonRow": "labelsync.whatif",
+    "compare": "labelsync.whatif",
+    "InvalidSnapshot": "labelsync.io",
+    "gmail_label": "labelsync.providers",
+    "graph_folder": "labelsync.providers",
+    "imap_mailbox": "labelsync.providers",
+    "imap_role": "labelsync.providers",
+    "MissingExtra": "labelsync.exceptions",
+    "UnknownJob": "labelsync.exceptions",
+    "UnknownTenant": "labelsync.exceptions",
+    "UnknownUser": "labelsync.exceptions",
+    "EmailTabRow": "labelsync.model",
+    "LabelSummary": "labelsync.changes",
+    "UserOutcome": "labelsync.rules",
+    "apply_to_user": "labelsync.rules",
+}
+"""Names that left the top level after 0.1.0, and the module each is imported from now."""
+
+
+def __getattr__(name: str) -> Any:
+    # The moved names keep working for one release, with a warning saying where they went.
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"labelsync.{name} moved: import it from {module} (from {module} import {name})",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

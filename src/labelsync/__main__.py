@@ -1,5 +1,5 @@
 """`python -m labelsync` runs the `labelsync` command."""
 
-from labelsync.cli import main
+from labelsync.cli import run
 
-main()
+run()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync.exceptions import MissingExtra
 from labelsync.model import PushCounts, SkipReason, SystemLabel
 
 if TYPE_CHECKING:
@@ -22,6 +23,10 @@ __all__ = ["Changes", "LabelChange", "LabelSummary", "Skip", "SkipReason", "Summ
 # rule appends these rows and `Changes` turns them into records on first access.
 ChangeRow = tuple[str, SystemLabel, str, bool]
 SkipRow = tuple[str, SystemLabel | None, SkipReason]
+
+
+_LABELS = tuple(label.title for label in SystemLabel)
+"""The categories of a frame's ``label`` column: the names people read, as in the HTML."""
 
 
 def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -> PushCounts:
@@ -205,16 +210,55 @@ class Changes:
         )
         return records
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """`to_records` as a pandas DataFrame (needs the ``notebook`` extra)."""
-        from labelsync._notebook import records_frame
+    def changed_frame(self) -> pd.DataFrame:
+        """One row per label flipped, as a typed pandas DataFrame (the ``notebook`` extra).
 
-        return records_frame(self.to_records())
+        Columns: ``user_id`` and ``label_id`` (string), ``label`` (categorical,
+        "Inbox" or "Sent", as the HTML table names them), ``selected`` (bool).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingExtra("Changes.changed_frame", "notebook", "pandas") from None
+        changed = self.changed  # the typed records, whatever form the rule's rows take
+        return pd.DataFrame(
+            {
+                "user_id": pd.array([c.user_id for c in changed], dtype="string"),
+                "label": pd.Categorical([c.label.title for c in changed], categories=_LABELS),
+                "label_id": pd.array([c.label_id for c in changed], dtype="string"),
+                "selected": pd.array([c.selected for c in changed], dtype="bool"),
+            }
+        )
 
-    def _repr_html_(self) -> str:
-        from labelsync._notebook import changes_html
+    def skipped_frame(self) -> pd.DataFrame:
+        """One row per skip (R7), as a typed pandas DataFrame (the ``notebook`` extra).
 
-        return changes_html(self)
+        Columns: ``user_id`` (string), ``label`` (categorical "Inbox"/"Sent";
+        missing where the whole User was skipped), ``reason`` (categorical, the
+        `SkipReason` name, e.g. ``NO_MAILBOX``).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingExtra("Changes.skipped_frame", "notebook", "pandas") from None
+        skipped = self.skipped
+        return pd.DataFrame(
+            {
+                "user_id": pd.array([s.user_id for s in skipped], dtype="string"),
+                "label": pd.Categorical(
+                    [None if s.label is None else s.label.title for s in skipped],
+                    categories=_LABELS,
+                ),
+                "reason": pd.Categorical(
+                    [s.reason.name for s in skipped], categories=[r.name for r in SkipReason]
+                ),
+            }
+        )
+
+    def _repr_html_(self) -> str | None:
+        from labelsync._repr import html  # rendered by the display layer, registered by type
+
+        return html(self)
 
     def skipped_by_reason(self) -> Mapping[SkipReason, int]:
         """How many skips each reason caused (B2)."""

@@ -52,7 +52,10 @@ class UnknownTenant(NotFound):
 class UnknownUser(NotFound):
     """Raised when a user id is not a User of the tenant."""
 
+    tenant_id: object
+
     def __init__(self, user_id: object, tenant_id: object) -> None:
+        self.tenant_id = tenant_id
         super().__init__("user_id", user_id, f"is not a User of tenant {tenant_id!r}")
 
 

@@ -508,10 +508,10 @@ class Tenant:
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._index
 
-    def _repr_html_(self) -> str:
-        from labelsync._notebook import tenant_html
+    def _repr_html_(self) -> str | None:
+        from labelsync._repr import html  # rendered by the display layer, registered by type
 
-        return tenant_html(self)
+        return html(self)
 
     def user(self, user_id: str) -> User:
         """The User with `user_id`; `UnknownUser` if there is none."""

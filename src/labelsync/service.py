@@ -7,6 +7,7 @@ back with compare-and-set. Wire one at start-up and share it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from itertools import groupby, islice
@@ -24,6 +25,8 @@ from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
 
 __all__ = ["LabelSync", "RevertReport"]
+
+_log = logging.getLogger(__name__)
 
 
 def _new_id() -> str:
@@ -131,6 +134,9 @@ class LabelSync:
         # One field, written on its own: a concurrent set_onboarding or push start
         # is never undone by writing back a value read before it (R11).
         self.store.save_defaults(tenant_id, defaults)
+        _log.info(
+            "defaults saved for tenant %s by %s: %s", tenant_id, actor_id, defaults.describe()
+        )
 
     def set_onboarding(self, tenant_id: str, *, actor_id: str, enabled: bool) -> None:
         """Turn on (or off) giving every new User the last push's defaults (B4); admins only."""
@@ -138,6 +144,12 @@ class LabelSync:
             raise InvalidInput("enabled", enabled, "must be True or False")
         self._admin(tenant_id, actor_id)
         self.store.save_onboarding(tenant_id, enabled)
+        _log.info(
+            "onboarding of new Users turned %s for tenant %s by %s",
+            "on" if enabled else "off",
+            tenant_id,
+            actor_id,
+        )
 
     def onboard(self, tenant_id: str, user_id: str) -> Changes:
         """Give one User the defaults of the last finished push (B4) and return what changed."""
@@ -150,7 +162,15 @@ class LabelSync:
             user = self.store.get_user(tenant_id, user_id)
             after, changes, skips = apply_rows((user,), last_push.defaults)
             if after[0] is user or not self.store.save_users(tenant_id, [(after[0], user.version)]):
-                return Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=1)
+                onboarded = Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=1)
+                _log.info(
+                    "User %s of tenant %s onboarded with the defaults of push %s: %r",
+                    user_id,
+                    tenant_id,
+                    last_push.job_id,
+                    onboarded,
+                )
+                return onboarded
 
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
@@ -255,6 +275,7 @@ class LabelSync:
         _push.check_batch_size(batch_size)
         job = self.store.get_job(job_id)
         self._admin(job.tenant_id, actor_id)
+        _log.info("revert of push %s (tenant %s) started by %s", job_id, job.tenant_id, actor_id)
         if job.status is not JobStatus.DONE:
             raise InvalidInput(
                 "job_id",
@@ -279,6 +300,14 @@ class LabelSync:
             reverted_now, stale = self._revert_chunk(job.tenant_id, chunk)
             reverted += reverted_now
             changed_since += stale
+        _log.info(
+            "revert of push %s (tenant %s) by %s: %d Users restored, %d left alone",
+            job_id,
+            job.tenant_id,
+            actor_id,
+            len(reverted),
+            len(changed_since),
+        )
         return RevertReport(
             job_id=job_id, reverted=tuple(reverted), changed_since=tuple(changed_since)
         )

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from labelsync._display import block, escape, table
+from labelsync._repr import html
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, MissingExtra, NotFound
 from labelsync.model import Defaults, Tenant
@@ -31,7 +33,6 @@ COMPARISON_COLUMNS = (
     "sent",
     "users",
     "users_changed",
-    "overridden",
     "selected",
     "deselected",
     "no_mailbox",
@@ -59,6 +60,7 @@ class ComparisonRow:
     users: int
     """The roster size, skipped Users included."""
     users_changed: int
+    """Users whose INBOX/SENT selection the push would change, overriding their own (R4)."""
     selected: int
     """Labels the push would select."""
     deselected: int
@@ -70,15 +72,6 @@ class ComparisonRow:
     changes: Changes = field(eq=False, repr=False)
     """The full preview, to see who exactly (``row.changes.to_dataframe()``)."""
 
-    @property
-    def overridden(self) -> int:
-        """Users whose own INBOX/SENT choice the push flips: every User it changes.
-
-        A push only ever changes INBOX and SENT (R5), and any change it makes
-        replaces what the User had, so this equals `users_changed`.
-        """
-        return self.users_changed
-
     def to_record(self) -> dict[str, Any]:
         """This row as a plain dict with the keys of `COMPARISON_COLUMNS`."""
         return {
@@ -87,7 +80,6 @@ class ComparisonRow:
             "sent": self.defaults.sent,
             "users": self.users,
             "users_changed": self.users_changed,
-            "overridden": self.overridden,
             "selected": self.selected,
             "deselected": self.deselected,
             "no_mailbox": self.no_mailbox,
@@ -115,15 +107,22 @@ class Comparison:
         return [row.to_record() for row in self.rows]
 
     def to_dataframe(self) -> pd.DataFrame:
-        """`to_records` as a pandas DataFrame, one row per candidate (the ``notebook`` extra)."""
-        from labelsync._notebook import records_frame
+        """One row per candidate as a pandas DataFrame, columns `COMPARISON_COLUMNS`.
 
-        return records_frame(self.to_records(), COMPARISON_COLUMNS)
+        ``candidate`` is a string, ``inbox`` and ``sent`` bools, the counts
+        int64. Needs the ``notebook`` extra.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingExtra("Comparison.to_dataframe", "notebook", "pandas") from None
+        types = dict.fromkeys(COMPARISON_COLUMNS, "int64")
+        types.update(candidate="string", inbox="bool", sent="bool")
+        frame = pd.DataFrame.from_records(self.to_records(), columns=list(COMPARISON_COLUMNS))
+        return frame.astype(types)
 
-    def _repr_html_(self) -> str:
-        from labelsync._notebook import comparison_html
-
-        return comparison_html(self)
+    def _repr_html_(self) -> str | None:
+        return html(self)
 
     def __str__(self) -> str:
         header = (
@@ -231,3 +230,40 @@ def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
             )
         )
     return Comparison(tenant_id=tenant.id, users=len(tenant.users), rows=tuple(rows))
+
+
+@html.register(Comparison)
+def _comparison_html(comparison: Comparison) -> str:
+    """Candidate defaults side by side: one row each, with what pushing it would do."""
+    head = (
+        f"<b>What-if</b> for {escape(comparison.tenant_id)}: {comparison.users} Users, "
+        f"{len(comparison.rows)} candidates"
+    )
+    rows = table(
+        (
+            "candidate",
+            "Inbox",
+            "Sent",
+            "Users changed",
+            "selected",
+            "deselected",
+            "no mailbox",
+            "label missing",
+        ),
+        [
+            (
+                row.candidate,
+                "on" if row.defaults.inbox else "off",
+                "on" if row.defaults.sent else "off",
+                row.users_changed,
+                row.selected,
+                row.deselected,
+                row.no_mailbox,
+                row.label_missing,
+            )
+            for row in comparison.rows
+        ],
+        len(comparison.rows),
+    )
+    note = "<p>Users changed: Users whose own Inbox/Sent choice the push overrides.</p>"
+    return block([f"<p>{head}</p>", rows, note])

@@ -71,3 +71,17 @@ imap: Mailbox = mailbox_from_imap("a@x.io", [b'* LIST () "/" INBOX'], guess_sent
 guessed: bool = Label(id="S", name="Sent", system=SystemLabel.SENT, guessed=True).guessed
 reader = ImapReader("imap.example.com", 143, security=Security.STARTTLS, timeout=10.0)
 imap_error: type[labelsync.LabelSyncError] = ImapError
+
+# What a host imports from the modules, since they left the top level.
+from labelsync.cli import EXIT_CODES, ExitCode  # noqa: E402
+from labelsync.exceptions import MissingExtra, UnknownTenant  # noqa: E402
+from labelsync.providers import gmail_label  # noqa: E402
+from labelsync.whatif import Comparison, ComparisonRow, compare  # noqa: E402
+
+inbox: Label = gmail_label("INBOX", "Inbox")
+comparison: Comparison = compare(tenant, {"both": Defaults(inbox=True, sent=True)})
+first_row: ComparisonRow = comparison.rows[0]
+changed_by_candidate: int = first_row.users_changed
+codes: tuple[ExitCode, ...] = EXIT_CODES
+lookup_errors: tuple[type[labelsync.LabelSyncError], ...] = (UnknownTenant, MissingExtra)
+html_or_none: str | None = changes._repr_html_()

@@ -24,7 +24,6 @@ from werkzeug.wrappers import Response
 
 from labelsync import (
     Changes,
-    Clock,
     Defaults,
     EmailTab,
     InvalidInput,
@@ -36,13 +35,13 @@ from labelsync import (
     Permission,
     PermissionDenied,
     PushJob,
-    UnknownTenant,
-    UnknownUser,
     User,
     apply_defaults,
     email_tab,
 )
 from labelsync.adapters.clock import SystemClock
+from labelsync.exceptions import UnknownTenant, UnknownUser
+from labelsync.ports import Clock
 from labelsync.synthetic import synthetic_tenant
 from labelsync_webapp.stores import ClosableStore, open_store
 from labelsync_webapp.worker import AfterBatch, PushWorker

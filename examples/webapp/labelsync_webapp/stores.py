@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from labelsync import Store
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.ports import Store
 
 __all__ = ["ClosableStore", "open_store"]
 

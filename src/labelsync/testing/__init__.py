@@ -2,6 +2,8 @@
 
 - `labelsync.testing.strategies`: hypothesis strategies for every value
   (re-exported here; needs hypothesis: ``pip install 'labelsync[testing]'``).
+  Installed, they are also registered with hypothesis through its entry
+  point, so ``st.from_type(User)`` (or ``Tenant``, ``Mailbox``, ...) draws valid values.
 - `labelsync.testing.conformance.StoreContract`: the `Store` conformance suite;
   subclass it and give it a ``store`` fixture (needs pytest).
 - `labelsync.testing.faults.FaultyStore`: a `Store` proxy that fails on cue,

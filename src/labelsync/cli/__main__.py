@@ -1,0 +1,5 @@
+"""`python -m labelsync.cli` runs the `labelsync` command."""
+
+from labelsync.cli import run
+
+run()
