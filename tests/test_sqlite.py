@@ -448,3 +448,35 @@ def test_a_push_left_running_in_a_version_1_file_resumes_after_migrating(path: P
     pushed, changes = apply_defaults(rest, running.defaults)
     assert users[: running.processed] + pushed.users == after
     assert (40, running.counts + changes.counts()) == (done.processed, done.counts)
+
+
+def test_a_batch_costs_as_much_late_in_a_push_as_early(tmp_path: Path) -> None:
+    """A batch's work does not grow with the change rows the job already wrote.
+
+    Counted in SQLite virtual-machine steps, which do not depend on the machine's
+    load: saving the job once rewrote its key, and SQLite then checked every
+    change row referencing it, so each batch cost more than the one before.
+    """
+    with SqliteStore(tmp_path / "steps.db") as store:
+        store.add_tenant(tenant("t1", 3000))
+        store.start_job(new_job("j1"))
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        # Private on purpose: SQLite counts steps per connection, and only the store has it.
+        store._connection().set_progress_handler(count, 50)
+        per_batch: list[int] = []
+        after = 0
+        while True:
+            steps[0] = 0
+            result = store.run_batch("j1", after=after, limit=100)
+            assert isinstance(result, PushJob)
+            if result.cursor == after:
+                break
+            per_batch.append(steps[0])
+            after = result.cursor
+    assert 30 == len(per_batch)
+    assert per_batch[-1] <= 1.5 * per_batch[1], per_batch

@@ -327,22 +327,26 @@ _BATCH_USERS: Final = f"""
     WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 
-_INSERT_JOB: Final = """
-    INSERT INTO jobs (id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at,
-                      finished_at, total, processed, cursor, roster_end, users_changed, selected,
-                      deselected, no_mailbox, label_missing, superseded_by)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+# A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
+_JOB_KEY: Final = ("id", "tenant_id")
+_JOB_COLUMNS: Final = (
+    "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
+    "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
+    "no_mailbox", "label_missing", "superseded_by",
+)  # fmt: skip
 
-# Every column `_INSERT_JOB` writes, from the same `_job_params`.
-_UPDATE_JOB: Final = """
-    UPDATE jobs
-    SET (id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at,
-         finished_at, total, processed, cursor, roster_end, users_changed, selected,
-         deselected, no_mailbox, label_missing, superseded_by)
-      = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    WHERE id = ?
-"""
+_INSERT_JOB: Final = (
+    f"INSERT INTO jobs ({', '.join(_JOB_KEY + _JOB_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_JOB_KEY + _JOB_COLUMNS))})"
+)
+
+# Saving a job never sets its key: `jobs.id` is the parent of every change and skip
+# row, and SQLite checks those children whenever a parent key is written (even with
+# the same value), which made each batch's save cost grow with the rows written so far.
+_UPDATE_JOB: Final = (
+    f"UPDATE jobs SET ({', '.join(_JOB_COLUMNS)}) = ({', '.join('?' * len(_JOB_COLUMNS))})"
+    " WHERE id = ?"
+)
 
 _CHANGES_PAGE: Final = """
     SELECT seq, user_id, label, label_id, selected, version_after FROM job_changes
@@ -765,7 +769,7 @@ class SqliteStore:
 
     def _save_job(self, conn: sqlite3.Connection, job: PushJob) -> None:
         """Persist what `labelsync.jobs` made of a stored job."""
-        conn.execute(_UPDATE_JOB, (*_job_params(job), job.id))
+        conn.execute(_UPDATE_JOB, (*_job_params(job)[len(_JOB_KEY) :], job.id))
 
     # -- tenants and Users ----------------------------------------------------------------
 
