@@ -27,8 +27,8 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.state import State, state_of
-from labelsync import Defaults, SystemLabel, Tenant
+from benchmarks.state import NarrowUser, State, state_of
+from labelsync import Defaults, Tenant
 
 __all__ = ["Superseded", "final_state", "push", "write_tenant"]
 
@@ -198,39 +198,29 @@ def write_tenant(conn: psycopg.Connection[Any], tenant: Tenant, job_id: str, d: 
         for statement in _SCHEMA:
             conn.execute(statement)
         conn.execute("INSERT INTO tenants (id) VALUES (%s)", (tenant.id,))
+        narrow = [NarrowUser.of(user) for user in tenant.users]
         with conn.cursor() as cursor:
             with cursor.copy(
                 "COPY users (tenant_id, pos, id, has_mailbox, inbox_id, sent_id, inbox_on,"
                 " sent_on, version) FROM STDIN"
             ) as copy:
-                for pos, user in enumerate(tenant.users, 1):
-                    box = user.mailbox
-                    inbox = box.label_id(SystemLabel.INBOX) if box else None
-                    sent = box.label_id(SystemLabel.SENT) if box else None
-                    ids = user.synced.ids
+                for pos, (user, n) in enumerate(zip(tenant.users, narrow, strict=True), 1):
                     copy.write_row(
                         (
                             tenant.id,
                             pos,
                             user.id,
-                            box is not None,
-                            inbox,
-                            sent,
-                            inbox in ids,
-                            sent in ids,
+                            n.has_mailbox,
+                            n.inbox_id,
+                            n.sent_id,
+                            n.inbox_on,
+                            n.sent_on,
                             user.version,
                         )
                     )
             with cursor.copy("COPY cold (tenant_id, pos, email, other_ids) FROM STDIN") as copy:
-                for pos, user in enumerate(tenant.users, 1):
-                    box = user.mailbox
-                    roles = (
-                        {box.label_id(SystemLabel.INBOX), box.label_id(SystemLabel.SENT)}
-                        if box
-                        else set()
-                    )
-                    others = sorted(user.synced.ids - roles)
-                    copy.write_row((tenant.id, pos, user.email, json.dumps(others)))
+                for pos, (user, n) in enumerate(zip(tenant.users, narrow, strict=True), 1):
+                    copy.write_row((tenant.id, pos, user.email, json.dumps(n.other_ids)))
         conn.execute(
             "INSERT INTO jobs (id, tenant_id, status, inbox, sent, roster_end)"
             " VALUES (%s, %s, 'PENDING', %s, %s, %s)",

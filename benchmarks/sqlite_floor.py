@@ -28,8 +28,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.state import State, state_of
-from labelsync import Defaults, SystemLabel, Tenant
+from benchmarks.state import NarrowUser, State, state_of
+from labelsync import Defaults, Tenant
 
 __all__ = ["Superseded", "connect", "final_state", "push", "users_after", "write_tenant"]
 
@@ -182,25 +182,21 @@ def write_tenant(path: Path, tenant: Tenant, job_id: str, defaults: Defaults) ->
         hot: list[tuple[object, ...]] = []
         cold: list[tuple[object, ...]] = []
         for pos, user in enumerate(tenant.users, 1):
-            box = user.mailbox
-            inbox = box.label_id(SystemLabel.INBOX) if box else None
-            sent = box.label_id(SystemLabel.SENT) if box else None
-            ids = user.synced.ids
+            n = NarrowUser.of(user)
             hot.append(
                 (
                     pos,
                     tenant.id,
                     user.id,
-                    box is not None,
-                    inbox,
-                    sent,
-                    inbox in ids,
-                    sent in ids,
+                    n.has_mailbox,
+                    n.inbox_id,
+                    n.sent_id,
+                    n.inbox_on,
+                    n.sent_on,
                     user.version,
                 )
             )
-            others = sorted(ids - {inbox, sent})
-            cold.append((pos, user.email, json.dumps(others, separators=(",", ":"))))
+            cold.append((pos, user.email, json.dumps(n.other_ids, separators=(",", ":"))))
         conn.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hot)
         conn.executemany("INSERT INTO cold VALUES (?, ?, ?)", cold)
         conn.execute(

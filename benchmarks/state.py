@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from attrs import frozen
 
-from labelsync import LabelSync, PushCounts
+from labelsync import LabelSync, PushCounts, SystemLabel, User
 
 UserState = tuple[str, tuple[str, ...], int]
 """One User after the push: id, selected label ids (sorted), version."""
@@ -119,3 +119,30 @@ def check_equal(ours: State, floor: State, where: str) -> None:
             if mine != theirs:
                 raise FloorMismatch(f"{where}: User at {position}: {mine!r} vs {theirs!r}")
     raise FloorMismatch(f"{where}: the Users after the push differ")
+
+
+@frozen
+class NarrowUser:
+    """A User as both floors store it: the hot push state, and the other selected ids."""
+
+    has_mailbox: bool
+    inbox_id: str | None
+    sent_id: str | None
+    inbox_on: bool
+    sent_on: bool
+    other_ids: list[str]
+
+    @classmethod
+    def of(cls, user: User) -> NarrowUser:
+        box = user.mailbox
+        inbox = box.label_id(SystemLabel.INBOX) if box else None
+        sent = box.label_id(SystemLabel.SENT) if box else None
+        ids = user.synced.ids
+        return cls(
+            has_mailbox=box is not None,
+            inbox_id=inbox,
+            sent_id=sent,
+            inbox_on=inbox in ids,
+            sent_on=sent in ids,
+            other_ids=sorted(ids - {inbox, sent}),
+        )
