@@ -20,8 +20,9 @@ def test_every_pinned_name_is_exported_from_the_top_level() -> None:
     assert set() == PINNED - set(labelsync.__all__)
 
 
-def test_the_top_level_keeps_about_thirty_names_sorted() -> None:
-    assert 25 <= len(labelsync.__all__) <= 35
+def test_the_top_level_keeps_about_forty_names_sorted() -> None:
+    # Version 1's daily names and version 2's pinned ones (DESIGN.md), no more.
+    assert 25 <= len(labelsync.__all__) <= 45
     assert sorted(labelsync.__all__) == labelsync.__all__
 
 

@@ -44,6 +44,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
 from labelsync.push import PushReport
 from labelsync.rules import apply_defaults, email_tab, onboard
@@ -77,6 +78,7 @@ __all__ = [
     "Provider",
     "PushCounts",
     "PushJob",
+    "PushMode",
     "PushRecord",
     "PushReport",
     "RevertReport",
