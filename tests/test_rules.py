@@ -34,7 +34,8 @@ from labelsync import (
 from labelsync.exceptions import UnknownUser
 from labelsync.model import SYNC_ENABLED_NOTE
 from labelsync.providers import gmail_label, graph_folder
-from labelsync.rules import apply_to_user
+from labelsync.policy import Provenance
+from labelsync.rules import apply_to_user, onboarding_stamp
 from labelsync.testing import defaults, tenants, user_ids, users
 
 
@@ -306,11 +307,21 @@ def test_a_push_never_mutates_its_inputs(tenant: Tenant, pushed: Defaults) -> No
 def test_unchanged_users_are_the_same_objects_in_the_new_tenant(
     tenant: Tenant, pushed: Defaults
 ) -> None:
-    """Structural sharing: a User the push did not change is shared, a changed one is new."""
+    """Structural sharing: a User the push did not change is shared, a changed one is new.
+
+    R16: the one change without a label change is marking a User with a mailbox
+    covered; such a User keeps their very selection and version.
+    """
     after, changes = apply_defaults(tenant, pushed)
     reported = set(changes.changed_user_ids)
     for before_user, after_user in zip(tenant.users, after.users, strict=True):
-        assert (before_user.id not in reported) == (before_user is after_user)
+        newly_covered = before_user.mailbox is not None and not before_user.provenance.covered
+        assert (before_user.id not in reported and not newly_covered) == (
+            before_user is after_user
+        )
+        if before_user.id not in reported:
+            assert before_user.synced is after_user.synced
+            assert before_user.version == after_user.version
 
 
 @given(tenants(), defaults())
@@ -341,7 +352,8 @@ def test_apply_to_user_agrees_with_apply_defaults_for_every_user(
         assert after.user(user.id) == outcome.user
         assert tuple(c for c in changes.changed if c.user_id == user.id) == outcome.changed
         assert tuple(s for s in changes.skipped if s.user_id == user.id) == outcome.skipped
-        assert (outcome.user is user) == (outcome.changed == ())
+        newly_covered = user.mailbox is not None and not user.provenance.covered
+        assert (outcome.user is user) == (outcome.changed == () and not newly_covered)
 
 
 @pytest.mark.parametrize(
@@ -390,8 +402,13 @@ def test_onboarding_gives_a_new_user_the_last_pushed_defaults(
     """B4: onboard applies the last push's defaults to that one User and to nobody else."""
     assert tenant.last_push is not None
     user_id = data.draw(user_ids().filter(lambda uid: uid not in tenant))
-    grown = tenant.adding(attrs.evolve(newcomer, id=user_id))
-    expected = apply_to_user(grown.user(user_id), tenant.last_push.defaults)
+    # A new User: no push or onboarding covered them yet (R16).
+    grown = tenant.adding(attrs.evolve(newcomer, id=user_id, provenance=Provenance()))
+    expected = apply_to_user(
+        grown.user(user_id),
+        tenant.last_push.defaults,
+        stamp=onboarding_stamp(tenant.last_push.job_id),
+    )
 
     onboarded, changes = onboard(grown, user_id)
 
@@ -413,11 +430,17 @@ def test_onboard_uses_the_last_push_not_the_current_checkboxes(
     assert LabelSet(["INBOX", "Label_7"]) == onboarded.user("new").synced
 
 
-def test_onboarding_a_user_the_push_would_not_change_returns_the_same_tenant(
+def test_onboarding_a_covered_user_again_is_refused_unless_forced(
     pushed_tenant: Tenant,
 ) -> None:
+    """Onboarding covers only a User no push or onboarding covered; force overrides it."""
     once, _ = onboard(pushed_tenant, "new")
-    twice, changes = onboard(once, "new")
+    assert once.user("new").provenance.covered
+    with pytest.raises(InvalidInput) as caught:
+        onboard(once, "new")
+    assert ("user_id", "new") == (caught.value.field, caught.value.value)
+    assert "force=True" in str(caught.value)
+    twice, changes = onboard(once, "new", force=True)
     assert once is twice
     assert not changes
 
@@ -645,6 +668,6 @@ def test_users_flipping_the_same_ids_from_the_same_selection_share_the_new_selec
     assert replay(tenant, changes.changed) == selections(new)
     by_key: dict[tuple[frozenset[str], frozenset[str]], LabelSet] = {}
     for before, after in zip(tenant.users, new.users, strict=True):
-        if after is not before:
+        if after.synced is not before.synced:
             key = (before.synced.ids, before.synced.ids ^ after.synced.ids)
             assert by_key.setdefault(key, after.synced) is after.synced

@@ -38,6 +38,7 @@ from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.exceptions import UnknownJob, UnknownTenant, UnknownUser
+from labelsync.jobs import RevertJob
 from labelsync.ports import JobStatus, Store
 from labelsync.providers import gmail_label
 from labelsync.testing.faults import StoreProxy
@@ -453,7 +454,7 @@ class RecordingStore(StoreProxy):
         first = args[0] if args else None
         if isinstance(first, Tenant):
             return first.id
-        if isinstance(first, PushJob):
+        if isinstance(first, PushJob | RevertJob):
             return first.tenant_id
         if method in ("get_job", "run_batch", "finish_job", "job_changes", "job_skips"):
             return self.inner.get_job(str(first)).tenant_id
@@ -490,8 +491,10 @@ def test_a_push_of_one_tenant_never_reads_or_writes_another_tenants_users(
 
     report = svc.push("t1", actor_id=ADMIN, defaults=Defaults(inbox=False, sent=True), batch_size=2)
     svc.set_selection("t1", "u3", LabelSet(["INBOX", "Label_1"]))
+    # Onboarding covers only a User no push covered (R16): a User added after the push.
+    svc.add_user("t1", user("u-new", "acme.io"))
+    svc.onboard("t1", "u-new")
     svc.revert_push(report.job.id, actor_id=ADMIN, batch_size=2)
-    svc.onboard("t1", "u2")
 
     assert other_before == (setup.tenant("t2"), setup.jobs("t2"))
     assert {"t1"} == {tenant_id for _, tenant_id in recording.calls}

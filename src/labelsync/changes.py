@@ -46,6 +46,7 @@ def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -
         deselected=deselected,
         no_mailbox=reasons[SkipReason.NO_MAILBOX],
         label_missing=reasons[SkipReason.LABEL_MISSING],
+        user_choice_kept=reasons[SkipReason.USER_CHOICE_KEPT],
     )
 
 
@@ -84,6 +85,8 @@ class LabelSummary:
     unchanged: int
     no_mailbox: int
     label_missing: int
+    user_choice_kept: int = 0
+    """Users whose own choice of this label a KEEP_USER_CHOICES push left (R16)."""
 
 
 @frozen
@@ -154,6 +157,7 @@ class Changes:
         """Counts per label: selected, deselected, unchanged, skipped by reason."""
         flips = Counter((row[1], row[3]) for row in self._change_rows)
         missing = Counter(row[1] for row in self._skip_rows if row[2] is SkipReason.LABEL_MISSING)
+        kept = Counter(row[1] for row in self._skip_rows if row[2] is SkipReason.USER_CHOICE_KEPT)
         no_mailbox = sum(1 for row in self._skip_rows if row[2] is SkipReason.NO_MAILBOX)
         labels = []
         for label in SystemLabel:
@@ -163,9 +167,15 @@ class Changes:
                     label=label,
                     selected=selected,
                     deselected=deselected,
-                    unchanged=self.users - selected - deselected - no_mailbox - missing[label],
+                    unchanged=self.users
+                    - selected
+                    - deselected
+                    - no_mailbox
+                    - missing[label]
+                    - kept[label],
                     no_mailbox=no_mailbox,
                     label_missing=missing[label],
+                    user_choice_kept=kept[label],
                 )
             )
         return Summary(users=self.users, counts=self.counts(), labels=tuple(labels))
@@ -181,7 +191,8 @@ class Changes:
         return (
             f"<Changes: {self.users} Users, {c.users_changed} changed "
             f"(+{c.selected} selected, -{c.deselected} deselected), "
-            f"skipped {c.no_mailbox} no mailbox, {c.label_missing} label missing>"
+            f"skipped {c.no_mailbox} no mailbox, {c.label_missing} label missing"
+            + (f", {c.user_choice_kept} user choices kept>" if c.user_choice_kept else ">")
         )
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "AlreadyReverted",
     "InvalidInput",
     "JobSuperseded",
+    "LabelLocked",
     "LabelSyncError",
     "MissingExtra",
     "NotFound",
@@ -72,6 +74,27 @@ class AlreadyExists(InvalidInput):
 
 class PermissionDenied(LabelSyncError):
     """Raised when the actor lacks the permission a use case needs (R1, R8)."""
+
+
+class LabelLocked(PermissionDenied):
+    """Raised when a User changes a label their admin locked (R17); nothing is written."""
+
+    def __init__(self, user_id: str, label: str) -> None:
+        self.user_id = user_id
+        self.label = label
+        super().__init__(
+            f"synced: {label} is locked by the admin of this tenant; "
+            f"User {user_id!r} cannot change it (it is managed by your admin)"
+        )
+
+
+class AlreadyReverted(InvalidInput):
+    """Raised when reverting a push that was already reverted (R19); nothing is written."""
+
+    def __init__(self, job_id: str, revert_id: str) -> None:
+        self.job_id = job_id
+        self.revert_id = revert_id
+        super().__init__("job_id", job_id, f"was already reverted (by revert {revert_id!r})")
 
 
 class JobSuperseded(LabelSyncError):

@@ -22,7 +22,9 @@ from attrs import field, frozen
 from labelsync import _validate as v
 from labelsync.changes import LabelChange, Skip, count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
+from labelsync._provenance import LabelOrigin, Origin
 from labelsync.model import Defaults, PushCounts, PushRecord, SystemLabel, User
+from labelsync.policy import PushMode
 from labelsync.rules import apply_rows
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "BatchPlan",
     "JobStatus",
     "PushJob",
+    "RevertJob",
     "StoredChange",
     "after_batch",
     "after_range",
@@ -37,7 +40,9 @@ __all__ = [
     "check_live",
     "check_writable",
     "decide",
+    "decide_job",
     "finished",
+    "job_plan",
     "plan",
     "started",
     "superseded",
@@ -82,6 +87,17 @@ class PushJob:
         default=None, validator=attrs.validators.optional(v.aware_datetime)
     )
     superseded_by: str | None = None
+    mode: PushMode = field(default=PushMode.OVERRIDE, validator=v.member_of(PushMode))
+    """How the push treats the Users' own choices (R16)."""
+    locked: frozenset[SystemLabel] = field(
+        default=frozenset(), validator=v.each_instance_of(SystemLabel, what="a SystemLabel")
+    )
+    """The tenant's locked labels when the push started: applied in every mode (R17)."""
+
+    @property
+    def stamp(self) -> LabelOrigin:
+        """The origin this push gives each label it flips (R15): its id and start time."""
+        return LabelOrigin(origin=Origin.PUSH, job_id=self.id, at=self.started_at)
 
     @property
     def finished(self) -> bool:
@@ -114,6 +130,35 @@ class StoredChange:
 
     change: LabelChange = field(validator=v.instance_of(LabelChange, what="a LabelChange"))
     version_after: int = field(validator=v.count)
+
+
+@frozen
+class RevertJob:
+    """The audit record of a revert of one push (R19): who, when, and what it restored.
+
+    RUNNING while its Users are written, DONE after; a push has at most one.
+    """
+
+    id: str = field(validator=v.non_empty_str)
+    tenant_id: str = field(validator=v.non_empty_str)
+    push_job_id: str = field(validator=v.non_empty_str)
+    actor_id: str = field(validator=v.non_empty_str)
+    started_at: dt.datetime = field(validator=v.aware_datetime)
+    status: JobStatus = field(default=JobStatus.RUNNING, validator=v.member_of(JobStatus))
+    finished_at: dt.datetime | None = field(
+        default=None, validator=attrs.validators.optional(v.aware_datetime)
+    )
+    users_restored: int = field(default=0, validator=v.count)
+    labels_restored: int = field(default=0, validator=v.count)
+    users_left_alone: int = field(default=0, validator=v.count)
+    """Users the push had changed whose labels someone changed since: left as they are."""
+    restored_defaults: bool = False
+    """True when the revert of the latest push gave the tenant the defaults before it."""
+
+    @property
+    def stamp(self) -> LabelOrigin:
+        """The origin this revert gives each label it restores (R15)."""
+        return LabelOrigin(origin=Origin.REVERT, job_id=self.id, at=self.started_at)
 
 
 # -- transitions -------------------------------------------------------------------------
@@ -215,6 +260,12 @@ class BatchPlan:
 
     labels: tuple[SystemLabel, ...]
     checked: tuple[bool, ...]
+    keep: tuple[bool, ...] = (False, False)
+    """Per label: leave it where its origin is the User (KEEP_USER_CHOICES, not locked)."""
+    new_only: tuple[bool, ...] = (False, False)
+    """Per label: leave it for Users already covered (NEW_USERS_ONLY, not locked)."""
+    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH)
+    """The origin a flipped label gets; every User with a mailbox becomes covered."""
 
     def targets(self) -> tuple[tuple[SystemLabel, bool], ...]:
         """Each system label with the selection it ends up with, INBOX first."""
@@ -227,6 +278,7 @@ class BatchPlan:
         flips: Sequence[int],
         no_mailbox: int,
         missing: Sequence[int],
+        kept: Sequence[int] = (0, 0),
     ) -> PushCounts:
         """The `PushCounts` of a batch run set-based, from what a store counted per label.
 
@@ -241,17 +293,34 @@ class BatchPlan:
             deselected=sum(flips) - selected,
             no_mailbox=no_mailbox,
             label_missing=sum(missing),
+            user_choice_kept=sum(kept),
         )
 
 
-def plan(defaults: Defaults) -> BatchPlan:
-    """The `BatchPlan` of a push of `defaults`."""
+def plan(
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    locked: frozenset[SystemLabel] = frozenset(),
+    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH),
+) -> BatchPlan:
+    """The `BatchPlan` of a push of `defaults` in `mode`, with `locked` labels as OVERRIDE."""
     if not isinstance(defaults, Defaults):
         raise InvalidInput("defaults", defaults, "is not a Defaults")
     items = defaults.items()
+    labels = tuple(label for label, _ in items)
     return BatchPlan(
-        labels=tuple(label for label, _ in items), checked=tuple(on for _, on in items)
+        labels=labels,
+        checked=tuple(on for _, on in items),
+        keep=tuple(mode is PushMode.KEEP_USER_CHOICES and lb not in locked for lb in labels),
+        new_only=tuple(mode is PushMode.NEW_USERS_ONLY and lb not in locked for lb in labels),
+        stamp=stamp,
     )
+
+
+def job_plan(job: PushJob) -> BatchPlan:
+    """The `BatchPlan` of `job`: its defaults, mode, locks and stamp."""
+    return plan(job.defaults, mode=job.mode, locked=job.locked, stamp=job.stamp)
 
 
 @frozen
@@ -265,12 +334,21 @@ class BatchDecision:
     counts: PushCounts
 
 
-def decide(users: Sequence[User], defaults: Defaults) -> BatchDecision:
+def decide(
+    users: Sequence[User],
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH),
+    locked: frozenset[SystemLabel] = frozenset(),
+) -> BatchDecision:
     """Turn the per-User rule's output for a batch (`rules.apply_rows`) into what is written.
 
     `users` are the batch's roster Users as read, in roster order.
     """
-    after, change_rows, skip_rows = apply_rows(users, defaults)
+    after, change_rows, skip_rows = apply_rows(
+        users, defaults, mode=mode, stamp=stamp, locked=locked
+    )
     version_after = {new.id: new.version for old, new in zip(users, after, strict=True)}
     return BatchDecision(
         writes=tuple(
@@ -286,3 +364,8 @@ def decide(users: Sequence[User], defaults: Defaults) -> BatchDecision:
         skips=tuple(Skip(user_id=u, label=label, reason=r) for u, label, r in skip_rows),
         counts=count_rows(change_rows, skip_rows),
     )
+
+
+def decide_job(users: Sequence[User], job: PushJob) -> BatchDecision:
+    """`decide` for a batch of `job`: its defaults, mode, stamp and locks."""
+    return decide(users, job.defaults, mode=job.mode, stamp=job.stamp, locked=job.locked)

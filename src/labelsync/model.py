@@ -16,17 +16,20 @@ import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync._provenance import COVERED, UNKNOWN, Provenance
 from labelsync.exceptions import InvalidInput, UnknownUser
 
 __all__ = [
     "GUESSED_ROLE_NOTE",
     "HIDDEN_NOTE",
+    "MANAGED_NOTE",
     "SYNC_ENABLED_NOTE",
     "Defaults",
     "EmailTab",
     "EmailTabRow",
     "Label",
     "LabelSet",
+    "Locks",
     "Mailbox",
     "Permission",
     "Provider",
@@ -76,6 +79,8 @@ class SkipReason(enum.Enum):
     """The User has no connected mailbox; the whole User is skipped."""
     LABEL_MISSING = "LABEL_MISSING"
     """The mailbox has no label with that system role; only that label is skipped."""
+    USER_CHOICE_KEPT = "USER_CHOICE_KEPT"
+    """A KEEP_USER_CHOICES push left a label the User set themself (R16); only that label."""
 
 
 def _blank(value: object) -> bool:
@@ -336,6 +341,10 @@ class User:
         default=LabelSet(), validator=v.instance_of(LabelSet, what="a LabelSet")
     )
     version: int = field(default=0, validator=v.count)
+    provenance: Provenance = field(
+        default=UNKNOWN, validator=v.instance_of(Provenance, what="a Provenance")
+    )
+    """Who set INBOX and SENT last, and whether a push or onboarding ever covered them (R15)."""
 
     def can(self, permission: Permission) -> bool:
         """Whether this User's role holds `permission`."""
@@ -356,7 +365,28 @@ class User:
         _set_user_mailbox(new, self.mailbox)
         _set_user_synced(new, synced)
         _set_user_version(new, self.version + 1)
+        _set_user_provenance(new, self.provenance)
         return new
+
+    def _with_state(self, synced: LabelSet, provenance: Provenance, *, bump: bool) -> User:
+        """This User with a new selection and provenance; the version moves on if `bump`.
+
+        Only marking a User covered leaves the version alone: their selection did not change.
+        """
+        new = self._with_selection(synced)
+        if not bump:
+            _set_user_version(new, self.version)
+        _set_user_provenance(new, provenance)
+        return new
+
+    def _covered(self) -> User:
+        """This User marked covered by a push or onboarding, nothing else changed."""
+        if self.provenance.covered:
+            return self
+        provenance = COVERED if self.provenance is UNKNOWN else attrs.evolve(
+            self.provenance, covered=True
+        )
+        return self._with_state(self.synced, provenance, bump=False)
 
     def with_selection(self, synced: LabelSet) -> User:
         """This User after they (or a push) set `synced`; the version moves on."""
@@ -382,6 +412,7 @@ _set_user_permissions = _slot_setter(User, "permissions")
 _set_user_mailbox = _slot_setter(User, "mailbox")
 _set_user_synced = _slot_setter(User, "synced")
 _set_user_version = _slot_setter(User, "version")
+_set_user_provenance = _slot_setter(User, "provenance")
 
 # Every set of Permissions, each once: `User.permissions` holds one of these.
 _PERMISSION_SETS: dict[frozenset[Permission], frozenset[Permission]] = {
@@ -422,6 +453,7 @@ class PushCounts:
     deselected: int = field(default=0, validator=v.count)
     no_mailbox: int = field(default=0, validator=v.count)
     label_missing: int = field(default=0, validator=v.count)
+    user_choice_kept: int = field(default=0, validator=v.count)
 
     def __add__(self, other: PushCounts) -> PushCounts:
         if not isinstance(other, PushCounts):
@@ -432,6 +464,7 @@ class PushCounts:
             deselected=self.deselected + other.deselected,
             no_mailbox=self.no_mailbox + other.no_mailbox,
             label_missing=self.label_missing + other.label_missing,
+            user_choice_kept=self.user_choice_kept + other.user_choice_kept,
         )
 
     @property
@@ -442,13 +475,14 @@ class PushCounts:
     @property
     def skipped(self) -> int:
         """Skips in all, whatever the reason."""
-        return self.no_mailbox + self.label_missing
+        return self.no_mailbox + self.label_missing + self.user_choice_kept
 
     def skipped_by_reason(self) -> Mapping[SkipReason, int]:
         """Skips counted per reason (B2)."""
         return {
             SkipReason.NO_MAILBOX: self.no_mailbox,
             SkipReason.LABEL_MISSING: self.label_missing,
+            SkipReason.USER_CHOICE_KEPT: self.user_choice_kept,
         }
 
 
@@ -463,6 +497,27 @@ class PushRecord:
     finished_at: dt.datetime = field(validator=v.aware_datetime)
     roster_size: int = field(validator=v.count)
     counts: PushCounts = field(validator=v.instance_of(PushCounts, what="a PushCounts"))
+
+
+def _locked_set(value: object) -> frozenset[SystemLabel]:
+    items = _collection("Locks.labels", value, "SystemLabels")
+    labels = frozenset(items)
+    for label in labels:
+        if not isinstance(label, SystemLabel):
+            raise InvalidInput("Locks.labels", label, "is not a SystemLabel (INBOX or SENT)")
+    return labels
+
+
+@frozen
+class Locks:
+    """The labels an admin locked for a tenant (R17), who set the locks and when (audit)."""
+
+    labels: frozenset[SystemLabel] = field(converter=_locked_set)
+    actor_id: str = field(validator=v.non_empty_str)
+    at: dt.datetime = field(validator=v.aware_datetime)
+
+    def __contains__(self, label: object) -> bool:
+        return label in self.labels
 
 
 @frozen(repr=False)
@@ -484,7 +539,16 @@ class Tenant:
         default=None, validator=v.optional_instance_of(PushRecord, what="a PushRecord")
     )
     onboard_new_users: bool = field(default=False, validator=v.strict_bool)
+    locks: Locks | None = field(
+        default=None, validator=v.optional_instance_of(Locks, what="a Locks")
+    )
+    """The labels Users may not change themselves (R17), with who locked them and when."""
     _index: Mapping[str, int] = field(init=False, eq=False, factory=dict)
+
+    @property
+    def locked(self) -> frozenset[SystemLabel]:
+        """The locked system labels; empty when nothing is locked."""
+        return frozenset() if self.locks is None else self.locks.labels
 
     def __attrs_post_init__(self) -> None:
         index = {user.id: position for position, user in enumerate(self.users)}
@@ -559,9 +623,23 @@ class EmailTabRow:
     label: Label
     selected: bool
     note: str | None
+    set_by: str | None = None
+    """Who set INBOX/SENT last, e.g. "Set by your admin on 1 Dec 2026" (R15); None if unknown."""
+    managed: bool = False
+    """True when the admin locked this label: the User cannot change it (R17)."""
+
+    def remarks(self) -> str:
+        """The note, who set it and the lock, as the text tab shows them after the label."""
+        parts = [f"({self.note})"] if self.note else []
+        extra = [text for text in (MANAGED_NOTE if self.managed else None, self.set_by) if text]
+        if extra:
+            parts.append(f"[{'; '.join(extra)}]")
+        return "  ".join(parts)
 
 
 SYNC_ENABLED_NOTE = "Sync is enabled for this label"
+MANAGED_NOTE = "Managed by your admin"
+"""Shown beside a label the admin locked (R17)."""
 GUESSED_ROLE_NOTE = "Recognised as {role} by its name: your mail server does not mark it"
 """The note beside a label whose role was guessed from its name (`Label.guessed`)."""
 HIDDEN_NOTE = "Hidden in your mail app"
@@ -587,6 +665,6 @@ class EmailTab:
         lines = [f"{self.user_id} <{self.address}>"]
         for row in self.rows:
             mark = "[x]" if row.selected else "[ ]"
-            note = f"  ({row.note})" if row.note else ""
-            lines.append(f"  {mark} {row.label.name}{note}")
+            remarks = row.remarks()
+            lines.append(f"  {mark} {row.label.name}{'  ' + remarks if remarks else ''}")
         return "\n".join(lines)

@@ -18,13 +18,14 @@ from attrs import field, frozen
 
 from labelsync import _validate as v
 from labelsync.changes import Skip
-from labelsync.jobs import JobStatus, PushJob, StoredChange
-from labelsync.model import Defaults, PushRecord, Tenant, User
+from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
+from labelsync.model import Defaults, Locks, PushRecord, SystemLabel, Tenant, User
 
 __all__ = [
     "Clock",
     "JobStatus",
     "PushExecution",
+    "PolicyStorage",
     "PushHistory",
     "PushJob",
     "StaleCheckpoint",
@@ -52,6 +53,14 @@ class TenantSettings:
     last_push: PushRecord | None = field(
         default=None, validator=v.optional_instance_of(PushRecord, what="a PushRecord")
     )
+    locks: Locks | None = field(
+        default=None, validator=v.optional_instance_of(Locks, what="a Locks")
+    )
+
+    @property
+    def locked(self) -> frozenset[SystemLabel]:
+        """The locked system labels (R17); empty when nothing is locked."""
+        return frozenset() if self.locks is None else self.locks.labels
 
 
 @frozen
@@ -125,7 +134,9 @@ class TenantDirectory(Protocol):
         moved on (or the tenant has no such User); the others are stored, in one
         transaction, at the roster positions they had. A User named twice in one
         call raises `InvalidInput` naming ``writes[i].id`` and stores nothing:
-        which of the two should win is not the store's to guess.
+        which of the two should win is not the store's to guess. A stored
+        User that is covered (R16) stays covered: marking a User covered does not
+        move their version, so a write read before it must not undo it.
         """
         ...
 
@@ -194,5 +205,36 @@ class PushHistory(Protocol):
         ...
 
 
-class Store(TenantDirectory, PushExecution, PushHistory, Protocol):
+class PolicyStorage(Protocol):
+    """Locks and reverts of admin policy (R17, R19); any class with these methods.
+
+    Atomic like `TenantDirectory`. Errors: `UnknownTenant`, `UnknownJob`,
+    `AlreadyReverted`, `InvalidInput`.
+    """
+
+    def save_locks(self, tenant_id: str, locks: Locks | None) -> None:
+        """Store the tenant's locks (R17), leaving every other setting as it is."""
+        ...
+
+    def start_revert(self, revert: RevertJob) -> RevertJob:
+        """Persist a RUNNING revert of `revert.push_job_id`, or return the unfinished one.
+
+        A push with a DONE revert raises `AlreadyReverted` and writes nothing; a
+        push with a RUNNING revert (its runner stopped) returns that one to resume.
+        """
+        ...
+
+    def finish_revert(
+        self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
+    ) -> RevertJob:
+        """Store `revert` (DONE, with its counts); if `revert.restored_defaults`, the tenant's
+        checkbox settings and last push become `defaults` and `last_push`, in one transaction."""
+        ...
+
+    def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
+        """Reverts (of one tenant, or all), newest first."""
+        ...
+
+
+class Store(TenantDirectory, PushExecution, PushHistory, PolicyStorage, Protocol):
     """Everything `LabelSync` needs from storage: the three ports above, in one object."""

@@ -22,6 +22,7 @@ from attrs import frozen
 from labelsync.exceptions import InvalidInput, JobSuperseded
 from labelsync.jobs import JobStatus, PushJob
 from labelsync.model import PushCounts, SkipReason
+from labelsync.policy import PushMode
 from labelsync.ports import Clock, StaleCheckpoint, Store
 
 __all__ = [
@@ -68,6 +69,8 @@ class PushReport:
             f"{job.processed}/{job.total} Users, {c.users_changed} changed "
             f"(+{c.selected} selected, -{c.deselected} deselected), "
             f"skipped: {c.no_mailbox} no mailbox, {c.label_missing} label missing"
+            + (f", {c.user_choice_kept} user choices kept" if c.user_choice_kept else "")
+            + ("" if job.mode is PushMode.OVERRIDE else f" [{job.mode.name}]")
         )
 
 

@@ -6,12 +6,16 @@ preview (B1), and the push job runs the same per-User rule batch by batch.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+import attrs
 from attrs import frozen
+
+from labelsync._provenance import LabelOrigin, Origin, Provenance
 
 from labelsync.changes import ChangeRow, Changes, LabelChange, Skip, SkipRow
 from labelsync.exceptions import InvalidInput, PermissionDenied
@@ -30,8 +34,18 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.policy import PushMode
 
-__all__ = ["UserOutcome", "apply_defaults", "apply_to_user", "email_tab", "onboard"]
+__all__ = [
+    "PREVIEW_STAMP",
+    "UserOutcome",
+    "apply_defaults",
+    "apply_to_user",
+    "check_uncovered",
+    "email_tab",
+    "onboard",
+    "onboarding_stamp",
+]
 
 
 def _checked(defaults: Defaults) -> tuple[bool, bool]:
@@ -42,6 +56,10 @@ def _checked(defaults: Defaults) -> tuple[bool, bool]:
 
 _INBOX, _SENT = SystemLabel.INBOX, SystemLabel.SENT
 _NO_MAILBOX, _LABEL_MISSING = SkipReason.NO_MAILBOX, SkipReason.LABEL_MISSING
+_KEPT = SkipReason.USER_CHOICE_KEPT
+
+PREVIEW_STAMP = LabelOrigin(origin=Origin.PUSH)
+"""The origin a what-if push gives the labels it flips: a push, without a job id or time."""
 
 
 @frozen
@@ -53,11 +71,18 @@ class UserOutcome:
     skipped: tuple[Skip, ...]
 
 
-def apply_to_user(user: User, defaults: Defaults) -> UserOutcome:
+def apply_to_user(
+    user: User,
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    stamp: LabelOrigin = PREVIEW_STAMP,
+    locked: frozenset[SystemLabel] = frozenset(),
+) -> UserOutcome:
     """Push `defaults` to one User: checked labels selected, unchecked deselected, rest kept."""
     if not isinstance(user, User):
         raise InvalidInput("user", user, "is not a User")
-    after, changes, skips = apply_rows((user,), defaults)
+    after, changes, skips = apply_rows((user,), defaults, mode=mode, stamp=stamp, locked=locked)
     return UserOutcome(
         user=after[0],
         changed=tuple(LabelChange(*row) for row in changes),
@@ -65,22 +90,101 @@ def apply_to_user(user: User, defaults: Defaults) -> UserOutcome:
     )
 
 
+def _check_policy(
+    mode: object, stamp: object, locked: object
+) -> tuple[PushMode, LabelOrigin, frozenset[SystemLabel]]:
+    if not isinstance(mode, PushMode):
+        raise InvalidInput("mode", mode, f"is not one of {', '.join(m.name for m in PushMode)}")
+    if not isinstance(stamp, LabelOrigin):
+        raise InvalidInput("stamp", stamp, "is not a LabelOrigin")
+    if not isinstance(locked, frozenset) or not all(isinstance(x, SystemLabel) for x in locked):
+        raise InvalidInput("locked", locked, "must be a frozenset of SystemLabels")
+    return mode, stamp, locked
+
+
 def apply_rows(
-    users: Iterable[User], defaults: Defaults
+    users: Iterable[User],
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    stamp: LabelOrigin = PREVIEW_STAMP,
+    locked: frozenset[SystemLabel] = frozenset(),
 ) -> tuple[list[User], list[ChangeRow], list[SkipRow]]:
-    """The rule (R3, R4, R5, R7) mapped over `users`: the Users after, and the change and skip rows.
+    """The rule (R3-R5, R7, R15-R17) mapped over `users`: the Users after, and the rows.
 
     The one place the rule is written: `apply_defaults` runs it over a whole
     roster, the push job over one batch, `apply_to_user` over one User. A User
-    whose selection does not change is returned as the same object; the rows
-    are tuples, so a million Users cost no per-User result objects.
+    the push does not change (selection, provenance) is returned as the same
+    object; the rows are tuples, so a million Users cost no per-User result objects.
+
+    Each label a push flips gets `stamp` as its origin (R15); a label it finds
+    already as checked keeps its origin. Every User with a mailbox ends up
+    covered. `mode` (R16) narrows what a push may flip, except for `locked`
+    labels, which every mode applies as OVERRIDE does (R17).
     """
     inbox_on, sent_on = _checked(defaults)
+    mode, stamp, locked = _check_policy(mode, stamp, locked)
+    if mode is PushMode.OVERRIDE and not locked:
+        return _override_rows(users, inbox_on, sent_on, stamp)
+    keep_inbox = mode is PushMode.KEEP_USER_CHOICES and _INBOX not in locked
+    keep_sent = mode is PushMode.KEEP_USER_CHOICES and _SENT not in locked
+    new_only_inbox = mode is PushMode.NEW_USERS_ONLY and _INBOX not in locked
+    new_only_sent = mode is PushMode.NEW_USERS_ONLY and _SENT not in locked
+    after: list[User] = []
+    changes: list[ChangeRow] = []
+    skips: list[SkipRow] = []
+    for user in users:
+        provenance = user.provenance
+        covered = provenance.covered
+        skip_inbox = new_only_inbox and covered
+        skip_sent = new_only_sent and covered
+        mailbox = user.mailbox
+        if mailbox is None:
+            if not (skip_inbox and skip_sent):
+                skips.append((user.id, None, _NO_MAILBOX))
+            after.append(user)
+            continue
+        inbox_id, sent_id = mailbox._roles
+        synced = user.synced.ids
+        flipped: tuple[str, ...] = ()
+        if not skip_inbox:
+            if inbox_id is None:
+                skips.append((user.id, _INBOX, _LABEL_MISSING))
+            elif (inbox_id in synced) is not inbox_on:
+                if keep_inbox and provenance.inbox.origin is Origin.USER:
+                    skips.append((user.id, _INBOX, _KEPT))
+                else:
+                    changes.append((user.id, _INBOX, inbox_id, inbox_on))
+                    flipped = (inbox_id,)
+                    provenance = attrs.evolve(provenance, inbox=stamp)
+        if not skip_sent:
+            if sent_id is None:
+                skips.append((user.id, _SENT, _LABEL_MISSING))
+            elif (sent_id in synced) is not sent_on:
+                if keep_sent and provenance.sent.origin is Origin.USER:
+                    skips.append((user.id, _SENT, _KEPT))
+                else:
+                    changes.append((user.id, _SENT, sent_id, sent_on))
+                    flipped = (*flipped, sent_id)
+                    provenance = attrs.evolve(provenance, sent=stamp)
+        if flipped:
+            provenance = attrs.evolve(provenance, covered=True)
+            after.append(user._with_state(user.synced._flipped(flipped), provenance, bump=True))
+        else:
+            after.append(user._covered())
+    return after, changes, skips
+
+
+def _override_rows(
+    users: Iterable[User], inbox_on: bool, sent_on: bool, stamp: LabelOrigin
+) -> tuple[list[User], list[ChangeRow], list[SkipRow]]:
+    """`apply_rows` of an OVERRIDE push without locks: version 1's hot loop, plus provenance."""
     after: list[User] = []
     changes: list[ChangeRow] = []
     skips: list[SkipRow] = []
     keep, change, skip = after.append, changes.append, skips.append
     flips: dict[tuple[frozenset[str], tuple[str, ...]], LabelSet] = {}
+    stamped: dict[tuple[Provenance, int], Provenance] = {}
     # Written out for INBOX and SENT rather than looped over `defaults.items()`:
     # this loop is the whole cost of a what-if, and a loop per User doubles it.
     for user in users:
@@ -93,27 +197,42 @@ def apply_rows(
         selection = user.synced
         synced = selection.ids
         flipped: tuple[str, ...] = ()
+        which = 0
         if inbox_id is None:
             skip((user.id, _INBOX, _LABEL_MISSING))
         elif (inbox_id in synced) is not inbox_on:
             change((user.id, _INBOX, inbox_id, inbox_on))
             flipped = (inbox_id,)
+            which = 1
         if sent_id is None:
             skip((user.id, _SENT, _LABEL_MISSING))
         elif (sent_id in synced) is not sent_on:
             change((user.id, _SENT, sent_id, sent_on))
             flipped = (*flipped, sent_id)
+            which |= 2
         if flipped:
             # Users who had the same selection and flip the same ids share the
-            # new selection: fewer objects to build here and to hold after.
+            # new selection (and provenance): fewer objects to build and to hold.
             key = (synced, flipped)
             after_selection = flips.get(key)
             if after_selection is None:
                 after_selection = flips[key] = selection._flipped(flipped)
-            keep(user._with_selection(after_selection))
+            pkey = (user.provenance, which)
+            provenance = stamped.get(pkey)
+            if provenance is None:
+                provenance = stamped[pkey] = _stamped(user.provenance, which, stamp)
+            keep(user._with_state(after_selection, provenance, bump=True))
         else:
-            keep(user)
+            keep(user._covered())
     return after, changes, skips
+
+
+def _stamped(provenance: Provenance, which: int, stamp: LabelOrigin) -> Provenance:
+    return Provenance(
+        inbox=stamp if which & 1 else provenance.inbox,
+        sent=stamp if which & 2 else provenance.sent,
+        covered=True,
+    )
 
 
 # From this roster size on, `apply_defaults` pauses the cyclic collector. Below
@@ -149,32 +268,54 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _apply_many(users: Sequence[User], defaults: Defaults) -> tuple[list[User], Changes]:
+def _apply_many(
+    users: Sequence[User],
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    stamp: LabelOrigin = PREVIEW_STAMP,
+    locked: frozenset[SystemLabel] = frozenset(),
+) -> tuple[list[User], Changes]:
+    policy = {"mode": mode, "stamp": stamp, "locked": locked}
     if len(users) >= PAUSE_COLLECTOR_FROM:
         # The loop builds only immutable, acyclic values: the collector has
         # nothing to find in them.
         with _collector_paused():
-            after, changes, skips = apply_rows(users, defaults)
+            after, changes, skips = apply_rows(users, defaults, **policy)  # type: ignore[arg-type]
     else:
-        after, changes, skips = apply_rows(users, defaults)
+        after, changes, skips = apply_rows(users, defaults, **policy)  # type: ignore[arg-type]
     return after, Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=len(after))
 
 
-def apply_defaults(tenant: Tenant, defaults: Defaults) -> tuple[Tenant, Changes]:
-    """Push `defaults` to every User of `tenant` (R6); return the new tenant and the diff.
+def apply_defaults(
+    tenant: Tenant,
+    defaults: Defaults,
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    stamp: LabelOrigin = PREVIEW_STAMP,
+) -> tuple[Tenant, Changes]:
+    """Push `defaults` to every User of `tenant` (R6) in `mode` (R16); the new tenant and the diff.
 
-    Pure, so it is also the what-if preview (B1). Users whose selection does not
+    Pure, so it is also the what-if preview (B1). Users the push does not
     change are the same objects in the new tenant, and the tenant's checkbox
-    settings become `defaults`.
+    settings become `defaults`. The tenant's locked labels are applied in every
+    mode (R17). Flipped labels get `stamp` as their origin (R15): a push with
+    no job id or time unless a caller (the push job, a test) passes its own.
     """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
-    after, changes = _apply_many(tenant.users, defaults)
+    after, changes = _apply_many(
+        tenant.users, defaults, mode=mode, stamp=stamp, locked=tenant.locked
+    )
     return tenant._with_pushed(after, defaults), changes
 
 
-def onboard(tenant: Tenant, user_id: str) -> tuple[Tenant, Changes]:
-    """Give one User the defaults of the tenant's last finished push (B4)."""
+def onboard(tenant: Tenant, user_id: str, *, force: bool = False) -> tuple[Tenant, Changes]:
+    """Give one User the defaults of the tenant's last finished push (B4), origin ONBOARDING.
+
+    Only a User no push or onboarding has covered yet, unless `force`:
+    onboarding a covered User again would undo their own changes.
+    """
     if tenant.last_push is None:
         raise InvalidInput(
             "Tenant.last_push",
@@ -182,10 +323,31 @@ def onboard(tenant: Tenant, user_id: str) -> tuple[Tenant, Changes]:
             f"means tenant {tenant.id!r} has no finished push to onboard with",
         )
     user = tenant.user(user_id)
-    after, changes = _apply_many((user,), tenant.last_push.defaults)
+    check_uncovered(user, force=force)
+    after, changes = _apply_many(
+        (user,), tenant.last_push.defaults, stamp=onboarding_stamp(tenant.last_push.job_id)
+    )
     if after[0] is user:
         return tenant, changes
     return tenant._replacing(after[0]), changes
+
+
+def onboarding_stamp(job_id: str, at: dt.datetime | None = None) -> LabelOrigin:
+    """The origin onboarding gives a label: the push whose defaults it applied, and when."""
+    return LabelOrigin(origin=Origin.ONBOARDING, job_id=job_id, at=at)
+
+
+def check_uncovered(user: User, *, force: bool) -> None:
+    """Refuse to onboard a User a push or onboarding already covered, unless `force`."""
+    if not isinstance(force, bool):
+        raise InvalidInput("force", force, "must be True or False")
+    if user.provenance.covered and not force:
+        raise InvalidInput(
+            "user_id",
+            user.id,
+            "was already covered by a push or onboarding; onboarding again would undo "
+            "their own changes (an admin may pass force=True)",
+        )
 
 
 def _tab_order(row: EmailTabRow) -> tuple[int, str]:
@@ -205,13 +367,16 @@ def _note(label: Label, synced: LabelSet) -> str | None:
     return "; ".join(parts) or None
 
 
-def email_tab(user: User) -> EmailTab:
+def email_tab(user: User, *, locked: frozenset[SystemLabel] = frozenset()) -> EmailTab:
     """What `user` sees on their Email tab (R8): INBOX, SENT, then their labels, each marked.
 
-    Only a User holding EMAIL_SYNC can see the tab; anyone else gets `PermissionDenied`.
+    INBOX and SENT say who set them last (R15), and the `locked` ones that
+    they are managed by the admin (R17). Only a User holding EMAIL_SYNC can
+    see the tab; anyone else gets `PermissionDenied`.
     """
     if not isinstance(user, User):
         raise InvalidInput("user", user, "is not a User")
+    _check_policy(PushMode.OVERRIDE, PREVIEW_STAMP, locked)
     if not user.can(Permission.EMAIL_SYNC):
         raise PermissionDenied(
             f"user_id: {user.id!r} lacks {Permission.EMAIL_SYNC.name} and cannot see the Email tab"
@@ -219,7 +384,13 @@ def email_tab(user: User) -> EmailTab:
     if user.mailbox is None:
         return EmailTab(user_id=user.id, address=None, rows=())
     rows = [
-        EmailTabRow(label=label, selected=label.id in user.synced, note=_note(label, user.synced))
+        EmailTabRow(
+            label=label,
+            selected=label.id in user.synced,
+            note=_note(label, user.synced),
+            set_by=None if label.system is None else user.provenance.of(label.system).describe(),
+            managed=label.system is not None and label.system in locked,
+        )
         for label in user.mailbox.labels
         # A label the provider hides is listed only when it syncs (or holds a
         # role the admin pushes), so the tab never hides what is synced.

@@ -14,17 +14,37 @@ from itertools import groupby, islice
 
 from attrs import frozen
 
+import attrs
+
 from labelsync import push as _push
+from labelsync._provenance import LabelOrigin, Origin
 from labelsync.changes import Changes
-from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
-from labelsync.jobs import JobStatus, PushJob, StoredChange
-from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
+from labelsync.exceptions import AlreadyReverted, InvalidInput, PermissionDenied, UnknownUser
+from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
+from labelsync.model import (
+    Defaults,
+    EmailTab,
+    LabelSet,
+    Locks,
+    Permission,
+    PushRecord,
+    SystemLabel,
+    Tenant,
+    User,
+)
 from labelsync.parallel import run_worker
+from labelsync.policy import Drift, PushMode, changed_labels, check_locks, drift
 from labelsync.ports import Clock, Store
 from labelsync.push import Progress, PushReport
-from labelsync.rules import apply_defaults, apply_rows, email_tab
+from labelsync.rules import (
+    apply_defaults,
+    apply_rows,
+    check_uncovered,
+    email_tab,
+    onboarding_stamp,
+)
 
-__all__ = ["LabelSync", "RevertReport"]
+__all__ = ["HistoryEntry", "LabelSync", "RevertReport"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,17 +55,58 @@ def _new_id() -> str:
 
 @frozen
 class RevertReport:
-    """What `revert_push` did (B5): Users restored, and Users left alone as they changed since."""
+    """What `revert_push` did (B5, R19): Users restored, Users left alone as changed since.
+
+    `revert` is the revert's own audit record (who, when, counts); `restored_defaults`
+    says whether the tenant's defaults and last push went back to the push before.
+    """
 
     job_id: str
     reverted: tuple[str, ...]
     changed_since: tuple[str, ...]
+    revert: RevertJob | None = None
+
+    @property
+    def restored_defaults(self) -> bool:
+        """True when reverting the latest push gave the tenant the defaults before it."""
+        return self.revert is not None and self.revert.restored_defaults
 
     def __str__(self) -> str:
+        restored = "; defaults restored to the push before it" if self.restored_defaults else ""
         return (
             f"revert of push {self.job_id}: {len(self.reverted)} Users restored, "
-            f"{len(self.changed_since)} left alone (changed since the push)"
+            f"{len(self.changed_since)} left alone (changed since the push){restored}"
         )
+
+
+@frozen
+class HistoryEntry:
+    """One push of a tenant's history (R19): the job with its report, and its revert if any."""
+
+    job: PushJob
+    revert: RevertJob | None = None
+
+    @property
+    def report(self) -> PushReport:
+        """The push's report: counts of changes and skips by reason."""
+        return PushReport(self.job)
+
+    @property
+    def reverted(self) -> bool:
+        """True once a revert of this push finished."""
+        return self.revert is not None and self.revert.status is JobStatus.DONE
+
+    def __str__(self) -> str:
+        line = str(self.report)
+        if self.revert is not None:
+            r = self.revert
+            state = "reverted" if r.status is JobStatus.DONE else "revert unfinished"
+            line += (
+                f"; {state} by {r.actor_id} at {r.started_at.isoformat()} "
+                f"(revert {r.id}: {r.users_restored} Users restored, "
+                f"{r.users_left_alone} left alone)"
+            )
+        return line
 
 
 class LabelSync:
@@ -84,7 +145,8 @@ class LabelSync:
             raise InvalidInput("user", user, "is not a User")
         settings = self.store.settings(tenant_id)
         if settings.onboard_new_users and settings.last_push is not None:
-            user = apply_rows((user,), settings.last_push.defaults)[0][0]
+            stamp = onboarding_stamp(settings.last_push.job_id, _push.now(self.clock))
+            user = apply_rows((user,), settings.last_push.defaults, stamp=stamp)[0][0]
         self.store.add_user(tenant_id, user)
         return user
 
@@ -96,6 +158,7 @@ class LabelSync:
         """
         if not isinstance(synced, LabelSet):
             raise InvalidInput("synced", synced, "is not a LabelSet")
+        locked = self.store.settings(tenant_id).locked
         user = self.store.get_user(tenant_id, user_id)
         known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
         unknown = sorted(synced.ids - user.synced.ids - known)
@@ -103,8 +166,14 @@ class LabelSync:
             raise InvalidInput(
                 "synced", unknown[0], f"is not a label of the mailbox of User {user_id!r}"
             )
+        mine = LabelOrigin(origin=Origin.USER, at=_push.now(self.clock))
         while synced != user.synced:
-            wanted = user.with_selection(synced)
+            # A locked label may not change (R17); the others stay free.
+            check_locks(user, synced, locked)
+            provenance = user.provenance
+            for label in changed_labels(user, synced):
+                provenance = provenance.setting(label, mine)  # R15: the User set it
+            wanted = user._with_state(synced, provenance, bump=True)
             if not self.store.save_users(tenant_id, [(wanted, user.version)]):
                 return wanted
             # A push wrote this User in between; the User's own edit still wins.
@@ -151,16 +220,33 @@ class LabelSync:
             actor_id,
         )
 
-    def onboard(self, tenant_id: str, user_id: str) -> Changes:
-        """Give one User the defaults of the last finished push (B4) and return what changed."""
+    def onboard(
+        self, tenant_id: str, user_id: str, *, force: bool = False, actor_id: str | None = None
+    ) -> Changes:
+        """Give one User the defaults of the last finished push (B4) and return what changed.
+
+        Only a User no push or onboarding has covered yet (`InvalidInput`
+        otherwise): onboarding again would undo their own changes. With
+        ``force=True`` an admin (`actor_id`) onboards a covered User anyway.
+        """
+        if not isinstance(force, bool):
+            raise InvalidInput("force", force, "must be True or False")
+        if force:
+            if actor_id is None:
+                raise PermissionDenied(
+                    "actor_id: None; onboard(force=True) needs an admin's actor_id"
+                )
+            self._admin(tenant_id, actor_id)
         last_push = self.store.settings(tenant_id).last_push
         if last_push is None:
             raise InvalidInput(
                 "tenant.last_push", None, f"means tenant {tenant_id!r} has no finished push yet"
             )
+        stamp = onboarding_stamp(last_push.job_id, _push.now(self.clock))
         while True:
             user = self.store.get_user(tenant_id, user_id)
-            after, changes, skips = apply_rows((user,), last_push.defaults)
+            check_uncovered(user, force=force)
+            after, changes, skips = apply_rows((user,), last_push.defaults, stamp=stamp)
             if after[0] is user or not self.store.save_users(tenant_id, [(after[0], user.version)]):
                 onboarded = Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=1)
                 _log.info(
@@ -174,21 +260,35 @@ class LabelSync:
 
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
-        return email_tab(self.store.get_user(tenant_id, user_id))
+        locked = self.store.settings(tenant_id).locked
+        return email_tab(self.store.get_user(tenant_id, user_id), locked=locked)
 
     # -- pushes -------------------------------------------------------------------
 
-    def preview(self, tenant_id: str, defaults: Defaults) -> Changes:
-        """What pushing `defaults` now would change, without writing anything (B1)."""
-        return apply_defaults(self.store.get_tenant(tenant_id), defaults)[1]
+    def preview(
+        self, tenant_id: str, defaults: Defaults, *, mode: PushMode = PushMode.OVERRIDE
+    ) -> Changes:
+        """What pushing `defaults` in `mode` now would change, without writing anything (B1)."""
+        _check_mode(mode)
+        return apply_defaults(self.store.get_tenant(tenant_id), defaults, mode=mode)[1]
 
-    def start_push(self, tenant_id: str, *, actor_id: str, defaults: Defaults) -> PushJob:
+    def start_push(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        defaults: Defaults,
+        mode: PushMode = PushMode.OVERRIDE,
+    ) -> PushJob:
         """ "Apply to all users": fix the roster now (R6) and persist a job; admins only (R1).
 
-        An unfinished earlier push of the tenant is superseded (R10).
+        `mode` (R16) says how the push treats the Users' own choices; the
+        tenant's locked labels are applied in every mode (R17). An unfinished
+        earlier push of the tenant is superseded (R10).
         """
         if not isinstance(defaults, Defaults):
             raise InvalidInput("defaults", defaults, "is not a Defaults")
+        _check_mode(mode)
         self._admin(tenant_id, actor_id)
         job = PushJob(
             id=self._new_id(),
@@ -197,6 +297,8 @@ class LabelSync:
             defaults=defaults,
             status=JobStatus.PENDING,
             started_at=_push.now(self.clock),
+            mode=mode,
+            locked=self.store.settings(tenant_id).locked,
         )
         return _push.start_job(self.store, job)
 
@@ -241,10 +343,11 @@ class LabelSync:
         defaults: Defaults,
         batch_size: int = 500,
         progress: Progress | None = None,
+        mode: PushMode = PushMode.OVERRIDE,
     ) -> PushReport:
         """`start_push` then `run_push`."""
         _push.check_batch_size(batch_size)
-        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults, mode=mode)
         return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def job(self, job_id: str) -> PushJob:
@@ -266,42 +369,73 @@ class LabelSync:
             users=job.processed,
         )
 
-    def revert_push(self, job_id: str, *, actor_id: str, batch_size: int = 500) -> RevertReport:
-        """Undo a finished push for each User it changed who has not changed since (B5); admins.
+    def history(self, tenant_id: str) -> list[HistoryEntry]:
+        """Every push of the tenant, newest first, each with its report and revert (R19)."""
+        self.store.settings(tenant_id)
+        reverts = {r.push_job_id: r for r in self.store.list_reverts(tenant_id)}
+        return [HistoryEntry(job=j, revert=reverts.get(j.id)) for j in self.store.list_jobs(tenant_id)]
 
-        Only the tenant's latest push can be reverted. A User edited or onboarded after
-        it is left as they are and listed in `changed_since`.
+    def revert_push(self, job_id: str, *, actor_id: str, batch_size: int = 500) -> RevertReport:
+        """Undo a finished push for the labels whose origin is still that push (R19); admins.
+
+        Any DONE push may be reverted, once: the revert is an audited job of its
+        own (`history`), a second revert raises `AlreadyReverted`. A label someone
+        changed since (the User, a later push, a reset) is left as it is, and its
+        User listed in `changed_since`. Reverting the tenant's latest push gives
+        the tenant the defaults, last push and so onboarding of the push before it.
         """
         _push.check_batch_size(batch_size)
         job = self.store.get_job(job_id)
         self._admin(job.tenant_id, actor_id)
-        _log.info("revert of push %s (tenant %s) started by %s", job_id, job.tenant_id, actor_id)
         if job.status is not JobStatus.DONE:
             raise InvalidInput(
                 "job_id",
                 job_id,
                 f"is {job.status.name}; only a finished (DONE) push can be reverted",
             )
-        latest = self.store.list_jobs(job.tenant_id)[0]
-        if latest.id != job_id:
-            # A later push owns INBOX/SENT now; undoing an earlier one under it
-            # would restore Users the later push left alone (same defaults).
-            raise InvalidInput(
-                "job_id",
-                job_id,
-                f"is not the latest push of tenant {job.tenant_id!r} ({latest.id!r} is); "
-                "only the latest push can be reverted",
+        revert = self.store.start_revert(
+            RevertJob(
+                id=self._new_id(),
+                tenant_id=job.tenant_id,
+                push_job_id=job_id,
+                actor_id=actor_id,
+                started_at=_push.now(self.clock),
             )
+        )
+        _log.info(
+            "revert %s of push %s (tenant %s) started by %s",
+            revert.id,
+            job_id,
+            job.tenant_id,
+            actor_id,
+        )
         reverted: list[str] = []
         changed_since: list[str] = []
+        labels = 0
         per_user = groupby(self.store.job_changes(job_id), key=lambda s: s.change.user_id)
         # Each group must be read before groupby moves on, hence the inner list().
         while chunk := [(user_id, list(group)) for user_id, group in islice(per_user, batch_size)]:
-            reverted_now, stale = self._revert_chunk(job.tenant_id, chunk)
-            reverted += reverted_now
+            done, stale, flipped = self._revert_chunk(job, revert, chunk)
+            reverted += done
             changed_since += stale
+            labels += flipped
+        defaults, last_push, restored = self._before(job)
+        finished = self.store.finish_revert(
+            attrs.evolve(
+                revert,
+                status=JobStatus.DONE,
+                finished_at=_push.now(self.clock),
+                users_restored=len(reverted),
+                labels_restored=labels,
+                users_left_alone=len(changed_since),
+                restored_defaults=restored,
+            ),
+            defaults=defaults,
+            last_push=last_push,
+        )
         _log.info(
-            "revert of push %s (tenant %s) by %s: %d Users restored, %d left alone",
+            "revert %s of push %s (tenant %s) by %s: %d Users restored, %d left alone",
+            revert.id,
             job_id,
             job.tenant_id,
             actor_id,
@@ -309,27 +443,137 @@ class LabelSync:
             len(changed_since),
         )
         return RevertReport(
-            job_id=job_id, reverted=tuple(reverted), changed_since=tuple(changed_since)
+            job_id=job_id,
+            reverted=tuple(reverted),
+            changed_since=tuple(changed_since),
+            revert=finished,
         )
 
+    def _before(self, job: PushJob) -> tuple[Defaults | None, PushRecord | None, bool]:
+        """The defaults and last push the tenant goes back to if `job` is its latest push."""
+        last = self.store.settings(job.tenant_id).last_push
+        if last is None or last.job_id != job.id:
+            return None, None, False
+        reverted = {r.push_job_id for r in self.store.list_reverts(job.tenant_id)}
+        reverted.add(job.id)
+        for earlier in self.store.list_jobs(job.tenant_id):
+            if earlier.status is JobStatus.DONE and earlier.id not in reverted:
+                if earlier.started_at <= job.started_at:
+                    return earlier.defaults, earlier.record(), True
+        return None, None, True
+
     def _revert_chunk(
-        self, tenant_id: str, chunk: list[tuple[str, list[StoredChange]]]
-    ) -> tuple[list[str], list[str]]:
-        current = {
-            u.id: u for u in self.store.get_users(tenant_id, [user_id for user_id, _ in chunk])
-        }
-        writes: list[tuple[User, int]] = []
+        self, job: PushJob, revert: RevertJob, chunk: list[tuple[str, list[StoredChange]]]
+    ) -> tuple[list[str], list[str], int]:
+        """Restore, for this chunk's Users, each label whose origin is still `job`."""
+        tenant_id = job.tenant_id
+        pending = dict(chunk)
+        restored: list[str] = []
         stale: list[str] = []
-        for user_id, stored in chunk:
-            user = current.get(user_id)
-            if user is None or user.version != stored[-1].version_after:
-                stale.append(user_id)
-                continue
+        flipped = 0
+        stamp = revert.stamp
+        while pending:
+            writes: list[tuple[User, int]] = []
+            counts: dict[str, int] = {}
+            for user in self.store.get_users(tenant_id, list(pending)):
+                ids = set(user.synced.ids)
+                provenance = user.provenance
+                undone = 0
+                for s in pending[user.id]:
+                    label = s.change.label
+                    origin = provenance.of(label)
+                    mailbox_id = None if user.mailbox is None else user.mailbox.label_id(label)
+                    if origin.origin is not Origin.PUSH or origin.job_id != job.id:
+                        continue
+                    if mailbox_id != s.change.label_id:
+                        continue
+                    # Undo the flip: what the push selected is deselected, and back.
+                    (ids.discard if s.change.selected else ids.add)(s.change.label_id)
+                    provenance = provenance.setting(label, stamp)
+                    undone += 1
+                if undone:
+                    new = user._with_state(LabelSet(ids), provenance, bump=True)
+                    writes.append((new, user.version))
+                    counts[user.id] = undone
+            gone = set(pending) - {u for u, _ in writes}
+            conflicts = set(self.store.save_users(tenant_id, writes))
+            for user, _ in writes:
+                if user.id not in conflicts:
+                    restored.append(user.id)
+                    flipped += counts[user.id]
+            stale += [u for u in pending if u in gone]
+            # A User written between our read and write: read again and retry.
+            pending = {u: pending[u] for u in conflicts}
+        return restored, stale, flipped
+
+    # -- policy: locks, reset, drift (R17, R18) --------------------------------------------
+
+    def set_locks(
+        self, tenant_id: str, *, actor_id: str, locked: frozenset[SystemLabel]
+    ) -> Locks | None:
+        """Lock INBOX and/or SENT for the tenant's Users (R17); admins only, audited.
+
+        An empty set unlocks all. Locking changes no selection by itself; a push
+        (any mode) applies locked labels, and a User's own change of one raises
+        `LabelLocked`. Returns the stored locks (who, when), None when unlocked.
+        """
+        if isinstance(locked, str | bytes) or not isinstance(locked, frozenset | set):
+            raise InvalidInput("locked", locked, "must be a set of SystemLabels (INBOX, SENT)")
+        for label in locked:
+            if not isinstance(label, SystemLabel):
+                raise InvalidInput("locked", label, "is not a SystemLabel (INBOX or SENT)")
+        self._admin(tenant_id, actor_id)
+        locks = Locks(labels=frozenset(locked), actor_id=actor_id, at=_push.now(self.clock))
+        self.store.save_locks(tenant_id, locks)
+        _log.info(
+            "locks of tenant %s set by %s: %s",
+            tenant_id,
+            actor_id,
+            ", ".join(sorted(label.name for label in locked)) or "none",
+        )
+        return locks
+
+    def reset_to_defaults(
+        self, tenant_id: str, user_id: str, *, actor_id: str | None = None
+    ) -> User:
+        """A User resets their INBOX/SENT to the tenant's defaults (R18); origin RESET.
+
+        Made by the User themself (`actor_id` defaults to `user_id`; another actor
+        must be an admin). Both labels of their mailbox get origin RESET, so a
+        later KEEP_USER_CHOICES push no longer keeps them. Returns the User as stored.
+        """
+        if actor_id is not None and actor_id != user_id:
+            self._admin(tenant_id, actor_id)
+        defaults = self.store.settings(tenant_id).defaults
+        if defaults is None:
+            raise InvalidInput(
+                "tenant.defaults", None, f"means tenant {tenant_id!r} has no defaults to reset to"
+            )
+        stamp = LabelOrigin(origin=Origin.RESET, at=_push.now(self.clock))
+        while True:
+            user = self.store.get_user(tenant_id, user_id)
+            if user.mailbox is None:
+                raise InvalidInput(
+                    "user_id", user_id, "has no connected mailbox: there is nothing to reset"
+                )
             ids = set(user.synced.ids)
-            for s in stored:
-                # Undo the flip: what the push selected is deselected, and back.
-                (ids.discard if s.change.selected else ids.add)(s.change.label_id)
-            writes.append((user.with_selection(LabelSet(ids)), user.version))
-        conflicts = set(self.store.save_users(tenant_id, writes))
-        stale += [user.id for user, _ in writes if user.id in conflicts]
-        return [user.id for user, _ in writes if user.id not in conflicts], stale
+            provenance = user.provenance
+            for label, on in defaults.items():
+                label_id = user.mailbox.label_id(label)
+                if label_id is None:
+                    continue
+                (ids.add if on else ids.discard)(label_id)
+                provenance = provenance.setting(label, stamp)
+            wanted = user._with_state(LabelSet(ids), provenance, bump=True)
+            if not self.store.save_users(tenant_id, [(wanted, user.version)]):
+                _log.info("User %s of tenant %s reset to the defaults", user_id, tenant_id)
+                return wanted
+
+    def drift(self, tenant_id: str) -> Drift:
+        """Who differs from the tenant's current defaults, and why (R18)."""
+        return drift(self.store.get_tenant(tenant_id))
+
+
+def _check_mode(mode: object) -> None:
+    if not isinstance(mode, PushMode):
+        raise InvalidInput("mode", mode, f"is not one of {', '.join(m.name for m in PushMode)}")

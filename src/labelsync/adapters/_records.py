@@ -4,16 +4,34 @@ labels as JSON-ready values, and a User's selection split into hot push state an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from labelsync._provenance import LabelOrigin, Origin, Provenance
 from labelsync.exceptions import InvalidInput
-from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
+from labelsync.model import (
+    Defaults,
+    Label,
+    LabelSet,
+    Locks,
+    PushCounts,
+    PushRecord,
+    SystemLabel,
+    User,
+)
 
 __all__ = [
     "HotState",
+    "ProvenanceColumns",
+    "locked_from_text",
+    "locked_text",
+    "locks_doc",
+    "locks_from_doc",
+    "provenance_columns",
+    "provenance_from",
     "check_distinct",
     "check_limit",
     "hot_state",
@@ -136,3 +154,85 @@ def selection(
     if sent_on and sent_id is not None:
         ids.add(sent_id)
     return LabelSet(ids)
+
+
+ProvenanceColumns = tuple[bool, str | None, str | None, str | None, str | None, str | None, str | None]
+"""A User's provenance as the hot columns keep it: covered, then for INBOX and for SENT the
+origin (NULL: unknown), its job id and its time (ISO 8601 text with the UTC offset)."""
+
+
+def _origin_columns(origin: LabelOrigin) -> tuple[str | None, str | None, str | None]:
+    if origin.origin is Origin.UNKNOWN:
+        return None, None, None
+    at = None if origin.at is None else origin.at.isoformat()
+    return origin.origin.value, origin.job_id, at
+
+
+def provenance_columns(provenance: Provenance) -> ProvenanceColumns:
+    """`provenance` as the seven narrow columns the stores keep next to the push state."""
+    return (
+        provenance.covered,
+        *_origin_columns(provenance.inbox),
+        *_origin_columns(provenance.sent),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin_from(origin: str | None, job_id: str | None, at: str | None) -> LabelOrigin:
+    if origin is None:
+        return LabelOrigin()
+    return LabelOrigin(
+        origin=Origin(origin),
+        job_id=job_id,
+        at=None if at is None else dt.datetime.fromisoformat(at),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def provenance_from(
+    covered: object,
+    inbox: str | None,
+    inbox_job: str | None,
+    inbox_at: str | None,
+    sent: str | None,
+    sent_job: str | None,
+    sent_at: str | None,
+) -> Provenance:
+    """The provenance `provenance_columns` wrote; shared between Users (a push stamps many alike)."""
+    return Provenance(
+        inbox=_origin_from(inbox, inbox_job, inbox_at),
+        sent=_origin_from(sent, sent_job, sent_at),
+        covered=bool(covered),
+    )
+
+
+def locks_doc(locks: Locks | None) -> dict[str, object] | None:
+    """`locks` as plain JSON values (None: nothing locked, never set)."""
+    if locks is None:
+        return None
+    return {
+        "labels": sorted(label.value for label in locks.labels),
+        "actor_id": locks.actor_id,
+        "at": locks.at.isoformat(),
+    }
+
+
+def locks_from_doc(doc: Mapping[str, Any] | None) -> Locks | None:
+    """The locks `locks_doc` wrote."""
+    if doc is None:
+        return None
+    return Locks(
+        labels=frozenset(SystemLabel(x) for x in doc["labels"]),
+        actor_id=doc["actor_id"],
+        at=dt.datetime.fromisoformat(doc["at"]),
+    )
+
+
+def locked_text(labels: frozenset[SystemLabel]) -> str:
+    """A job's locked labels as a short text column: ``"INBOX,SENT"``, ``""`` for none."""
+    return ",".join(sorted(label.value for label in labels))
+
+
+def locked_from_text(text: str | None) -> frozenset[SystemLabel]:
+    """The labels `locked_text` wrote."""
+    return frozenset(SystemLabel(x) for x in text.split(",") if x) if text else frozenset()

@@ -25,8 +25,9 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.jobs import PushJob, StoredChange
-from labelsync.model import Defaults, PushRecord, Tenant, User
+from labelsync.exceptions import AlreadyReverted
+from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
+from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
 
 __all__ = ["InMemoryStore"]
@@ -39,6 +40,7 @@ class _TenantRow:
     onboard_new_users: bool
     current_job_id: str | None = None
     last_push: PushRecord | None = None
+    locks: Locks | None = None
     users: dict[str, User] = attrs.Factory(dict)
     positions: list[int] = attrs.Factory(list)  # roster positions, increasing
     ids: list[str] = attrs.Factory(list)  # user id at the same index as its position
@@ -53,6 +55,7 @@ class InMemoryStore:
         self._jobs: dict[str, PushJob] = {}
         self._changes: dict[str, list[StoredChange]] = {}
         self._skips: dict[str, list[Skip]] = {}
+        self._reverts: dict[str, RevertJob] = {}  # by push job id, in start order
         self._next_position = 1
 
     def __repr__(self) -> str:
@@ -81,6 +84,7 @@ class InMemoryStore:
                 defaults=tenant.defaults,
                 onboard_new_users=tenant.onboard_new_users,
                 last_push=tenant.last_push,
+                locks=tenant.locks,
             )
             for user in tenant.users:
                 self._append(row, user)
@@ -100,6 +104,7 @@ class InMemoryStore:
                 defaults=row.defaults,
                 last_push=row.last_push,
                 onboard_new_users=row.onboard_new_users,
+                locks=row.locks,
             )
 
     def settings(self, tenant_id: str) -> TenantSettings:
@@ -111,6 +116,7 @@ class InMemoryStore:
                 defaults=row.defaults,
                 onboard_new_users=row.onboard_new_users,
                 last_push=row.last_push,
+                locks=row.locks,
             )
 
     def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
@@ -157,6 +163,8 @@ class InMemoryStore:
             )
             for user, _ in writes:
                 if user.id not in conflicts:
+                    if users[user.id].provenance.covered:
+                        user = user._covered()  # covered never goes back (see the port)
                     users[user.id] = user
             return conflicts
 
@@ -213,7 +221,7 @@ class InMemoryStore:
             positions, users = self._roster(job, after, limit)
             if not users:
                 return job
-            decision = jobs.decide(users, job.defaults)
+            decision = jobs.decide_job(users, job)
             stored = jobs.after_batch(
                 job, last_position=positions[-1], processed=len(users), counts=decision.counts
             )
@@ -246,3 +254,49 @@ class InMemoryStore:
         with self._lock:
             self.get_job(job_id)
             return iter(list(self._skips[job_id]))
+
+    # -- policy: locks and reverts (R17, R19) ------------------------------------
+
+    def save_locks(self, tenant_id: str, locks: Locks | None) -> None:
+        if locks is not None and not isinstance(locks, Locks):
+            raise InvalidInput("locks", locks, "is not a Locks")
+        with self._lock:
+            self._row(tenant_id).locks = locks
+
+    def start_revert(self, revert: RevertJob) -> RevertJob:
+        with self._lock:
+            job = self.get_job(revert.push_job_id)
+            if job.tenant_id != revert.tenant_id:
+                raise UnknownJob(revert.push_job_id)
+            known = self._reverts.get(revert.push_job_id)
+            if known is not None:
+                if known.status is JobStatus.DONE:
+                    raise AlreadyReverted(revert.push_job_id, known.id)
+                return known
+            self._reverts[revert.push_job_id] = revert
+            return revert
+
+    def finish_revert(
+        self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
+    ) -> RevertJob:
+        with self._lock:
+            row = self._row(revert.tenant_id)
+            known = self._reverts.get(revert.push_job_id)
+            if known is None or known.id != revert.id:
+                raise InvalidInput("revert.id", revert.id, "is not a started revert")
+            if known.status is JobStatus.DONE:
+                raise AlreadyReverted(revert.push_job_id, known.id)
+            self._reverts[revert.push_job_id] = revert
+            if revert.restored_defaults:
+                row.defaults = defaults
+                row.last_push = last_push
+            return revert
+
+    def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
+        with self._lock:
+            found = [
+                r
+                for r in self._reverts.values()
+                if tenant_id is None or r.tenant_id == tenant_id
+            ]
+            return found[::-1]

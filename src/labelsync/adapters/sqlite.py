@@ -35,10 +35,17 @@ from labelsync.adapters._records import (
     hot_state,
     label_from_row,
     label_row,
+    locked_from_text,
+    locked_text,
+    locks_doc,
+    locks_from_doc,
+    provenance_columns,
+    provenance_from,
     record_doc,
     record_from_doc,
     selection,
 )
+from labelsync.policy import PushMode
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -48,10 +55,12 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.jobs import JobStatus, PushJob, StoredChange
+from labelsync.exceptions import AlreadyReverted
+from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import (
     Defaults,
     LabelSet,
+    Locks,
     Mailbox,
     Permission,
     Provider,
@@ -190,7 +199,7 @@ def _split_selections(conn: sqlite3.Connection) -> None:
                 )
             )
             cold.append((_json(sorted(ids.difference((inbox_id, sent_id)))), rowid))
-        conn.executemany(_INSERT_STATE, hot)
+        conn.executemany(_INSERT_STATE_V2, hot)
         conn.executemany("UPDATE users SET synced = ? WHERE rowid = ?", cold)
         after = rows[-1][0]
 
@@ -222,9 +231,45 @@ _V2: Final = (
     "ALTER TABLE users RENAME COLUMN synced TO other_synced",
 )
 
+# Version 3: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+# row the push engine writes (covered, and per label the origin, its job and time;
+# NULL origin: unknown, which is what every existing User migrates to). Jobs keep
+# their mode, the labels locked when they started and their USER_CHOICE_KEPT count;
+# tenants their locks (JSON: labels, who, when); reverts are audited jobs of their own.
+_V3: Final = (
+    "ALTER TABLE user_state ADD COLUMN covered INTEGER NOT NULL DEFAULT 0"
+    " CHECK (covered IN (0, 1))",
+    "ALTER TABLE user_state ADD COLUMN inbox_origin TEXT",
+    "ALTER TABLE user_state ADD COLUMN inbox_job TEXT",
+    "ALTER TABLE user_state ADD COLUMN inbox_at TEXT",
+    "ALTER TABLE user_state ADD COLUMN sent_origin TEXT",
+    "ALTER TABLE user_state ADD COLUMN sent_job TEXT",
+    "ALTER TABLE user_state ADD COLUMN sent_at TEXT",
+    "ALTER TABLE jobs ADD COLUMN mode TEXT NOT NULL DEFAULT 'OVERRIDE'",
+    "ALTER TABLE jobs ADD COLUMN locked TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE jobs ADD COLUMN user_choice_kept INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tenants ADD COLUMN locks TEXT",
+    """
+    CREATE TABLE reverts (
+        seq               INTEGER PRIMARY KEY,   -- start order: newest first when listed
+        id                TEXT NOT NULL UNIQUE,
+        tenant_id         TEXT NOT NULL REFERENCES tenants (id),
+        push_job_id       TEXT NOT NULL UNIQUE REFERENCES jobs (id),  -- one revert per push
+        actor_id          TEXT NOT NULL,
+        started_at        TEXT NOT NULL,
+        status            TEXT NOT NULL CHECK (status IN ('RUNNING', 'DONE')),
+        finished_at       TEXT,
+        users_restored    INTEGER NOT NULL,
+        labels_restored   INTEGER NOT NULL,
+        users_left_alone  INTEGER NOT NULL,
+        restored_defaults INTEGER NOT NULL CHECK (restored_defaults IN (0, 1))
+    )
+    """,
+)
+
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -235,7 +280,9 @@ _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _SELECT_USERS: Final = """
     SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
-           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on,
+           h.covered, h.inbox_origin, h.inbox_job, h.inbox_at, h.sent_origin, h.sent_job,
+           h.sent_at
     FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
 """
 
@@ -245,17 +292,27 @@ _INSERT_USER: Final = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_INSERT_STATE: Final = """
+_INSERT_STATE_V2: Final = """
     INSERT INTO user_state (tenant_id, position, id, version, has_mailbox, inbox_id, inbox_on,
                             sent_id, sent_on)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+_INSERT_STATE: Final = """
+    INSERT INTO user_state (tenant_id, position, id, version, has_mailbox, inbox_id, inbox_on,
+                            sent_id, sent_on, covered, inbox_origin, inbox_job, inbox_at,
+                            sent_origin, sent_job, sent_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
 # Compare-and-set: the hot row is written only if it is still at the version it was
-# read at; the cold row follows only when every hot row did.
+# read at; the cold row follows only when every hot row did. Covered never goes back
+# (marking a User covered does not move the version).
 _CAS_STATE: Final = """
     UPDATE user_state
-    SET version = ?, has_mailbox = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?
+    SET version = ?, has_mailbox = ?, inbox_id = ?, inbox_on = ?, sent_id = ?, sent_on = ?,
+        covered = max(covered, ?), inbox_origin = ?, inbox_job = ?, inbox_at = ?,
+        sent_origin = ?, sent_job = ?, sent_at = ?
     WHERE tenant_id = ? AND id = ? AND version = ?
 """
 
@@ -275,18 +332,33 @@ _UPDATE_COLD: Final = """
 # roster order, INBOX before SENT, as the rule emits them.
 
 _BATCH: Final = "tenant_id = :t AND position > :after AND position <= :last"
-_FLIP_INBOX: Final = "(inbox_id IS NOT NULL AND inbox_on <> :i)"
-_FLIP_SENT: Final = "(sent_id IS NOT NULL AND sent_on <> :s)"
+# Per label: the User is in the push's scope (NEW_USERS_ONLY leaves covered Users,
+# :ni/:ns), the label differs from its checkbox, and then it is either kept as the
+# User chose it (KEEP_USER_CHOICES, :ki/:ks) or flipped (R16; locked labels come with
+# :ki = :ni = 0, R17).
+_IN_INBOX: Final = "NOT (:ni AND covered)"
+_IN_SENT: Final = "NOT (:ns AND covered)"
+_DIFF_INBOX: Final = f"(inbox_id IS NOT NULL AND inbox_on <> :i AND {_IN_INBOX})"
+_DIFF_SENT: Final = f"(sent_id IS NOT NULL AND sent_on <> :s AND {_IN_SENT})"
+_KEPT_INBOX: Final = f"({_DIFF_INBOX} AND :ki AND coalesce(inbox_origin, '') = 'USER')"
+_KEPT_SENT: Final = f"({_DIFF_SENT} AND :ks AND coalesce(sent_origin, '') = 'USER')"
+_FLIP_INBOX: Final = f"({_DIFF_INBOX} AND NOT (:ki AND coalesce(inbox_origin, '') = 'USER'))"
+_FLIP_SENT: Final = f"({_DIFF_SENT} AND NOT (:ks AND coalesce(sent_origin, '') = 'USER'))"
+_MISS_INBOX: Final = f"(has_mailbox AND inbox_id IS NULL AND {_IN_INBOX})"
+_MISS_SENT: Final = f"(has_mailbox AND sent_id IS NULL AND {_IN_SENT})"
+_NO_MAILBOX: Final = "(NOT has_mailbox AND NOT (:ni AND :ns AND covered))"
+_UNCOVERED: Final = "(has_mailbox AND NOT covered)"
 
 # Where the batch ends and what it will do, in one pass over its rows.
 _BATCH_RANGE: Final = f"""
     SELECT count(*), max(position),
            sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
-           sum(NOT has_mailbox),
-           sum(has_mailbox AND inbox_id IS NULL),
-           sum(has_mailbox AND sent_id IS NULL)
+           sum({_NO_MAILBOX}), sum({_MISS_INBOX}), sum({_MISS_SENT}),
+           sum({_KEPT_INBOX}), sum({_KEPT_SENT}), sum({_UNCOVERED})
     FROM (
-        SELECT position, has_mailbox, inbox_id, inbox_on, sent_id, sent_on FROM user_state
+        SELECT position, has_mailbox, inbox_id, inbox_on, sent_id, sent_on, covered,
+               inbox_origin, sent_origin
+        FROM user_state
         WHERE tenant_id = :t AND position > :after AND position <= :end
         ORDER BY position LIMIT :limit
     )
@@ -308,23 +380,37 @@ _BATCH_SKIPS: Final = f"""
     INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)
     SELECT :job, :t, id, label, reason FROM (
         SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
-        FROM user_state WHERE {_BATCH} AND NOT has_mailbox
+        FROM user_state WHERE {_BATCH} AND {_NO_MAILBOX}
         UNION ALL
         SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
-        FROM user_state WHERE {_BATCH} AND has_mailbox AND inbox_id IS NULL
+        FROM user_state WHERE {_BATCH} AND {_MISS_INBOX}
+        UNION ALL
+        SELECT position, 1, id, 'INBOX', 'USER_CHOICE_KEPT'
+        FROM user_state WHERE {_BATCH} AND {_KEPT_INBOX}
         UNION ALL
         SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
-        FROM user_state WHERE {_BATCH} AND has_mailbox AND sent_id IS NULL
+        FROM user_state WHERE {_BATCH} AND {_MISS_SENT}
+        UNION ALL
+        SELECT position, 2, id, 'SENT', 'USER_CHOICE_KEPT'
+        FROM user_state WHERE {_BATCH} AND {_KEPT_SENT}
     ) ORDER BY position, rank
 """
 
-# Only the flags and the version change (R5): cold columns are never read or written.
+# Only the flags, their provenance, the covered mark and the version change (R5,
+# R15): cold columns are never read or written. SET reads the row as it was.
 _BATCH_USERS: Final = f"""
     UPDATE user_state
-    SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE :i END,
-        sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :s END,
-        version = version + 1
-    WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
+    SET inbox_on = CASE WHEN {_FLIP_INBOX} THEN :i ELSE inbox_on END,
+        inbox_origin = CASE WHEN {_FLIP_INBOX} THEN 'PUSH' ELSE inbox_origin END,
+        inbox_job = CASE WHEN {_FLIP_INBOX} THEN :job ELSE inbox_job END,
+        inbox_at = CASE WHEN {_FLIP_INBOX} THEN :at ELSE inbox_at END,
+        sent_on = CASE WHEN {_FLIP_SENT} THEN :s ELSE sent_on END,
+        sent_origin = CASE WHEN {_FLIP_SENT} THEN 'PUSH' ELSE sent_origin END,
+        sent_job = CASE WHEN {_FLIP_SENT} THEN :job ELSE sent_job END,
+        sent_at = CASE WHEN {_FLIP_SENT} THEN :at ELSE sent_at END,
+        covered = covered OR has_mailbox,
+        version = version + ({_FLIP_INBOX} OR {_FLIP_SENT})
+    WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT} OR {_UNCOVERED})
 """
 
 # A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
@@ -332,7 +418,7 @@ _JOB_KEY: Final = ("id", "tenant_id")
 _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
-    "no_mailbox", "label_missing", "superseded_by",
+    "no_mailbox", "label_missing", "superseded_by", "mode", "locked", "user_choice_kept",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -362,7 +448,7 @@ _SKIPS_PAGE: Final = """
 # -- rows <-> values -------------------------------------------------------------
 
 ColdParams = tuple[str, str, str | None, str | None, str | None, str]
-HotParams = tuple[int, bool, str | None, bool, str | None, bool]
+HotParams = tuple[object, ...]
 
 
 def _role(label: SystemLabel | None) -> str | None:
@@ -394,7 +480,8 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
         labels,
         _json(others),
     )
-    return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
+    hot = (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
+    return cold, (*hot, *provenance_columns(user.provenance))
 
 
 def _insert_users(
@@ -450,6 +537,15 @@ def _user_from_row(row: sqlite3.Row) -> User:
             row["sent_id"] if row["sent_on"] else None,
         ),
         version=row["version"],
+        provenance=provenance_from(
+            row["covered"],
+            row["inbox_origin"],
+            row["inbox_job"],
+            row["inbox_at"],
+            row["sent_origin"],
+            row["sent_job"],
+            row["sent_at"],
+        ),
     )
 
 
@@ -481,6 +577,51 @@ def _tenant_from_row(
         defaults=_defaults_from_row(row),
         last_push=last_push,
         onboard_new_users=bool(row["onboard_new_users"]),
+        locks=_locks(row),
+    )
+
+
+def _locks(row: sqlite3.Row) -> Locks | None:
+    text = row["locks"]
+    return None if text is None else locks_from_doc(json.loads(text))
+
+
+_REVERT_COLUMNS: Final = (
+    "id", "tenant_id", "push_job_id", "actor_id", "started_at", "status", "finished_at",
+    "users_restored", "labels_restored", "users_left_alone", "restored_defaults",
+)  # fmt: skip
+
+
+def _revert_params(revert: RevertJob) -> tuple[object, ...]:
+    return (
+        revert.id,
+        revert.tenant_id,
+        revert.push_job_id,
+        revert.actor_id,
+        _time(revert.started_at),
+        revert.status.value,
+        None if revert.finished_at is None else _time(revert.finished_at),
+        revert.users_restored,
+        revert.labels_restored,
+        revert.users_left_alone,
+        revert.restored_defaults,
+    )
+
+
+def _revert_from_row(row: sqlite3.Row) -> RevertJob:
+    finished_at = row["finished_at"]
+    return RevertJob(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        push_job_id=row["push_job_id"],
+        actor_id=row["actor_id"],
+        started_at=_time_from_text(row["started_at"]),
+        status=JobStatus(row["status"]),
+        finished_at=None if finished_at is None else _time_from_text(finished_at),
+        users_restored=row["users_restored"],
+        labels_restored=row["labels_restored"],
+        users_left_alone=row["users_left_alone"],
+        restored_defaults=bool(row["restored_defaults"]),
     )
 
 
@@ -514,6 +655,9 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         counts.no_mailbox,
         counts.label_missing,
         job.superseded_by,
+        job.mode.value,
+        locked_text(job.locked),
+        counts.user_choice_kept,
     )
 
 
@@ -536,9 +680,12 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
             deselected=row["deselected"],
             no_mailbox=row["no_mailbox"],
             label_missing=row["label_missing"],
+            user_choice_kept=row["user_choice_kept"],
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
+        mode=PushMode(row["mode"]),
+        locked=locked_from_text(row["locked"]),
     )
 
 
@@ -785,14 +932,15 @@ class SqliteStore:
                 raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
             conn.execute(
                 "INSERT INTO tenants"
-                " (id, name, defaults_inbox, defaults_sent, onboard_new_users, last_push)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " (id, name, defaults_inbox, defaults_sent, onboard_new_users, last_push, locks)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant.id,
                     tenant.name,
                     *_defaults_params(tenant.defaults),
                     tenant.onboard_new_users,
                     None if tenant.last_push is None else _json(record_doc(tenant.last_push)),
+                    None if tenant.locks is None else _json(locks_doc(tenant.locks)),
                 ),
             )
             _insert_users(conn, tenant.id, list(enumerate(tenant.users, start=1)))
@@ -825,6 +973,7 @@ class SqliteStore:
                 defaults=_defaults_from_row(row),
                 onboard_new_users=bool(row["onboard_new_users"]),
                 last_push=_last_push(row),
+                locks=_locks(row),
             )
 
     def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
@@ -979,9 +1128,9 @@ class SqliteStore:
             jobs.check_writable(job, current)
             if job.cursor != after:
                 return StaleCheckpoint(job)
-            plan = jobs.plan(job.defaults)
+            plan = jobs.job_plan(job)
             inbox, sent = plan.checked
-            params = {
+            params: dict[str, object] = {
                 "job": job.id,
                 "t": job.tenant_id,
                 "after": after,
@@ -989,24 +1138,30 @@ class SqliteStore:
                 "limit": limit,
                 "i": inbox,
                 "s": sent,
+                "ki": plan.keep[0],
+                "ks": plan.keep[1],
+                "ni": plan.new_only[0],
+                "ns": plan.new_only[1],
+                "at": _time(job.started_at),
             }
-            size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
-                conn.execute(_BATCH_RANGE, params).fetchone()
-            )
+            (size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent,
+             kept_inbox, kept_sent, uncovered) = conn.execute(_BATCH_RANGE, params).fetchone()  # fmt: skip
             if not size:
                 return job
             params["last"] = last
             if changed:
                 # Changes first: they record each User's version + 1, before the update.
                 conn.execute(_BATCH_CHANGES, params)
+            if changed or uncovered:
                 conn.execute(_BATCH_USERS, params)
-            if no_mailbox or miss_inbox or miss_sent:
+            if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent:
                 conn.execute(_BATCH_SKIPS, params)
             counts = plan.counts(
                 users_changed=changed,
                 flips=(flips_inbox, flips_sent),
                 no_mailbox=no_mailbox,
                 missing=(miss_inbox, miss_sent),
+                kept=(kept_inbox, kept_sent),
             )
             stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
             self._save_job(conn, stored)
@@ -1064,3 +1219,76 @@ class SqliteStore:
             if len(rows) < _PAGE:
                 return
             after = rows[-1]["seq"]
+
+    # -- policy: locks and reverts (R17, R19) ---------------------------------------------
+
+    def save_locks(self, tenant_id: str, locks: Locks | None) -> None:
+        """Store the tenant's locks (R17), leaving every other setting as it is."""
+        if locks is not None and not isinstance(locks, Locks):
+            raise InvalidInput("locks", locks, "is not a Locks")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            conn.execute(
+                "UPDATE tenants SET locks = ? WHERE id = ?",
+                (None if locks is None else _json(locks_doc(locks)), tenant_id),
+            )
+
+    def start_revert(self, revert: RevertJob) -> RevertJob:
+        """Persist a RUNNING revert, or return the push's unfinished one; `AlreadyReverted`."""
+        with self._writing() as conn:
+            job = self._job(conn, revert.push_job_id)
+            if job.tenant_id != revert.tenant_id:
+                raise UnknownJob(revert.push_job_id)
+            row = conn.execute(
+                "SELECT * FROM reverts WHERE push_job_id = ?", (revert.push_job_id,)
+            ).fetchone()
+            if row is not None:
+                known = _revert_from_row(row)
+                if known.status is JobStatus.DONE:
+                    raise AlreadyReverted(revert.push_job_id, known.id)
+                return known
+            conn.execute(
+                f"INSERT INTO reverts ({', '.join(_REVERT_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(_REVERT_COLUMNS))})",
+                _revert_params(revert),
+            )
+            return revert
+
+    def finish_revert(
+        self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
+    ) -> RevertJob:
+        """Store the finished revert and, if it restored them, the tenant's defaults and last push."""
+        with self._writing() as conn:
+            row = conn.execute("SELECT * FROM reverts WHERE id = ?", (revert.id,)).fetchone()
+            if row is None or row["push_job_id"] != revert.push_job_id:
+                raise InvalidInput("revert.id", revert.id, "is not a started revert")
+            if row["status"] == JobStatus.DONE.value:
+                raise AlreadyReverted(revert.push_job_id, revert.id)
+            columns = _REVERT_COLUMNS[1:]
+            conn.execute(
+                f"UPDATE reverts SET ({', '.join(columns)}) = ({', '.join('?' * len(columns))})"
+                " WHERE id = ?",
+                (*_revert_params(revert)[1:], revert.id),
+            )
+            if revert.restored_defaults:
+                conn.execute(
+                    "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ?, last_push = ?"
+                    " WHERE id = ?",
+                    (
+                        *_defaults_params(defaults),
+                        None if last_push is None else _json(record_doc(last_push)),
+                        revert.tenant_id,
+                    ),
+                )
+            return revert
+
+    def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
+        """Reverts (of one tenant, or all), newest first."""
+        with self._reading() as conn:
+            if tenant_id is None:
+                rows = conn.execute("SELECT * FROM reverts ORDER BY seq DESC")
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM reverts WHERE tenant_id = ? ORDER BY seq DESC", (tenant_id,)
+                )
+            return [_revert_from_row(row) for row in rows]

@@ -62,6 +62,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.policy import PushMode
 from labelsync.ports import (
     JobStatus,
     PushJob,
@@ -113,6 +114,14 @@ def _user(
         synced=LabelSet(synced),
         version=version,
     )
+
+
+def _stamped(user: User, job: PushJob, *labels: SystemLabel) -> User:
+    """`user` as a push of `job` leaves it (R15): `labels` set by the job, and covered."""
+    provenance = attrs.evolve(user.provenance, covered=True)
+    for label in labels:
+        provenance = provenance.setting(label, job.stamp)
+    return attrs.evolve(user, provenance=provenance)
 
 
 def _tenant(tenant_id: str, *user_ids: str, domain: str = "acme.test") -> Tenant:
@@ -717,8 +726,14 @@ class StoreContract:
 
         stored = run_next(store, job)
 
-        pushed = users[0].with_selection(LabelSet(["INBOX", "SENT", "Label_7"]))
-        assert (pushed, users[1], users[2]) == store.get_tenant("t1").users
+        pushed = _stamped(
+            users[0].with_selection(LabelSet(["INBOX", "SENT", "Label_7"])),
+            job,
+            SystemLabel.INBOX,
+            SystemLabel.SENT,
+        )
+        covered = _stamped(users[2], job)  # reached, already as checked: origin unchanged
+        assert (pushed, users[1], covered) == store.get_tenant("t1").users
         assert 1 == pushed.version
         expected_job = attrs.evolve(
             job,
@@ -776,7 +791,9 @@ class StoreContract:
 
         run_next(store, job)
 
-        assert _user("u2", synced=["Label_7"], version=4) == store.get_user("t1", "u2")
+        assert _stamped(
+            _user("u2", synced=["Label_7"], version=4), job, SystemLabel.INBOX
+        ) == store.get_user("t1", "u2")
         assert [StoredChange(LabelChange("u2", SystemLabel.INBOX, "INBOX", False), 4)] == list(
             store.job_changes("j1")
         )
@@ -839,7 +856,8 @@ class StoreContract:
         """Differential property: each batch a store runs equals `apply_defaults` (R3-R5, R7,
         R9, R12) over the batch's Users as they are when it runs: on random tenants with
         stale ids, missing labels and no mailbox, Users edited between batches, and the job
-        resumed by a fresh runner from its stored checkpoint (needs hypothesis)."""
+        resumed by a fresh runner from its stored checkpoint; in every push mode, with
+        provenance, covered Users and locked labels (R15-R17) (needs hypothesis)."""
         pytest.importorskip("hypothesis")
         from hypothesis import HealthCheck, given, settings
         from hypothesis import strategies as st
@@ -870,7 +888,10 @@ class StoreContract:
             tenant = attrs.evolve(tenant, id=next(fresh_ids), last_push=None)
             gaps = data.draw(edits(tenant))
             store.add_tenant(tenant)
-            job = store.start_job(_new_job(next(fresh_ids), tenant.id, defaults=pushed))
+            # R16, R17: any mode, with the tenant's locked labels applied as OVERRIDE.
+            mode = data.draw(st.sampled_from(PushMode))
+            new_job = _new_job(next(fresh_ids), tenant.id, defaults=pushed)
+            job = store.start_job(attrs.evolve(new_job, mode=mode, locked=tenant.locked))
             expected_changes: list[StoredChange] = []
             expected_skips: list[Skip] = []
             expected_counts = PushCounts()
@@ -886,7 +907,10 @@ class StoreContract:
                         )
                 now = store.get_users(tenant.id, roster[done : done + limit])
                 want, changes = apply_defaults(
-                    Tenant(id=tenant.id, name=tenant.name, users=now), pushed
+                    Tenant(id=tenant.id, name=tenant.name, users=now, locks=tenant.locks),
+                    pushed,
+                    mode=mode,
+                    stamp=job.stamp,
                 )
                 # Resume: a fresh runner knows only the stored job and its checkpoint.
                 job = run_next(store, store.get_job(job.id), limit=limit)
@@ -1051,9 +1075,11 @@ class StoreContract:
         )
         commit_all(store, j2)
         pushed = LabelSet(["INBOX", "SENT"])
-        assert (_user("u1").with_selection(pushed), _user("u2").with_selection(pushed)) == (
-            store.get_tenant("t1").users
-        )
+        both = (SystemLabel.INBOX, SystemLabel.SENT)
+        assert (
+            _stamped(_user("u1").with_selection(pushed), j1, *both),
+            _stamped(_user("u2").with_selection(pushed), j1, *both),
+        ) == store.get_tenant("t1").users
 
     def test_a_user_id_of_another_tenant_can_be_added(self, store: Store) -> None:
         store.add_tenant(_tenant("t1", "u1"))

@@ -20,7 +20,8 @@ from typing import Literal, TypeVar
 
 from labelsync.changes import Skip
 from labelsync.exceptions import InvalidInput
-from labelsync.model import Defaults, Tenant, User
+from labelsync.jobs import RevertJob
+from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import PushJob, StaleCheckpoint, Store, StoredChange, TenantSettings
 
 __all__ = ["STORE_METHODS", "FaultyStore", "InjectedFault", "StoreProxy"]
@@ -45,6 +46,10 @@ STORE_METHODS = (
     "list_jobs",
     "job_changes",
     "job_skips",
+    "save_locks",
+    "start_revert",
+    "finish_revert",
+    "list_reverts",
 )
 """The names of the methods of the `Store` port, in the order its three ports declare them."""
 
@@ -168,6 +173,32 @@ class StoreProxy:
     def job_skips(self, job_id: str) -> Iterator[Skip]:
         """Delegates to `inner`."""
         return self.intercept("job_skips", (job_id,), lambda: self.inner.job_skips(job_id))
+
+    def save_locks(self, tenant_id: str, locks: Locks | None) -> None:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "save_locks", (tenant_id, locks), lambda: self.inner.save_locks(tenant_id, locks)
+        )
+
+    def start_revert(self, revert: RevertJob) -> RevertJob:
+        """Delegates to `inner`."""
+        return self.intercept("start_revert", (revert,), lambda: self.inner.start_revert(revert))
+
+    def finish_revert(
+        self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
+    ) -> RevertJob:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "finish_revert",
+            (revert, defaults, last_push),
+            lambda: self.inner.finish_revert(revert, defaults=defaults, last_push=last_push),
+        )
+
+    def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "list_reverts", (tenant_id,), lambda: self.inner.list_reverts(tenant_id)
+        )
 
 
 class FaultyStore(StoreProxy):

@@ -19,8 +19,10 @@ import functools
 import attrs
 
 from labelsync.exceptions import MissingExtra
+from labelsync._provenance import LabelOrigin, Origin, Provenance
 from labelsync.model import (
     Defaults,
+    Locks,
     Label,
     LabelSet,
     Mailbox,
@@ -47,10 +49,13 @@ __all__ = [
     "addresses",
     "custom_labels",
     "defaults",
+    "label_origins",
     "label_sets",
     "labels",
+    "locks",
     "mailboxes",
     "permissions",
+    "provenances",
     "providers",
     "push_counts",
     "push_records",
@@ -320,6 +325,41 @@ def users(
         mailbox=box,
         synced=draw(label_sets(box, max_stale=max_stale)),
         version=draw(_versions),
+        provenance=draw(provenances()),
+    )
+
+
+@st.composite
+def label_origins(draw: st.DrawFn) -> LabelOrigin:
+    """Who set a label last (R15): any origin, with a job id where one belongs and a time."""
+    origin = draw(st.sampled_from(Origin))
+    if origin is Origin.UNKNOWN:
+        return LabelOrigin()
+    job_id = None
+    if origin in (Origin.PUSH, Origin.ONBOARDING, Origin.REVERT):
+        job_id = f"job-{draw(st.integers(1, 99))}"
+    return LabelOrigin(origin=origin, job_id=job_id, at=draw(_instants))
+
+
+@st.composite
+def provenances(draw: st.DrawFn) -> Provenance:
+    """A User's provenance (R15): each label's origin, covered or not; unknown a third of the time."""
+    if draw(st.integers(0, 2)) == 0:
+        return Provenance()
+    return Provenance(
+        inbox=draw(label_origins()), sent=draw(label_origins()), covered=draw(st.booleans())
+    )
+
+
+@st.composite
+def locks(draw: st.DrawFn) -> Locks | None:
+    """The tenant's locks (R17): None most often, else a set of labels with who and when."""
+    if draw(st.integers(0, 2)) != 0:
+        return None
+    return Locks(
+        labels=draw(st.frozensets(st.sampled_from(SystemLabel))),
+        actor_id=draw(_user_ids),
+        at=draw(_instants),
     )
 
 
@@ -373,4 +413,5 @@ def tenants(
         defaults=draw(_maybe_defaults),
         last_push=draw(push_records(roster_size=len(roster))) if pushed else None,
         onboard_new_users=draw(st.booleans()),
+        locks=draw(locks()),
     )
