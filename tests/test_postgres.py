@@ -550,7 +550,9 @@ def test_a_version_1_schema_migrates_in_place_and_pushes_as_the_rule_says(
         after = store.get_tenant("acme").users
 
     pushed, changes = apply_defaults(
-        Tenant(id="acme", name="Acme", users=users), Defaults(inbox=False, sent=True)
+        Tenant(id="acme", name="Acme", users=users),
+        Defaults(inbox=False, sent=True),
+        stamp=report.job.stamp,
     )
     assert pushed.users == after
     assert changes.counts() == report.counts

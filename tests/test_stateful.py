@@ -47,6 +47,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.policy import LabelOrigin, Origin, Provenance
 from labelsync.ports import PushJob, Store
 from labelsync.providers import gmail_label
 from labelsync.testing import strategies
@@ -88,9 +89,16 @@ class ModelUser:
     """The User's non-system labels as they last set them (R5, R12)."""
     last_writer: str
     """"added", "edit", or the id of the last push job that processed this User."""
+    provenance: Provenance = Provenance()
+    """R15: who set INBOX and SENT last, and whether a push covered the User."""
 
     def expected(self) -> User:
-        return attrs.evolve(self.added, synced=LabelSet(self.synced), version=self.version)
+        return attrs.evolve(
+            self.added,
+            synced=LabelSet(self.synced),
+            version=self.version,
+            provenance=self.provenance,
+        )
 
 
 @dataclasses.dataclass
@@ -106,7 +114,15 @@ class ModelJob:
     superseded_by: str | None = None
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict.fromkeys(
-            ("users_changed", "selected", "deselected", "no_mailbox", "label_missing"), 0
+            (
+                "users_changed",
+                "selected",
+                "deselected",
+                "no_mailbox",
+                "label_missing",
+                "user_choice_kept",
+            ),
+            0,
         )
     )
 
@@ -160,16 +176,22 @@ class PushMachine(RuleBasedStateMachine):
                 job.counts["no_mailbox"] += 1
                 continue
             synced = set(user.synced)
+            stamp = LabelOrigin(origin=Origin.PUSH, job_id=job.id, at=job.started_at)
+            user.provenance = attrs.evolve(user.provenance, covered=True)
             for role, checked in ((SystemLabel.INBOX, job.inbox), (SystemLabel.SENT, job.sent)):
                 label_id = role_id(mailbox, role)
                 if label_id is None:
                     job.counts["label_missing"] += 1
-                elif checked and label_id not in synced:
+                    continue
+                if checked and label_id not in synced:
                     synced.add(label_id)
                     job.counts["selected"] += 1
                 elif not checked and label_id in synced:
                     synced.remove(label_id)
                     job.counts["deselected"] += 1
+                else:
+                    continue
+                user.provenance = user.provenance.setting(role, stamp)
             if synced != user.synced:
                 user.synced = frozenset(synced)
                 user.version += 1
@@ -217,6 +239,7 @@ class PushMachine(RuleBasedStateMachine):
             version=user.version,
             own=user.synced.ids - system_ids(user.mailbox),
             last_writer="added",
+            provenance=user.provenance,
         )
 
     @rule(target=user_ids, user=strategies.users(user_id="new", max_labels=3, max_stale=1))
@@ -247,6 +270,11 @@ class PushMachine(RuleBasedStateMachine):
             data.draw(st.sets(st.sampled_from(choices)) if choices else st.just(set()))
         )
         stored = self.svc.set_selection(TENANT, user_id, LabelSet(wanted))
+        mine = LabelOrigin(origin=Origin.USER, at=self.clock.now())
+        for role in SystemLabel:
+            label_id = role_id(mailbox, role)
+            if label_id is not None and (label_id in wanted) != (label_id in user.synced):
+                user.provenance = user.provenance.setting(role, mine)  # R15: set by the User
         if wanted != user.synced:
             user.synced = wanted
             user.version += 1

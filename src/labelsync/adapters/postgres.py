@@ -40,6 +40,12 @@ from labelsync.adapters._records import (
     hot_state,
     label_from_row,
     label_row,
+    locked_from_text,
+    locked_text,
+    locks_doc,
+    locks_from_doc,
+    provenance_columns,
+    provenance_from,
     record_doc,
     record_from_doc,
     selection,
@@ -54,20 +60,24 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.jobs import JobStatus, PushJob, StoredChange
+from labelsync.exceptions import AlreadyReverted
+from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import (
     Defaults,
     Label,
+    Locks,
     Mailbox,
     Permission,
     Provider,
     PushCounts,
+    PushRecord,
     SkipReason,
     SystemLabel,
     Tenant,
     User,
 )
 from labelsync.parallel import Busy, Claim, LeaseLost
+from labelsync.policy import PushMode
 from labelsync.ports import StaleCheckpoint, TenantSettings
 
 if TYPE_CHECKING:
@@ -215,6 +225,40 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.users DROP COLUMN version;
     ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
     """,
+    # Version 3: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+    # row a push writes (covered; per label the origin, its job and time; NULL origin:
+    # unknown, which every existing User migrates to). Jobs keep their mode, the labels
+    # locked when they started and their USER_CHOICE_KEPT count; tenants their locks;
+    # reverts are audited jobs of their own, one per push.
+    """
+    ALTER TABLE {s}.user_state
+        ADD COLUMN covered boolean NOT NULL DEFAULT false,
+        ADD COLUMN inbox_origin text,
+        ADD COLUMN inbox_job text,
+        ADD COLUMN inbox_at text,
+        ADD COLUMN sent_origin text,
+        ADD COLUMN sent_job text,
+        ADD COLUMN sent_at text;
+    ALTER TABLE {s}.jobs
+        ADD COLUMN mode text NOT NULL DEFAULT 'OVERRIDE',
+        ADD COLUMN locked text NOT NULL DEFAULT '',
+        ADD COLUMN user_choice_kept bigint NOT NULL DEFAULT 0;
+    ALTER TABLE {s}.tenants ADD COLUMN locks jsonb;
+    CREATE TABLE {s}.reverts (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        push_job_id text NOT NULL UNIQUE REFERENCES {s}.jobs (id),
+        actor_id text NOT NULL,
+        started_at timestamptz NOT NULL,
+        status text NOT NULL CHECK (status IN ('RUNNING', 'DONE')),
+        finished_at timestamptz,
+        users_restored bigint NOT NULL,
+        labels_restored bigint NOT NULL,
+        users_left_alone bigint NOT NULL,
+        restored_defaults boolean NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -250,14 +294,19 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by"
+    "label_missing, finished_at, superseded_by, mode, locked, user_choice_kept"
+)
+_REVERT_COLUMNS = (
+    "id, tenant_id, push_job_id, actor_id, started_at, status, finished_at, users_restored, "
+    "labels_restored, users_left_alone, restored_defaults"
 )
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
 # once, so no per-value conversion runs in Python. A mailbox's labels travel as
 # JSON text: many Users share one layout, which is then decoded (and validated) once.
 _USER_JSON = (
     "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
-    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on)"
+    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on, h.covered, "
+    "h.inbox_origin, h.inbox_job, h.inbox_at, h.sent_origin, h.sent_job, h.sent_at)"
 )
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _USERS = (
@@ -267,7 +316,9 @@ _USERS = (
 _USER_RECORDS = (
     "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
     "address text, labels text, other_synced jsonb, version bigint, position bigint, "
-    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean)"
+    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean, covered boolean, "
+    "inbox_origin text, inbox_job text, inbox_at text, sent_origin text, sent_job text, "
+    "sent_at text)"
 )
 
 # -- a push batch, set-based ----------------------------------------------------------------
@@ -286,13 +337,25 @@ _LOCK_BATCH = """
     ) AS r
 """
 _RUN_BATCH = """
-    WITH b AS (
+    WITH r AS (
         SELECT position, id, version, NOT has_mailbox AS no_mailbox, inbox_id, inbox_on,
-               sent_id, sent_on,
-               (inbox_id IS NOT NULL AND inbox_on <> %(i)s) AS fi,
-               (sent_id IS NOT NULL AND sent_on <> %(s)s) AS fs
+               sent_id, sent_on, covered,
+               NOT (%(ni)s AND covered) AS in_i, NOT (%(ns)s AND covered) AS in_s,
+               coalesce(inbox_origin, '') = 'USER' AS mine_i,
+               coalesce(sent_origin, '') = 'USER' AS mine_s
         FROM {s}.user_state
         WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+    ), d AS (
+        SELECT *, (inbox_id IS NOT NULL AND inbox_on <> %(i)s AND in_i) AS di,
+               (sent_id IS NOT NULL AND sent_on <> %(s)s AND in_s) AS ds
+        FROM r
+    ), b AS (
+        SELECT *, di AND NOT (%(ki)s AND mine_i) AS fi, ds AND NOT (%(ks)s AND mine_s) AS fs,
+               di AND %(ki)s AND mine_i AS kept_i, ds AND %(ks)s AND mine_s AS kept_s,
+               no_mailbox AND NOT (%(ni)s AND %(ns)s AND covered) AS nm,
+               NOT no_mailbox AND inbox_id IS NULL AND in_i AS mi,
+               NOT no_mailbox AND sent_id IS NULL AND in_s AS ms
+        FROM d
     ), ch AS (
         INSERT INTO {s}.job_changes (tenant_id, job_id, batch_key, ord, user_id, label,
                                      label_id, selected, version_after)
@@ -307,26 +370,35 @@ _RUN_BATCH = """
         SELECT %(t)s, %(job)s, %(key)s, row_number() OVER (ORDER BY position, rank), id,
                label, reason
         FROM (SELECT position, 0 AS rank, id, NULL::text AS label, 'NO_MAILBOX' AS reason
-              FROM b WHERE no_mailbox
+              FROM b WHERE nm
               UNION ALL
-              SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
-              FROM b WHERE NOT no_mailbox AND inbox_id IS NULL
+              SELECT position, 1, id, 'INBOX', 'LABEL_MISSING' FROM b WHERE mi
               UNION ALL
-              SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
-              FROM b WHERE NOT no_mailbox AND sent_id IS NULL) AS k
+              SELECT position, 1, id, 'INBOX', 'USER_CHOICE_KEPT' FROM b WHERE kept_i
+              UNION ALL
+              SELECT position, 2, id, 'SENT', 'LABEL_MISSING' FROM b WHERE ms
+              UNION ALL
+              SELECT position, 2, id, 'SENT', 'USER_CHOICE_KEPT' FROM b WHERE kept_s) AS k
     ), up AS (
-        UPDATE {s}.user_state
-        SET inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE %(i)s END,
-            sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE %(s)s END,
-            version = version + 1
-        WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
-          AND ((inbox_id IS NOT NULL AND inbox_on <> %(i)s)
-               OR (sent_id IS NOT NULL AND sent_on <> %(s)s))
+        UPDATE {s}.user_state AS h
+        SET inbox_on = CASE WHEN b.fi THEN %(i)s ELSE h.inbox_on END,
+            inbox_origin = CASE WHEN b.fi THEN 'PUSH' ELSE h.inbox_origin END,
+            inbox_job = CASE WHEN b.fi THEN %(job)s ELSE h.inbox_job END,
+            inbox_at = CASE WHEN b.fi THEN %(at)s ELSE h.inbox_at END,
+            sent_on = CASE WHEN b.fs THEN %(s)s ELSE h.sent_on END,
+            sent_origin = CASE WHEN b.fs THEN 'PUSH' ELSE h.sent_origin END,
+            sent_job = CASE WHEN b.fs THEN %(job)s ELSE h.sent_job END,
+            sent_at = CASE WHEN b.fs THEN %(at)s ELSE h.sent_at END,
+            covered = h.covered OR NOT b.no_mailbox,
+            version = h.version + CASE WHEN b.fi OR b.fs THEN 1 ELSE 0 END
+        FROM b
+        WHERE h.tenant_id = %(t)s AND h.position = b.position
+          AND (b.fi OR b.fs OR (NOT b.no_mailbox AND NOT b.covered))
     )
     SELECT count(*) FILTER (WHERE fi OR fs), count(*) FILTER (WHERE fi),
-           count(*) FILTER (WHERE fs), count(*) FILTER (WHERE no_mailbox),
-           count(*) FILTER (WHERE NOT no_mailbox AND inbox_id IS NULL),
-           count(*) FILTER (WHERE NOT no_mailbox AND sent_id IS NULL)
+           count(*) FILTER (WHERE fs), count(*) FILTER (WHERE nm),
+           count(*) FILTER (WHERE mi), count(*) FILTER (WHERE ms),
+           count(*) FILTER (WHERE kept_i), count(*) FILTER (WHERE kept_s)
     FROM b
 """
 _INSERT_CHUNK = 10_000
@@ -412,13 +484,19 @@ def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
         "inbox_on": inbox_on,
         "sent_id": sent_id,
         "sent_on": sent_on,
+        **dict(zip(_PROVENANCE_KEYS, provenance_columns(user.provenance), strict=True)),
     }
+
+
+_PROVENANCE_KEYS = (
+    "covered", "inbox_origin", "inbox_job", "inbox_at", "sent_origin", "sent_job", "sent_at",
+)  # fmt: skip
 
 
 def _user_from_doc(doc: Sequence[Any]) -> User:
     """A User from the array `_USER_JSON` builds."""
     user_id, email, permissions, provider, address, labels, others, version = doc[:8]
-    inbox_id, inbox_on, sent_id, sent_on = doc[8:]
+    inbox_id, inbox_on, sent_id, sent_on = doc[8:12]
     return User(
         id=user_id,
         email=email,
@@ -430,6 +508,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
         ),
         synced=selection(others, inbox_id, inbox_on, sent_id, sent_on),
         version=version,
+        provenance=provenance_from(*doc[12:19]),
     )
 
 
@@ -444,7 +523,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by = row[16:18]
+    finished_at, superseded_by, mode, locked, kept = row[16:21]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -462,9 +541,30 @@ def _job_from_row(row: Row) -> PushJob:
             deselected=deselected,
             no_mailbox=no_mailbox,
             label_missing=missing,
+            user_choice_kept=kept,
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
+        mode=PushMode(mode),
+        locked=locked_from_text(locked),
+    )
+
+
+def _revert_from_row(row: Row) -> RevertJob:
+    (revert_id, tenant_id, push_job_id, actor_id, started_at, status, finished_at) = row[:7]
+    users_restored, labels_restored, left_alone, restored_defaults = row[7:11]
+    return RevertJob(
+        id=revert_id,
+        tenant_id=tenant_id,
+        push_job_id=push_job_id,
+        actor_id=actor_id,
+        started_at=_utc(started_at),
+        status=JobStatus(status),
+        finished_at=None if finished_at is None else _utc(finished_at),
+        users_restored=users_restored,
+        labels_restored=labels_restored,
+        users_left_alone=left_alone,
+        restored_defaults=restored_defaults,
     )
 
 
@@ -625,6 +725,11 @@ class PostgresStore:
             raise UnknownTenant(tenant_id)
         return row
 
+    def _locks(self, cur: psycopg.Cursor[Row], tenant_id: str) -> Locks | None:
+        cur.execute(f"SELECT locks FROM {self._s}.tenants WHERE id = %s", (tenant_id,))
+        row = cur.fetchone()
+        return None if row is None else locks_from_doc(row[0])
+
     def _job(self, cur: psycopg.Cursor[Row], job_id: object, lock: str = "") -> PushJob:
         if not isinstance(job_id, str):
             raise UnknownJob(job_id)
@@ -668,8 +773,11 @@ class PostgresStore:
                 f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
                 f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
                 f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
-                f"inbox_id, inbox_on, sent_id, sent_on) SELECT %s, w.position, w.id, w.version, "
-                f"w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, w.sent_on FROM w",
+                f"inbox_id, inbox_on, sent_id, sent_on, covered, inbox_origin, inbox_job, "
+                f"inbox_at, sent_origin, sent_job, sent_at) SELECT %s, w.position, w.id, "
+                f"w.version, w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, "
+                f"w.sent_on, w.covered, w.inbox_origin, w.inbox_job, w.inbox_at, w.sent_origin, "
+                f"w.sent_job, w.sent_at FROM w",
                 (docs, tenant_id, tenant_id),
             )
 
@@ -705,7 +813,11 @@ class PostgresStore:
             f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
             f"UPDATE {s}.user_state AS h SET version = w.version, "
             f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
-            f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on "
+            f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on, "
+            # Covered never goes back: marking a User covered does not move the version.
+            f"covered = h.covered OR w.covered, inbox_origin = w.inbox_origin, "
+            f"inbox_job = w.inbox_job, inbox_at = w.inbox_at, sent_origin = w.sent_origin, "
+            f"sent_job = w.sent_job, sent_at = w.sent_at "
             f"FROM w WHERE h.tenant_id = %s AND h.id = w.id",
             (_json([_user_doc(user) for user in users]), tenant_id, tenant_id),
         )
@@ -729,7 +841,7 @@ class PostgresStore:
         size, last = row
         if not size:
             return None
-        plan = jobs.plan(job.defaults)
+        plan = jobs.job_plan(job)
         inbox, sent = plan.checked
         cur.execute(
             _RUN_BATCH.replace("{s}", s),
@@ -741,16 +853,22 @@ class PostgresStore:
                 "last": last,
                 "i": inbox,
                 "s": sent,
+                "ki": plan.keep[0],
+                "ks": plan.keep[1],
+                "ni": plan.new_only[0],
+                "ns": plan.new_only[1],
+                "at": job.started_at.isoformat(),
             },
         )
         counted = cur.fetchone()
         assert counted is not None
-        changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = counted
+        changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = counted[:6]
         counts = plan.counts(
             users_changed=changed,
             flips=(flips_inbox, flips_sent),
             no_mailbox=no_mailbox,
             missing=(miss_inbox, miss_sent),
+            kept=counted[6:8],
         )
         return size, last, counts
 
@@ -760,7 +878,8 @@ class PostgresStore:
         cur.execute(
             f"UPDATE {self._s}.jobs SET status = %s, finished_at = %s, processed = %s, "
             f"checkpoint = %s, users_changed = %s, selected = %s, deselected = %s, "
-            f"no_mailbox = %s, label_missing = %s, superseded_by = %s WHERE id = %s",
+            f"no_mailbox = %s, label_missing = %s, superseded_by = %s, user_choice_kept = %s "
+            f"WHERE id = %s",
             (
                 job.status.value,
                 job.finished_at,
@@ -772,6 +891,7 @@ class PostgresStore:
                 c.no_mailbox,
                 c.label_missing,
                 job.superseded_by,
+                c.user_choice_kept,
                 job.id,
             ),
         )
@@ -784,7 +904,7 @@ class PostgresStore:
         with self._tx() as cur:
             cur.execute(
                 f"INSERT INTO {self._s}.tenants (id, name, defaults_inbox, defaults_sent, "
-                f"onboard_new_users, last_push) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"onboard_new_users, last_push, locks) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (id) DO NOTHING",
                 (
                     tenant.id,
@@ -793,6 +913,7 @@ class PostgresStore:
                     None if defaults is None else defaults.sent,
                     tenant.onboard_new_users,
                     last_push,
+                    None if tenant.locks is None else _jsonb(locks_doc(tenant.locks)),
                 ),
             )
             if cur.rowcount == 0:
@@ -811,6 +932,7 @@ class PostgresStore:
     def get_tenant(self, tenant_id: str) -> Tenant:
         with self._tx() as cur:
             name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
+            locks = self._locks(cur, tenant_id)
             cur.execute(
                 f"SELECT coalesce(json_agg({_USER_JSON} ORDER BY u.position), '[]') "
                 f"FROM {_USERS.format(s=self._s)} WHERE u.tenant_id = %s",
@@ -824,17 +946,20 @@ class PostgresStore:
             defaults=_defaults(inbox, sent),
             last_push=record_from_doc(last_push),
             onboard_new_users=onboard,
+            locks=locks,
         )
 
     def settings(self, tenant_id: str) -> TenantSettings:
         with self._tx() as cur:
             name, inbox, sent, onboard, _, last_push = self._lock_tenant(cur, tenant_id, "")
+            locks = self._locks(cur, tenant_id)
         return TenantSettings(
             id=tenant_id,
             name=name,
             defaults=_defaults(inbox, sent),
             onboard_new_users=onboard,
             last_push=record_from_doc(last_push),
+            locks=locks,
         )
 
     def save_defaults(self, tenant_id: str, defaults: Defaults | None) -> None:
@@ -942,7 +1067,7 @@ class PostgresStore:
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"({', '.join(['%s'] * 21)})",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -962,6 +1087,9 @@ class PostgresStore:
                     c.label_missing,
                     stored.finished_at,
                     stored.superseded_by,
+                    stored.mode.value,
+                    locked_text(stored.locked),
+                    c.user_choice_kept,
                 ),
             )
             cur.execute(
@@ -1177,3 +1305,100 @@ class PostgresStore:
             stored = jobs.after_range(job, processed=size, counts=counts)
             self._save_job(cur, stored)
             return stored
+
+    # -- policy: locks and reverts (R17, R19) ------------------------------------------------
+
+    def save_locks(self, tenant_id: str, locks: Locks | None) -> None:
+        if locks is not None and not isinstance(locks, Locks):
+            raise InvalidInput("locks", locks, "is not a Locks")
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(
+                f"UPDATE {self._s}.tenants SET locks = %s WHERE id = %s",
+                (None if locks is None else _jsonb(locks_doc(locks)), tenant_id),
+            )
+
+    def start_revert(self, revert: RevertJob) -> RevertJob:
+        with self._tx() as cur:
+            self._lock_tenant(cur, revert.tenant_id, "FOR NO KEY UPDATE")
+            job = self._job(cur, revert.push_job_id)
+            if job.tenant_id != revert.tenant_id:
+                raise UnknownJob(revert.push_job_id)
+            cur.execute(
+                f"SELECT {_REVERT_COLUMNS} FROM {self._s}.reverts WHERE push_job_id = %s",
+                (revert.push_job_id,),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                known = _revert_from_row(row)
+                if known.status is JobStatus.DONE:
+                    raise AlreadyReverted(revert.push_job_id, known.id)
+                return known
+            cur.execute(
+                f"INSERT INTO {self._s}.reverts ({_REVERT_COLUMNS}) VALUES "
+                f"({', '.join(['%s'] * 11)})",
+                _revert_params(revert),
+            )
+            return revert
+
+    def finish_revert(
+        self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
+    ) -> RevertJob:
+        s = self._s
+        with self._tx() as cur:
+            self._lock_tenant(cur, revert.tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(
+                f"SELECT push_job_id, status FROM {s}.reverts WHERE id = %s FOR UPDATE",
+                (revert.id,),
+            )
+            row = cur.fetchone()
+            if row is None or row[0] != revert.push_job_id:
+                raise InvalidInput("revert.id", revert.id, "is not a started revert")
+            if row[1] == JobStatus.DONE.value:
+                raise AlreadyReverted(revert.push_job_id, revert.id)
+            cur.execute(
+                f"UPDATE {s}.reverts SET status = %s, finished_at = %s, users_restored = %s, "
+                f"labels_restored = %s, users_left_alone = %s, restored_defaults = %s "
+                f"WHERE id = %s",
+                _revert_params(revert)[5:] + (revert.id,),
+            )
+            if revert.restored_defaults:
+                cur.execute(
+                    f"UPDATE {s}.tenants SET defaults_inbox = %s, defaults_sent = %s, "
+                    f"last_push = %s WHERE id = %s",
+                    (
+                        None if defaults is None else defaults.inbox,
+                        None if defaults is None else defaults.sent,
+                        None if last_push is None else _jsonb(record_doc(last_push)),
+                        revert.tenant_id,
+                    ),
+                )
+            return revert
+
+    def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
+        with self._tx() as cur:
+            if tenant_id is None:
+                cur.execute(f"SELECT {_REVERT_COLUMNS} FROM {self._s}.reverts ORDER BY seq DESC")
+            else:
+                cur.execute(
+                    f"SELECT {_REVERT_COLUMNS} FROM {self._s}.reverts WHERE tenant_id = %s "
+                    f"ORDER BY seq DESC",
+                    (tenant_id,),
+                )
+            return [_revert_from_row(row) for row in cur.fetchall()]
+
+
+def _revert_params(revert: RevertJob) -> tuple[object, ...]:
+    return (
+        revert.id,
+        revert.tenant_id,
+        revert.push_job_id,
+        revert.actor_id,
+        revert.started_at,
+        revert.status.value,
+        revert.finished_at,
+        revert.users_restored,
+        revert.labels_restored,
+        revert.users_left_alone,
+        revert.restored_defaults,
+    )
