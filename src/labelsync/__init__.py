@@ -25,6 +25,7 @@ from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
     JobSuperseded,
+    LabelLocked,
     LabelSyncError,
     NotFound,
     PermissionDenied,
@@ -44,7 +45,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.policy import PushMode
+from labelsync.policy import Origin, PushMode, drift
 from labelsync.ports import JobStatus, PushJob
 from labelsync.push import PushReport
 from labelsync.rules import apply_defaults, email_tab, onboard
@@ -68,11 +69,13 @@ __all__ = [
     "JobSuperseded",
     "Label",
     "LabelChange",
+    "LabelLocked",
     "LabelSet",
     "LabelSync",
     "LabelSyncError",
     "Mailbox",
     "NotFound",
+    "Origin",
     "Permission",
     "PermissionDenied",
     "Provider",
@@ -90,6 +93,7 @@ __all__ = [
     "User",
     "__version__",
     "apply_defaults",
+    "drift",
     "email_tab",
     "onboard",
 ]

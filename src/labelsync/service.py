@@ -465,17 +465,23 @@ class LabelSync:
     def _revert_chunk(
         self, job: PushJob, revert: RevertJob, chunk: list[tuple[str, list[StoredChange]]]
     ) -> tuple[list[str], list[str], int]:
-        """Restore, for this chunk's Users, each label whose origin is still `job`."""
+        """Restore, for this chunk's Users, each label whose origin is still `job`.
+
+        Returns the Users with a label restored, the Users with a label left alone
+        (changed since, by anyone), and how many labels were restored.
+        """
         tenant_id = job.tenant_id
         pending = dict(chunk)
         restored: list[str] = []
-        stale: list[str] = []
+        left: set[str] = set()
         flipped = 0
         stamp = revert.stamp
         while pending:
             writes: list[tuple[User, int]] = []
             counts: dict[str, int] = {}
-            for user in self.store.get_users(tenant_id, list(pending)):
+            found = self.store.get_users(tenant_id, list(pending))
+            left.update(set(pending) - {user.id for user in found})  # removed since
+            for user in found:
                 ids = set(user.synced.ids)
                 provenance = user.provenance
                 undone = 0
@@ -483,9 +489,12 @@ class LabelSync:
                     label = s.change.label
                     origin = provenance.of(label)
                     mailbox_id = None if user.mailbox is None else user.mailbox.label_id(label)
-                    if origin.origin is not Origin.PUSH or origin.job_id != job.id:
-                        continue
-                    if mailbox_id != s.change.label_id:
+                    if (
+                        origin.origin is not Origin.PUSH
+                        or origin.job_id != job.id
+                        or mailbox_id != s.change.label_id
+                    ):
+                        left.add(user.id)  # someone changed this label since the push
                         continue
                     # Undo the flip: what the push selected is deselected, and back.
                     (ids.discard if s.change.selected else ids.add)(s.change.label_id)
@@ -495,16 +504,17 @@ class LabelSync:
                     new = user._with_state(LabelSet(ids), provenance, bump=True)
                     writes.append((new, user.version))
                     counts[user.id] = undone
-            gone = set(pending) - {u for u, _ in writes}
             conflicts = set(self.store.save_users(tenant_id, writes))
             for user, _ in writes:
                 if user.id not in conflicts:
                     restored.append(user.id)
                     flipped += counts[user.id]
-            stale += [u for u in pending if u in gone]
-            # A User written between our read and write: read again and retry.
+            # A User written between our read and our write: read again and decide again.
+            for user_id in conflicts:
+                left.discard(user_id)
             pending = {u: pending[u] for u in conflicts}
-        return restored, stale, flipped
+        order = [user_id for user_id, _ in chunk]
+        return restored, [u for u in order if u in left], flipped
 
     # -- policy: locks, reset, drift (R17, R18) --------------------------------------------
 

@@ -8,6 +8,14 @@ package: ``import labelsync`` does, once.
 
 from __future__ import annotations
 
-from labelsync._display._html import MAX_ROWS, block, changes_html, escape, table, tenant_html
+from labelsync._display._html import (
+    MAX_ROWS,
+    block,
+    changes_html,
+    drift_html,
+    escape,
+    table,
+    tenant_html,
+)
 
-__all__ = ["MAX_ROWS", "block", "changes_html", "escape", "table", "tenant_html"]
+__all__ = ["MAX_ROWS", "block", "changes_html", "drift_html", "escape", "table", "tenant_html"]

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from labelsync._repr import html as render
 from labelsync.changes import Changes
 from labelsync.model import SystemLabel, Tenant, User
+from labelsync.policy import Drift, LabelOrigin, Origin
 
-__all__ = ["MAX_ROWS", "block", "changes_html", "escape", "table", "tenant_html"]
+__all__ = ["MAX_ROWS", "block", "changes_html", "drift_html", "escape", "table", "tenant_html"]
 
 MAX_ROWS = 20
 """Rows a table shows before it says "… and N more"; a notebook is for a glance, not a dump."""
@@ -86,6 +87,12 @@ def tenant_html(tenant: Tenant) -> str:
             f"defaults: {escape(defaults)}; onboard new Users: {onboard}"
         )
     ]
+    if tenant.locks is not None and tenant.locks.labels:
+        locked = ", ".join(label.title for label in SystemLabel if label in tenant.locks)
+        head.append(
+            f"locked: {escape(locked)} (by {escape(tenant.locks.actor_id)} at "
+            f"{escape(tenant.locks.at.isoformat(timespec='seconds'))})"
+        )
     push = tenant.last_push
     if push is not None:
         head.append(
@@ -106,12 +113,14 @@ def tenant_html(tenant: Tenant) -> str:
                     "Sent",
                     "other labels synced",
                     "permissions",
+                    "Inbox / Sent set by",
                 ),
                 map(_user_row, tenant.users),
                 len(tenant.users),
                 escaped=True,
             ),
-            "<p>Inbox/Sent: ✓ synced, · not synced, &ndash; the mailbox has no such label</p>",
+            "<p>Inbox/Sent: ✓ synced, · not synced, &ndash; the mailbox has no such label; "
+            "set by: who made the last change of each (R15)</p>",
         ]
     )
 
@@ -127,6 +136,7 @@ def _user_row(user: User) -> tuple[str, ...]:
             "",
             "",
             escape(permissions),
+            _set_by(user),
         )
     marks = []
     for role in SystemLabel:
@@ -144,7 +154,42 @@ def _user_row(user: User) -> tuple[str, ...]:
         *marks,
         ", ".join(others),
         escape(permissions),
+        _set_by(user),
     )
+
+
+def _who(origin: LabelOrigin) -> str:
+    if origin.origin is Origin.UNKNOWN:
+        return "?"
+    name = origin.origin.name.lower()
+    return f"{name} {origin.job_id}" if origin.job_id else name
+
+
+def _set_by(user: User) -> str:
+    return escape(f"{_who(user.provenance.inbox)} / {_who(user.provenance.sent)}")
+
+
+@render.register(Drift)
+def drift_html(drift: Drift) -> str:
+    """Who differs from the tenant's defaults, one row per User or label, with why (R18)."""
+    if drift.defaults is None:
+        return block(["<p>No defaults saved or pushed yet: nothing to drift from.</p>"])
+    counts = ", ".join(f"{n} {reason.name}" for reason, n in drift.by_reason().items() if n)
+    head = (
+        f"<p><b>{len(drift.user_ids)} Users differ</b> from the defaults "
+        f"({escape(drift.defaults.describe())}){': ' + escape(counts) if counts else ''}</p>"
+    )
+    rows = (
+        (
+            row.user_id,
+            "" if row.label is None else row.label.title,
+            row.reason.name,
+            "" if row.selected is None else ("✓" if row.selected else "·"),
+            "" if row.origin is None else (row.origin.describe() or "unknown"),
+        )
+        for row in drift.rows
+    )
+    return block([head, table(("user", "label", "why", "now", "set by"), rows, len(drift))])
 
 
 def escape(value: object) -> str:
