@@ -20,7 +20,13 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
-  ``label_missing``).
+  ``label_missing``, and ``user_choice_kept`` when not 0).
+- written only when they hold something, so older snapshots read as before:
+  a User's ``provenance`` (``inbox`` and ``sent``, each ``{"origin": PUSH |
+  USER | ONBOARDING | RESET | REVERT, "job_id": ..., "at": ...}``, and
+  ``covered``: true once a push or onboarding reached the User; left out:
+  unknown, not covered) and the tenant's ``locks`` (``labels``, ``actor_id``,
+  ``at``; left out: nothing locked).
 
 Enums are written by name, sets as sorted lists, and every field is written,
 defaults included (a label's flags excepted, see above). On reading, fields
@@ -50,7 +56,8 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, Tenant
+from labelsync._provenance import LabelOrigin, Provenance
+from labelsync.model import Label, LabelSet, PushCounts, Tenant, User
 
 if TYPE_CHECKING:
     import cattrs
@@ -323,6 +330,27 @@ def _converter() -> cattrs.Converter:
         return structure
 
     converter.register_structure_hook_factory(attrs.has, attrs_object)
+
+    # Fields added after format 1 shipped are written only when they hold something, so
+    # a snapshot of a tenant that does not use them stays readable by an older labelsync.
+    from cattrs.gen import make_dict_unstructure_fn, override
+
+    for cls in (LabelOrigin, Provenance):
+        converter.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True)
+        )
+
+    for cls, fields in (
+        (User, ("provenance",)),
+        (Tenant, ("locks",)),
+        (PushCounts, ("user_choice_kept",)),
+    ):
+        converter.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(
+                cls, converter, **{name: override(omit_if_default=True) for name in fields}
+            ),
+        )
     return converter
 
 

@@ -9,8 +9,8 @@ records or a pandas DataFrame, and drawn as a grouped bar chart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import field, frozen
 
@@ -19,6 +19,7 @@ from labelsync._repr import html
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, MissingExtra, NotFound
 from labelsync.model import Defaults, Tenant
+from labelsync.policy import PushMode
 from labelsync.rules import apply_defaults
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ COMPARISON_COLUMNS = (
     "deselected",
     "no_mailbox",
     "label_missing",
+    "mode",
+    "user_choice_kept",
 )
 """The keys of `Comparison.to_records`, in order."""
 
@@ -71,6 +74,10 @@ class ComparisonRow:
     """Labels skipped because the mailbox lacks them."""
     changes: Changes = field(eq=False, repr=False)
     """The full preview, to see who exactly (``row.changes.to_dataframe()``)."""
+    mode: PushMode = PushMode.OVERRIDE
+    """How the previewed push treats the Users' own choices (R16)."""
+    user_choice_kept: int = 0
+    """Labels a KEEP_USER_CHOICES push would leave as their User set them (R16)."""
 
     def to_record(self) -> dict[str, Any]:
         """This row as a plain dict with the keys of `COMPARISON_COLUMNS`."""
@@ -84,6 +91,8 @@ class ComparisonRow:
             "deselected": self.deselected,
             "no_mailbox": self.no_mailbox,
             "label_missing": self.label_missing,
+            "mode": self.mode.name,
+            "user_choice_kept": self.user_choice_kept,
         }
 
 
@@ -95,12 +104,16 @@ class Comparison:
     users: int
     rows: tuple[ComparisonRow, ...]
 
-    def row(self, candidate: str) -> ComparisonRow:
-        """The row of `candidate`; `NotFound` if no candidate has that name."""
+    def row(self, candidate: str, mode: PushMode | None = None) -> ComparisonRow:
+        """The row of `candidate` (in `mode`, if given); `NotFound` if there is none."""
         for row in self.rows:
-            if row.candidate == candidate:
+            if row.candidate == candidate and (mode is None or row.mode is mode):
                 return row
         raise NotFound("candidate", candidate, "is not one of the compared candidates")
+
+    @property
+    def _modes_shown(self) -> bool:
+        return any(row.mode is not PushMode.OVERRIDE for row in self.rows)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One plain dict per candidate (keys: `COMPARISON_COLUMNS`), for pandas or JSON."""
@@ -117,7 +130,7 @@ class Comparison:
         except ImportError:
             raise MissingExtra("Comparison.to_dataframe", "notebook", "pandas") from None
         types = dict.fromkeys(COMPARISON_COLUMNS, "int64")
-        types.update(candidate="string", inbox="bool", sent="bool")
+        types.update(candidate="string", inbox="bool", sent="bool", mode="string")
         frame = pd.DataFrame.from_records(self.to_records(), columns=list(COMPARISON_COLUMNS))
         return frame.astype(types)
 
@@ -143,11 +156,18 @@ class Comparison:
                 str(row.users_changed),
                 str(row.selected),
                 str(row.deselected),
-                str(row.no_mailbox),
+                    str(row.no_mailbox),
                 str(row.label_missing),
             )
             for row in self.rows
         ]
+        if self._modes_shown:
+            # The mode is part of the name; what it kept is a count of its own.
+            header = (*header, "kept")
+            body = [
+                (f"{cells[0]} [{row.mode.name}]", *cells[1:], str(row.user_choice_kept))
+                for cells, row in zip(body, self.rows, strict=True)
+            ]
         widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
 
         def line(cells: tuple[str, ...]) -> str:
@@ -194,11 +214,17 @@ class Comparison:
         return ax
 
 
-def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
-    """Preview each of `candidates` (name -> `Defaults`) on `tenant`; nothing is changed.
+def compare(
+    tenant: Tenant,
+    candidates: Mapping[str, Defaults],
+    *,
+    modes: Iterable[PushMode] = (PushMode.OVERRIDE,),
+) -> Comparison:
+    """Preview each of `candidates` (name -> `Defaults`) on `tenant` in each of `modes`.
 
-    Each row counts what ``apply_defaults(tenant, defaults)`` reports, so the
-    numbers are the push's own.
+    Nothing is changed. Each row counts what ``apply_defaults(tenant, defaults,
+    mode=mode)`` reports, so the numbers are the push's own; rows are each
+    candidate in each mode (R16), candidates first, so modes sit side by side.
     """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
@@ -212,23 +238,32 @@ def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
             raise InvalidInput("candidates", name, "is not a candidate name (a non-empty string)")
         if not isinstance(defaults, Defaults):
             raise InvalidInput(f"candidates[{name!r}]", defaults, "is not a Defaults")
+    chosen: list[object] = [modes] if isinstance(modes, str) else list(modes)
+    if not chosen:
+        raise InvalidInput("modes", modes, "is empty; name at least one PushMode")
+    for mode in chosen:
+        if not isinstance(mode, PushMode):
+            raise InvalidInput("modes", mode, "is not a PushMode")
     rows = []
     for name, defaults in candidates.items():
-        _, changes = apply_defaults(tenant, defaults)
-        counts = changes.counts()
-        rows.append(
-            ComparisonRow(
-                candidate=name,
-                defaults=defaults,
-                users=changes.users,
-                users_changed=counts.users_changed,
-                selected=counts.selected,
-                deselected=counts.deselected,
-                no_mailbox=counts.no_mailbox,
-                label_missing=counts.label_missing,
-                changes=changes,
+        for mode in cast(list[PushMode], chosen):
+            _, changes = apply_defaults(tenant, defaults, mode=mode)
+            counts = changes.counts()
+            rows.append(
+                ComparisonRow(
+                    candidate=name,
+                    defaults=defaults,
+                    users=changes.users,
+                    users_changed=counts.users_changed,
+                    selected=counts.selected,
+                    deselected=counts.deselected,
+                    no_mailbox=counts.no_mailbox,
+                    label_missing=counts.label_missing,
+                    changes=changes,
+                    mode=mode,
+                    user_choice_kept=counts.user_choice_kept,
+                )
             )
-        )
     return Comparison(tenant_id=tenant.id, users=len(tenant.users), rows=tuple(rows))
 
 
@@ -239,9 +274,11 @@ def _comparison_html(comparison: Comparison) -> str:
         f"<b>What-if</b> for {escape(comparison.tenant_id)}: {comparison.users} Users, "
         f"{len(comparison.rows)} candidates"
     )
+    modes = comparison._modes_shown
     rows = table(
         (
             "candidate",
+            *(("mode", "kept") if modes else ()),
             "Inbox",
             "Sent",
             "Users changed",
@@ -253,6 +290,7 @@ def _comparison_html(comparison: Comparison) -> str:
         [
             (
                 row.candidate,
+                *((row.mode.name, row.user_choice_kept) if modes else ()),
                 "on" if row.defaults.inbox else "off",
                 "on" if row.defaults.sent else "off",
                 row.users_changed,
@@ -266,4 +304,9 @@ def _comparison_html(comparison: Comparison) -> str:
         len(comparison.rows),
     )
     note = "<p>Users changed: Users whose own Inbox/Sent choice the push overrides.</p>"
+    if modes:
+        note += (
+            "<p>kept: labels a KEEP_USER_CHOICES push leaves as their User set them; "
+            "NEW_USERS_ONLY changes only Users no push or onboarding covered (R16).</p>"
+        )
     return block([f"<p>{head}</p>", rows, note])

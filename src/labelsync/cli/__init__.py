@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from labelsync.cli._exits import (
+    EXIT_ALREADY_REVERTED,
     EXIT_CODES,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from labelsync.cli._commands import main
 
 __all__ = [
+    "EXIT_ALREADY_REVERTED",
     "EXIT_CODES",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",

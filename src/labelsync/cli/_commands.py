@@ -32,6 +32,7 @@ from labelsync.cli._output import (
     print_finished,
     resume_hint,
     revert_json,
+    revert_record_json,
     status_lines,
     status_table,
     status_width,
@@ -50,12 +51,14 @@ from labelsync.cli._shell import (
     fail,
     label_options,
     load_snapshot,
+    mode_option,
     os_message,
     run_job,
     service,
     suggesting_admins,
 )
 from labelsync.exceptions import JobSuperseded, LabelSyncError
+from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
 
 __all__ = ["main"]
@@ -305,6 +308,7 @@ def preview(
 @click.option("--tenant", "tenant_id", required=True, help="Id of the tenant to push to.")
 @click.option("--actor", "actor_id", required=True, help="Id of the admin User who pushes.")
 @label_options
+@mode_option
 @batch_size_option
 @_json_format
 def push(
@@ -313,6 +317,7 @@ def push(
     actor_id: str,
     inbox: bool | None,
     sent: bool | None,
+    mode: str,
     batch_size: int,
     output_format: str,
 ) -> None:
@@ -321,15 +326,21 @@ def push(
     The "Apply to all users" button. Both checkbox options are required, as
     an unchecked label is deselected for every User, overriding their own
     choice. Only an admin User of the tenant may push. Ctrl-C stops it with
-    every committed batch kept and prints how to resume it.
+    every committed batch kept and prints how to resume it. --mode
+    KEEP_USER_CHOICES leaves labels Users set themselves; NEW_USERS_ONLY
+    reaches only Users no push or onboarding covered yet. Locked labels are
+    applied in every mode.
     """
     defaults = defaults_of(inbox, sent)
     err = make_console(stderr=True)
     with service(db) as svc:
         with suggesting_admins(svc, tenant_id, actor_id):
-            job = svc.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+            job = svc.start_push(
+                tenant_id, actor_id=actor_id, defaults=defaults, mode=PushMode[mode.upper()]
+            )
+        how = "" if job.mode is PushMode.OVERRIDE else f" ({job.mode.name})"
         err.print(
-            f"push {job.id} started: {defaults.describe()}, to {num(job.total)} Users "
+            f"push {job.id} started: {defaults.describe()}{how}, to {num(job.total)} Users "
             f"of {tenant_id!r}; Ctrl-C leaves it resumable"
         )
         job = run_job(svc, job, db, batch_size)
@@ -379,7 +390,7 @@ def _finished(job: PushJob, db: Path, output_format: str) -> None:
 )
 @_json_format
 def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> None:
-    """List push jobs, newest first.
+    """List push jobs, newest first, and the reverts of finished ones.
 
     Shows each job's status, Users processed of the roster, counts, and start
     and finish times, and the command that resumes an unfinished one. A table
@@ -387,8 +398,17 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
     """
     with service(db) as svc:
         jobs = svc.jobs(tenant_id)
+        reverts = {r.push_job_id: r for r in svc.store.list_reverts(tenant_id)}
     if output_format == "json":
-        write_json([job_json(job, db) for job in jobs])
+        write_json(
+            [
+                {
+                    **job_json(job, db),
+                    "revert": revert_record_json(reverts[job.id]) if job.id in reverts else None,
+                }
+                for job in jobs
+            ]
+        )
         return
     out = make_console()
     if not jobs:
@@ -405,6 +425,15 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
     for job in jobs:
         if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
             out.print(f"{job.status.name.lower()}: {resume_hint(job.id, db)}")
+    for revert in reverts.values():
+        state = "reverted" if revert.status is JobStatus.DONE else "revert not finished"
+        out.print(
+            f"{state}: {revert.push_job_id} by {revert.actor_id} at {when(revert.started_at)} "
+            f"UTC ({num(revert.users_restored)} Users restored, "
+            f"{num(revert.users_left_alone)} left alone)",
+            highlight=False,
+            markup=False,
+        )
 
 
 @main.command()
@@ -414,10 +443,13 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
 @batch_size_option
 @_json_format
 def revert(job_id: str, db: Path, actor_id: str, batch_size: int, output_format: str) -> None:
-    """Undo a finished push JOB.
+    """Undo a finished push JOB, once.
 
-    Restores each User it changed who has not changed since; Users edited,
-    pushed or onboarded after it are left as they are and counted. Admins only.
+    Restores each label it set that nobody changed since; labels a User, a
+    later push, a reset or onboarding changed are left as they are, their Users
+    counted. Any finished push may be reverted; reverting the latest one gives
+    the tenant the defaults of the push before it. The revert is recorded
+    (``labelsync history``); a second revert of JOB exits with code 5. Admins only.
     """
     with service(db) as svc, suggesting_admins(svc, svc.job(job_id).tenant_id, actor_id):
         report = svc.revert_push(job_id, actor_id=actor_id, batch_size=batch_size)
@@ -483,3 +515,7 @@ def schema(dialect: str, schema_name: str) -> None:
     from labelsync.adapters.postgres import schema_sql
 
     click.echo(schema_sql(schema_name), nl=False)
+
+
+# The admin-policy commands (history) register themselves on `main`.
+from labelsync.cli import _policy  # noqa: E402, F401

@@ -11,6 +11,7 @@ from typing import Final
 from attrs import frozen
 
 __all__ = [
+    "EXIT_ALREADY_REVERTED",
     "EXIT_CODES",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -43,6 +44,8 @@ EXIT_PERMISSION_DENIED: Final = 3
 """The actor may not do this (R1): not an admin User of the tenant."""
 EXIT_SUPERSEDED: Final = 4
 """The push job was superseded by a newer push of the same tenant and writes nothing more."""
+EXIT_ALREADY_REVERTED: Final = 5
+"""The push was already reverted (R19); a push is reverted once, nothing was written."""
 EXIT_INTERRUPTED: Final = 130
 """Interrupted with Ctrl-C (128 + SIGINT, as shells report it); a push stays resumable."""
 EXIT_TERMINATED: Final = 143
@@ -56,6 +59,7 @@ EXIT_CODES: Final[tuple[ExitCode, ...]] = (
         EXIT_PERMISSION_DENIED, "permission denied", "the actor is not an admin of the tenant"
     ),
     ExitCode(EXIT_SUPERSEDED, "job superseded", "a newer push started; this one writes nothing"),
+    ExitCode(EXIT_ALREADY_REVERTED, "already reverted", "that push was reverted before"),
     ExitCode(EXIT_INTERRUPTED, "interrupted", "Ctrl-C; an interrupted push can be resumed"),
     ExitCode(EXIT_TERMINATED, "terminated", "SIGTERM during a push, which can be resumed"),
 )

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from labelsync.changes import Changes, Summary
+    from labelsync.jobs import RevertJob
     from labelsync.service import RevertReport
 
 
@@ -324,6 +325,7 @@ def counts_json(users: int, counts: PushCounts) -> dict[str, int]:
         "deselected": counts.deselected,
         "no_mailbox": counts.no_mailbox,
         "label_missing": counts.label_missing,
+        "user_choice_kept": counts.user_choice_kept,
     }
 
 
@@ -338,6 +340,7 @@ def job_json(job: PushJob, db: Path) -> dict[str, Any]:
         "tenant": job.tenant_id,
         "actor": job.actor_id,
         "status": job.status.name,
+        "mode": job.mode.name,
         "defaults": defaults_json(job.defaults),
         "users": job.total,
         "processed": job.processed,
@@ -355,6 +358,24 @@ def revert_json(report: RevertReport) -> dict[str, Any]:
         "job": report.job_id,
         "reverted": list(report.reverted),
         "changed_since": list(report.changed_since),
+        "revert": None if report.revert is None else revert_record_json(report.revert),
+        "restored_defaults": report.restored_defaults,
+    }
+
+
+def revert_record_json(revert: RevertJob) -> dict[str, Any]:
+    """A revert's audit record (R19): who, when, and what it restored."""
+    return {
+        "revert": revert.id,
+        "job": revert.push_job_id,
+        "actor": revert.actor_id,
+        "status": revert.status.name,
+        "started_at": _iso(revert.started_at),
+        "finished_at": _iso(revert.finished_at),
+        "users_restored": revert.users_restored,
+        "labels_restored": revert.labels_restored,
+        "users_left_alone": revert.users_left_alone,
+        "restored_defaults": revert.restored_defaults,
     }
 
 

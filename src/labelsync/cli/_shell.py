@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from labelsync.cli._exits import (
+    EXIT_ALREADY_REVERTED,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_PERMISSION_DENIED,
@@ -30,6 +31,7 @@ from labelsync.cli._exits import (
 )
 from labelsync.cli._output import progress_display, resume_hint
 from labelsync.exceptions import (
+    AlreadyReverted,
     InvalidInput,
     JobSuperseded,
     LabelSyncError,
@@ -39,6 +41,7 @@ from labelsync.exceptions import (
     UnknownUser,
 )
 from labelsync.model import Defaults, Permission, Tenant
+from labelsync.policy import PushMode
 from labelsync.ports import PushJob
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ def one_line(text: str) -> str:
 
 
 def exit_code_of(error: LabelSyncError) -> int:
+    if isinstance(error, AlreadyReverted):
+        return EXIT_ALREADY_REVERTED
     if isinstance(error, InvalidInput):
         return EXIT_USAGE
     if isinstance(error, PermissionDenied):
@@ -199,6 +204,16 @@ def defaults_of(inbox: bool | None, sent: bool | None) -> Defaults:
             f"--no-{name} deselects it for every User."
         )
     return Defaults(inbox=inbox, sent=sent)
+
+
+mode_option = click.option(
+    "--mode",
+    type=click.Choice([mode.name for mode in PushMode], case_sensitive=False),
+    default=PushMode.OVERRIDE.name,
+    show_default=True,
+    help="OVERRIDE every User's choice; KEEP_USER_CHOICES leaves labels a User set "
+    "themself; NEW_USERS_ONLY only Users no push or onboarding covered (R16).",
+)
 
 
 existing_db = click.option(
