@@ -90,7 +90,7 @@ def test_the_help_lists_the_exit_codes_of_the_table_in_order() -> None:
 
     listed = re.findall(r"^ +(\d+)  ", result.stdout.split("Exit codes:")[1], re.MULTILINE)
     assert [str(exit.code) for exit in EXIT_CODES] == listed
-    assert ["0", "1", "2", "3", "4", "130", "143"] == listed
+    assert ["0", "1", "2", "3", "4", "5", "130", "143"] == listed
 
 
 @pytest.mark.parametrize("missing", ["click", "rich"])
@@ -211,6 +211,7 @@ def test_status_json_lists_every_job_with_its_counts(
         "deselected": c.deselected,
         "no_mailbox": c.no_mailbox,
         "label_missing": c.label_missing,
+        "user_choice_kept": c.user_choice_kept,
     } == first["counts"]
     assert (300, 300, None) == (first["users"], first["processed"], first["resume"])
     assert first["finished_at"].endswith("+00:00")

@@ -7,9 +7,11 @@ import logging
 import subprocess
 import sys
 
+import attrs
 import pytest
 
 from labelsync import Defaults, LabelSync, Tenant
+from labelsync.policy import Provenance
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.synthetic import ADMIN_ID, synthetic_tenant
@@ -85,7 +87,9 @@ def test_onboarding_a_user_is_logged_with_the_push_it_applied(
     svc: LabelSync, caplog: pytest.LogCaptureFixture
 ) -> None:
     report = svc.push("acme", actor_id=ADMIN_ID, defaults=Defaults(inbox=True, sent=True))
-    user = svc.tenant("acme").users[5]
+    # Onboarding covers a User no push covered yet: one added after the push.
+    user = attrs.evolve(svc.tenant("acme").users[5], id="newcomer", provenance=Provenance())
+    svc.add_user("acme", user)
     caplog.set_level(logging.INFO, logger="labelsync")
 
     svc.onboard("acme", user.id)

@@ -144,7 +144,7 @@ def test_the_tenant_html_has_one_row_per_user_with_inbox_and_sent_marks(acme: Te
     assert 8 == rows_of(page)
     assert (
         "<tr><td>u-ada</td><td>ada@acme.example</td><td>GMAIL</td><td>✓</td><td>·</td>"
-        "<td>Project X</td><td>ADMIN_ACCESS, EMAIL_SYNC</td></tr>"
+        "<td>Project X</td><td>ADMIN_ACCESS, EMAIL_SYNC</td><td>? / ?</td></tr>"
     ) in page
     assert "<td>u-farid</td><td>farid@acme.example</td><td>IMAP</td><td>✓</td><td>&ndash;</td>" in (
         page
@@ -194,7 +194,7 @@ def test_a_long_roster_stops_after_max_rows_and_says_how_many_more() -> None:
     page = tenant_html(roster(MAX_ROWS + 5))
 
     assert MAX_ROWS == rows_of(page)
-    assert '<tr><td colspan="7"><i>… and 5 more</i></td></tr>' in page
+    assert '<tr><td colspan="8"><i>… and 5 more</i></td></tr>' in page
     assert f"u{MAX_ROWS - 1:02d}" in page
     assert f"u{MAX_ROWS:02d}" not in page
 

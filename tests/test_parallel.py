@@ -41,6 +41,7 @@ from labelsync.exceptions import UnknownJob
 from labelsync.parallel import Busy, Claim, LeaseLost, run_worker
 from labelsync.ports import PushJob, Store
 from postgres_fixtures import fresh_schema, postgres_dsn
+from provenance_helpers import comparable
 
 T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 INBOX = Label(id="INBOX", name="Inbox", system=SystemLabel.INBOX)
@@ -126,7 +127,7 @@ def assert_same_push(
     """Same Users (selection and version), same counts, changes and skips; the job DONE."""
     tenant, job, changes, skips = expected
     got_tenant, got_job, got_changes, got_skips = actual
-    assert tenant.users == got_tenant.users
+    assert comparable(tenant.users) == comparable(got_tenant.users)
     assert (JobStatus.DONE, job.total, job.total, job.counts) == (
         got_job.status,
         got_job.total,

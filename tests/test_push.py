@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import attrs
 import pytest
 
 from labelsync import (
@@ -41,6 +42,8 @@ from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.model import SYNC_ENABLED_NOTE
+from labelsync.exceptions import AlreadyReverted
+from labelsync.policy import Origin
 from labelsync.ports import Store
 from labelsync.providers import gmail_label, graph_folder, imap_mailbox
 from labelsync.testing.faults import FaultyStore, InjectedFault, StoreProxy
@@ -400,14 +403,22 @@ def test_onboarding_is_off_by_default_and_onboard_gives_the_last_finished_push(
 
     changes = svc.onboard(TENANT, "new-1")
 
+    onboarded = svc.user(TENANT, "new-1")
     expected_user = newcomer.with_selection(LabelSet(["INBOX", "Label_1"]))
-    assert expected_user == svc.user(TENANT, "new-1")
+    assert expected_user == attrs.evolve(onboarded, provenance=newcomer.provenance)
     assert [(SystemLabel.INBOX, True), (SystemLabel.SENT, False)] == [
         (c.label, c.selected) for c in changes.changed
     ]
-    again = svc.onboard(TENANT, "new-1")
-    assert 0 == len(again)
-    assert expected_user == svc.user(TENANT, "new-1")
+    # R15: onboarding set both labels, from the last finished push; the User is covered.
+    assert (Origin.ONBOARDING, Origin.ONBOARDING, True) == (
+        onboarded.provenance.inbox.origin,
+        onboarded.provenance.sent.origin,
+        onboarded.provenance.covered,
+    )
+    # A covered User is not onboarded again (it would undo their own changes).
+    with pytest.raises(InvalidInput, match="already covered"):
+        svc.onboard(TENANT, "new-1")
+    assert onboarded == svc.user(TENANT, "new-1")
 
 
 def test_the_onboarding_setting_gives_every_new_user_the_last_push_defaults(
@@ -450,7 +461,8 @@ def test_revert_restores_users_unchanged_since_and_lists_the_others(
     assert len(changed) >= 3
     edited_id = "u006"
     assert edited_id in changed
-    edited = svc.set_selection(TENANT, edited_id, LabelSet(["Label_1"]))
+    # The User changes both labels the push set (INBOX back on, SENT off): both are theirs now.
+    edited = svc.set_selection(TENANT, edited_id, LabelSet(["INBOX", "Label_1"]))
 
     result = svc.revert_push(report.job.id, actor_id=ADMIN, batch_size=2)
 
@@ -462,10 +474,11 @@ def test_revert_restores_users_unchanged_since_and_lists_the_others(
             assert edited == got.user(user.id)
         else:
             assert user.synced == got.user(user.id).synced
-    # Reverting again restores nobody: every reverted User changed since.
-    again = svc.revert_push(report.job.id, actor_id=ADMIN)
-    assert () == again.reverted
-    assert tuple(changed) == again.changed_since
+    # R19: a push is reverted once; a second revert is refused and writes nothing.
+    before = svc.tenant(TENANT)
+    with pytest.raises(AlreadyReverted):
+        svc.revert_push(report.job.id, actor_id=ADMIN)
+    assert before == svc.tenant(TENANT)
 
 
 def test_only_a_done_push_can_be_reverted(new_store: StoreFactory) -> None:
@@ -477,19 +490,34 @@ def test_only_a_done_push_can_be_reverted(new_store: StoreFactory) -> None:
     assert before == (svc.tenant(TENANT), svc.jobs(TENANT))
 
 
-def test_only_the_latest_push_can_be_reverted(new_store: StoreFactory) -> None:
-    """B5: under a later push with the same defaults, undoing the earlier one would undo both."""
+def test_an_older_push_is_reverted_only_for_the_labels_it_still_owns(
+    new_store: StoreFactory,
+) -> None:
+    """R19: under a later push, reverting an earlier one restores only the labels whose origin
+    is still the earlier push (R15); what the later push set stays, and so do its defaults."""
     svc, _ = seeded(new_store)
-    first = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=True))
+    first = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=False))
     second = svc.push(TENANT, actor_id=ADMIN, defaults=Defaults(inbox=False, sent=True))
-    before = (svc.tenant(TENANT), svc.jobs(TENANT))
+    after_second = svc.tenant(TENANT)
 
-    with pytest.raises(InvalidInput) as raised:
-        svc.revert_push(first.job.id, actor_id=ADMIN)
+    report = svc.revert_push(first.job.id, actor_id=ADMIN)
 
-    assert ("job_id", first.job.id) == (raised.value.field, raised.value.value)
-    assert second.job.id in str(raised.value)
-    assert before == (svc.tenant(TENANT), svc.jobs(TENANT))
+    got = svc.tenant(TENANT)
+    for user in got.users:
+        before = after_second.user(user.id)
+        if user.mailbox is None:
+            assert before == user
+            continue
+        sent_origin = before.provenance.sent
+        if sent_origin.job_id == second.job.id:
+            assert before.mailbox is not None
+            sent_id = before.mailbox.label_id(SystemLabel.SENT)
+            assert (sent_id in before.synced) == (sent_id in user.synced)
+    assert (Defaults(inbox=False, sent=True), second.job.id) == (
+        got.defaults,
+        got.last_push and got.last_push.job_id,
+    )
+    assert report.revert is not None and not report.revert.restored_defaults
 
 
 # -- R11: audit ---------------------------------------------------------------------
@@ -769,12 +797,12 @@ def test_a_batch_another_runner_committed_first_is_logged_as_a_warning(
 
 def test_store_methods_name_every_method_of_the_three_ports_in_their_order() -> None:
     """FaultyStore can fail any call a push makes, because it knows every port method."""
-    from labelsync.ports import PushExecution, PushHistory, TenantDirectory
+    from labelsync.ports import PolicyStorage, PushExecution, PushHistory, TenantDirectory
     from labelsync.testing import STORE_METHODS
 
     declared = [
         name
-        for port in (TenantDirectory, PushExecution, PushHistory)
+        for port in (TenantDirectory, PushExecution, PushHistory, PolicyStorage)
         for name, value in vars(port).items()
         if callable(value) and not name.startswith("_")
     ]

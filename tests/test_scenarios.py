@@ -162,7 +162,7 @@ def test_email_tab_shows_selected_labels_with_sync_enabled_note() -> None:
     ] == [(row.label.name, row.selected, row.note) for row in tab.rows]
     assert (
         "bo <bo@acme.de>\n"
-        f"  [x] Posteingang  ({SYNC_ENABLED_NOTE})\n"
+        f"  [x] Posteingang  ({SYNC_ENABLED_NOTE})  [Set by your admin]\n"
         "  [ ] Gesendete Elemente\n"
         f"  [x] Project X  ({SYNC_ENABLED_NOTE})"
     ) == str(tab)

@@ -148,6 +148,8 @@ def test_records_have_one_dict_per_candidate_with_every_count(acme: Tenant) -> N
         "deselected": 3,
         "no_mailbox": 1,
         "label_missing": 1,
+        "mode": "OVERRIDE",
+        "user_choice_kept": 0,
     } == records[1]
     assert [list(COMPARISON_COLUMNS)] * 3 == [list(record) for record in records]
 
@@ -158,7 +160,8 @@ def test_the_dataframe_has_a_row_per_candidate_and_the_record_columns(acme: Tena
     assert list(COMPARISON_COLUMNS) == list(frame.columns)
     assert list(THREE) == list(frame["candidate"])
     assert [5, 2, 0] == list(frame["selected"])
-    expected_types = ["string", "bool", "bool"] + ["int64"] * (len(COMPARISON_COLUMNS) - 3)
+    expected_types = ["string", "bool", "bool"] + ["int64"] * (len(COMPARISON_COLUMNS) - 5)
+    expected_types += ["string", "int64"]  # mode, user_choice_kept (R16)
     assert expected_types == [str(t) for t in frame.dtypes]
 
 

@@ -341,9 +341,9 @@ def _converter() -> cattrs.Converter:
         )
 
     for cls, fields in (
+        (PushCounts, ("user_choice_kept",)),
         (User, ("provenance",)),
         (Tenant, ("locks",)),
-        (PushCounts, ("user_choice_kept",)),
     ):
         converter.register_unstructure_hook(
             cls,

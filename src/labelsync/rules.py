@@ -133,6 +133,7 @@ def apply_rows(
     after: list[User] = []
     changes: list[ChangeRow] = []
     skips: list[SkipRow] = []
+    flips: dict[tuple[frozenset[str], tuple[str, ...]], LabelSet] = {}
     for user in users:
         provenance = user.provenance
         covered = provenance.covered
@@ -169,7 +170,11 @@ def apply_rows(
                     provenance = attrs.evolve(provenance, sent=stamp)
         if flipped:
             provenance = attrs.evolve(provenance, covered=True)
-            after.append(user._with_state(user.synced._flipped(flipped), provenance, bump=True))
+            key = (synced, flipped)
+            selection = flips.get(key)
+            if selection is None:
+                selection = flips[key] = user.synced._flipped(flipped)
+            after.append(user._with_state(selection, provenance, bump=True))
         else:
             after.append(user._covered())
     return after, changes, skips

@@ -403,8 +403,7 @@ class LabelSync:
             )
         )
         _log.info(
-            "revert %s of push %s (tenant %s) started by %s",
-            revert.id,
+            "revert of push %s (tenant %s) started by %s",
             job_id,
             job.tenant_id,
             actor_id,
@@ -434,8 +433,7 @@ class LabelSync:
             last_push=last_push,
         )
         _log.info(
-            "revert %s of push %s (tenant %s) by %s: %d Users restored, %d left alone",
-            revert.id,
+            "revert of push %s (tenant %s) by %s: %d Users restored, %d left alone",
             job_id,
             job.tenant_id,
             actor_id,

@@ -1149,13 +1149,14 @@ class SqliteStore:
             if not size:
                 return job
             params["last"] = last
+            # Changes and skips first: they read each User as the batch found it (its
+            # version, whether it was covered), which the update then moves on.
             if changed:
-                # Changes first: they record each User's version + 1, before the update.
                 conn.execute(_BATCH_CHANGES, params)
-            if changed or uncovered:
-                conn.execute(_BATCH_USERS, params)
             if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent:
                 conn.execute(_BATCH_SKIPS, params)
+            if changed or uncovered:
+                conn.execute(_BATCH_USERS, params)
             counts = plan.counts(
                 users_changed=changed,
                 flips=(flips_inbox, flips_sent),

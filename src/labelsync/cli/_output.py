@@ -325,7 +325,6 @@ def counts_json(users: int, counts: PushCounts) -> dict[str, int]:
         "deselected": counts.deselected,
         "no_mailbox": counts.no_mailbox,
         "label_missing": counts.label_missing,
-        "user_choice_kept": counts.user_choice_kept,
     }
 
 
@@ -344,7 +343,10 @@ def job_json(job: PushJob, db: Path) -> dict[str, Any]:
         "defaults": defaults_json(job.defaults),
         "users": job.total,
         "processed": job.processed,
-        "counts": counts_json(job.total, job.counts),
+        "counts": {
+            **counts_json(job.total, job.counts),
+            "user_choice_kept": job.counts.user_choice_kept,
+        },
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "superseded_by": job.superseded_by,
