@@ -11,9 +11,9 @@ import attrs
 import pytest
 
 from labelsync import Defaults, LabelSync, Tenant
-from labelsync.policy import Provenance
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
+from labelsync.policy import Provenance
 from labelsync.synthetic import ADMIN_ID, synthetic_tenant
 
 AT = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)

@@ -102,7 +102,9 @@ def test_keep_never_changes_a_label_the_user_set_unless_it_is_locked(
     after, changes = apply_defaults(tenant, pushed, mode=PushMode.KEEP_USER_CHOICES)
     override = apply_defaults(tenant, pushed)[1]
     flipped = {(c.user_id, c.label) for c in override.changed}
-    kept = {(s.user_id, s.label) for s in changes.skipped if s.reason is SkipReason.USER_CHOICE_KEPT}
+    kept = {
+        (s.user_id, s.label) for s in changes.skipped if s.reason is SkipReason.USER_CHOICE_KEPT
+    }
     for before, now in zip(tenant.users, after.users, strict=True):
         for label in LABELS:
             mine = before.provenance.of(label).origin is Origin.USER
@@ -131,9 +133,7 @@ def test_new_users_only_never_touches_a_covered_user_except_for_locked_labels(
             expected = full if label in tenant.locked else before
             assert selected(expected, label) == selected(now, label)
     touched = {c.user_id for c in changes.changed}
-    assert all(
-        not tenant.user(u).provenance.covered or tenant.locked for u in touched
-    )
+    assert all(not tenant.user(u).provenance.covered or tenant.locked for u in touched)
 
 
 @given(tenants(), defaults(), modes)
@@ -266,7 +266,11 @@ def svc(store: Store, clock: FixedClock) -> LabelSync:
     counter = itertools.count(1)
     service = LabelSync(store=store, clock=clock, new_id=lambda: f"job-{next(counter)}")
     service.create_tenant(
-        Tenant(id="acme", name="Acme", users=(person("admin", admin=True), person("ana"), person("ben")))
+        Tenant(
+            id="acme",
+            name="Acme",
+            users=(person("admin", admin=True), person("ana"), person("ben")),
+        )
     )
     return service
 
@@ -306,7 +310,8 @@ def test_locking_changes_no_selection_and_unlocking_frees_the_label(svc: LabelSy
     with pytest.raises(LabelLocked):
         svc.set_selection("acme", "ben", LabelSet(["SENT"]))
     unlocked = svc.set_locks("acme", actor_id="admin", locked=frozenset())
-    assert unlocked is not None and unlocked.labels == frozenset()
+    assert unlocked is not None
+    assert frozenset() == unlocked.labels
     assert frozenset({"SENT"}) == svc.set_selection("acme", "ben", LabelSet(["SENT"])).synced.ids
 
 
@@ -456,7 +461,12 @@ def test_preview_and_compare_show_each_mode(svc: LabelSync) -> None:
     """R16, B1: the preview takes a mode; compare puts modes side by side."""
     svc.push("acme", actor_id="admin", defaults=INBOX_ONLY)
     svc.set_selection("acme", "ana", LabelSet([]))
-    assert 1 == svc.preview("acme", INBOX_ONLY, mode=PushMode.KEEP_USER_CHOICES).counts().user_choice_kept
+    assert (
+        1
+        == svc.preview("acme", INBOX_ONLY, mode=PushMode.KEEP_USER_CHOICES)
+        .counts()
+        .user_choice_kept
+    )
     assert not svc.preview("acme", BOTH, mode=PushMode.NEW_USERS_ONLY)
     comparison = compare(svc.tenant("acme"), {"Both": BOTH}, modes=list(PushMode))
     assert [m.name for m in PushMode] == [r["mode"] for r in comparison.to_records()]
@@ -472,7 +482,8 @@ def test_preview_and_compare_show_each_mode(svc: LabelSync) -> None:
     assert 0 == comparison.row("Both", PushMode.NEW_USERS_ONLY).users_changed
     assert "[KEEP_USER_CHOICES]" in str(comparison)
     html = comparison._repr_html_()
-    assert html is not None and "NEW_USERS_ONLY" in html
+    assert html is not None
+    assert "NEW_USERS_ONLY" in html
 
 
 def test_start_push_refuses_a_mode_that_is_not_a_push_mode_and_starts_nothing(

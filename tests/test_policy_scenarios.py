@@ -32,7 +32,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
-from labelsync.exceptions import AlreadyReverted, InvalidInput
+from labelsync.exceptions import AlreadyReverted
 from labelsync.policy import DriftReason
 from labelsync.ports import Store
 from labelsync.providers import gmail_label
@@ -182,7 +182,7 @@ def test_new_users_only_covers_only_users_no_push_or_onboarding_covered(
 def test_a_locked_label_is_refused_and_unlocked_labels_stay_free(
     svc: LabelSync, clock: FixedClock
 ) -> None:
-    """R17: ana may not change the locked INBOX (nothing written); SENT and her own labels are free."""
+    """R17: ana may not change the locked INBOX (nothing written); SENT and her labels are free."""
     svc.push("acme", actor_id=ADMIN, defaults=INBOX_ONLY)
     later(clock)
     locks = svc.set_locks("acme", actor_id=ADMIN, locked=frozenset({INBOX}))
@@ -245,7 +245,9 @@ def test_drift_lists_who_differs_from_the_defaults_and_why(
             id="fay",
             email="fay@acme.io",
             mailbox=Mailbox(
-                provider=Provider.GMAIL, address="fay@acme.io", labels=(gmail_label("INBOX", "Inbox"),)
+                provider=Provider.GMAIL,
+                address="fay@acme.io",
+                labels=(gmail_label("INBOX", "Inbox"),),
             ),
             synced=LabelSet(["INBOX"]),
         ),
@@ -263,7 +265,9 @@ def test_drift_lists_who_differs_from_the_defaults_and_why(
     assert ("ana", "dee", "eve", "fay") == drifted.user_ids
     assert "USER_CHANGE" == drifted.to_records()[0]["reason"]
     html = drifted._repr_html_()
-    assert html is not None and "NEVER_COVERED" in html and "dee" in html
+    assert html is not None
+    assert "NEVER_COVERED" in html
+    assert "dee" in html
 
 
 def test_reverting_an_older_push_restores_only_the_labels_it_still_owns(

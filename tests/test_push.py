@@ -41,8 +41,8 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
-from labelsync.model import SYNC_ENABLED_NOTE
 from labelsync.exceptions import AlreadyReverted
+from labelsync.model import SYNC_ENABLED_NOTE
 from labelsync.policy import Origin
 from labelsync.ports import Store
 from labelsync.providers import gmail_label, graph_folder, imap_mailbox
@@ -517,7 +517,8 @@ def test_an_older_push_is_reverted_only_for_the_labels_it_still_owns(
         got.defaults,
         got.last_push and got.last_push.job_id,
     )
-    assert report.revert is not None and not report.revert.restored_defaults
+    assert report.revert is not None
+    assert not report.revert.restored_defaults
 
 
 # -- R11: audit ---------------------------------------------------------------------

@@ -33,8 +33,8 @@ from labelsync import (
 )
 from labelsync.exceptions import UnknownUser
 from labelsync.model import SYNC_ENABLED_NOTE
-from labelsync.providers import gmail_label, graph_folder
 from labelsync.policy import Provenance
+from labelsync.providers import gmail_label, graph_folder
 from labelsync.rules import apply_to_user, onboarding_stamp
 from labelsync.testing import defaults, tenants, user_ids, users
 
@@ -316,9 +316,7 @@ def test_unchanged_users_are_the_same_objects_in_the_new_tenant(
     reported = set(changes.changed_user_ids)
     for before_user, after_user in zip(tenant.users, after.users, strict=True):
         newly_covered = before_user.mailbox is not None and not before_user.provenance.covered
-        assert (before_user.id not in reported and not newly_covered) == (
-            before_user is after_user
-        )
+        assert (before_user.id not in reported and not newly_covered) == (before_user is after_user)
         if before_user.id not in reported:
             assert before_user.synced is after_user.synced
             assert before_user.version == after_user.version

@@ -89,7 +89,7 @@ class ModelUser:
     """The User's non-system labels as they last set them (R5, R12)."""
     last_writer: str
     """"added", "edit", or the id of the last push job that processed this User."""
-    provenance: Provenance = Provenance()
+    provenance: Provenance = dataclasses.field(default_factory=Provenance)
     """R15: who set INBOX and SENT last, and whether a push covered the User."""
 
     def expected(self) -> User:

@@ -55,7 +55,7 @@ class LabelOrigin:
         return self.origin is Origin.USER
 
     def describe(self) -> str | None:
-        """What the Email tab says about it, e.g. "Set by your admin on 1 Dec 2026"; None if unknown."""
+        """What the Email tab says, e.g. "Set by your admin on 1 Dec 2026"; None if unknown."""
         on = "" if self.at is None else f" on {_day(self.at)}"
         match self.origin:
             case Origin.PUSH:

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from labelsync.exceptions import InvalidInput, MissingExtra
 from labelsync._provenance import LabelOrigin, Provenance
+from labelsync.exceptions import InvalidInput, MissingExtra
 from labelsync.model import Label, LabelSet, PushCounts, Tenant, User
 
 if TYPE_CHECKING:
@@ -335,21 +335,21 @@ def _converter() -> cattrs.Converter:
     # a snapshot of a tenant that does not use them stays readable by an older labelsync.
     from cattrs.gen import make_dict_unstructure_fn, override
 
-    for cls in (LabelOrigin, Provenance):
+    for value_type in (LabelOrigin, Provenance):
         converter.register_unstructure_hook(
-            cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True)
+            value_type,
+            make_dict_unstructure_fn(value_type, converter, _cattrs_omit_if_default=True),
         )
 
-    for cls, fields in (
-        (PushCounts, ("user_choice_kept",)),
-        (User, ("provenance",)),
-        (Tenant, ("locks",)),
-    ):
+    added: tuple[tuple[type[Any], str], ...] = (
+        (PushCounts, "user_choice_kept"),
+        (User, "provenance"),
+        (Tenant, "locks"),
+    )
+    for added_to, name in added:
+        overrides: dict[str, Any] = {name: override(omit_if_default=True)}
         converter.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(
-                cls, converter, **{name: override(omit_if_default=True) for name in fields}
-            ),
+            added_to, make_dict_unstructure_fn(added_to, converter, **overrides)
         )
     return converter
 

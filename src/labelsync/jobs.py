@@ -20,12 +20,12 @@ import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync._provenance import LabelOrigin, Origin
 from labelsync.changes import LabelChange, Skip, count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
-from labelsync._provenance import LabelOrigin, Origin
 from labelsync.model import Defaults, PushCounts, PushRecord, SystemLabel, User
 from labelsync.policy import PushMode
-from labelsync.rules import apply_rows
+from labelsync.rules import PREVIEW_STAMP, apply_rows
 
 __all__ = [
     "BatchDecision",
@@ -264,7 +264,7 @@ class BatchPlan:
     """Per label: leave it where its origin is the User (KEEP_USER_CHOICES, not locked)."""
     new_only: tuple[bool, ...] = (False, False)
     """Per label: leave it for Users already covered (NEW_USERS_ONLY, not locked)."""
-    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH)
+    stamp: LabelOrigin = PREVIEW_STAMP
     """The origin a flipped label gets; every User with a mailbox becomes covered."""
 
     def targets(self) -> tuple[tuple[SystemLabel, bool], ...]:
@@ -302,7 +302,7 @@ def plan(
     *,
     mode: PushMode = PushMode.OVERRIDE,
     locked: frozenset[SystemLabel] = frozenset(),
-    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH),
+    stamp: LabelOrigin = PREVIEW_STAMP,
 ) -> BatchPlan:
     """The `BatchPlan` of a push of `defaults` in `mode`, with `locked` labels as OVERRIDE."""
     if not isinstance(defaults, Defaults):
@@ -339,7 +339,7 @@ def decide(
     defaults: Defaults,
     *,
     mode: PushMode = PushMode.OVERRIDE,
-    stamp: LabelOrigin = LabelOrigin(origin=Origin.PUSH),
+    stamp: LabelOrigin = PREVIEW_STAMP,
     locked: frozenset[SystemLabel] = frozenset(),
 ) -> BatchDecision:
     """Turn the per-User rule's output for a batch (`rules.apply_rows`) into what is written.

@@ -383,8 +383,8 @@ class User:
         """This User marked covered by a push or onboarding, nothing else changed."""
         if self.provenance.covered:
             return self
-        provenance = COVERED if self.provenance is UNKNOWN else attrs.evolve(
-            self.provenance, covered=True
+        provenance = (
+            COVERED if self.provenance is UNKNOWN else attrs.evolve(self.provenance, covered=True)
         )
         return self._with_state(self.synced, provenance, bump=False)
 

@@ -164,7 +164,9 @@ class Drift:
         return pd.DataFrame(
             {
                 "user_id": pd.array([r["user_id"] for r in records], dtype="string"),
-                "label": pd.Categorical([r["label"] for r in records], categories=["INBOX", "SENT"]),
+                "label": pd.Categorical(
+                    [r["label"] for r in records], categories=["INBOX", "SENT"]
+                ),
                 "reason": pd.Categorical(
                     [r["reason"] for r in records], categories=[x.name for x in DriftReason]
                 ),

@@ -24,8 +24,8 @@ from labelsync.model import Defaults, Locks, PushRecord, SystemLabel, Tenant, Us
 __all__ = [
     "Clock",
     "JobStatus",
-    "PushExecution",
     "PolicyStorage",
+    "PushExecution",
     "PushHistory",
     "PushJob",
     "StaleCheckpoint",

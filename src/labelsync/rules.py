@@ -16,7 +16,6 @@ import attrs
 from attrs import frozen
 
 from labelsync._provenance import LabelOrigin, Origin, Provenance
-
 from labelsync.changes import ChangeRow, Changes, LabelChange, Skip, SkipRow
 from labelsync.exceptions import InvalidInput, PermissionDenied
 from labelsync.model import (

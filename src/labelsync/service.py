@@ -12,14 +12,13 @@ import uuid
 from collections.abc import Callable
 from itertools import groupby, islice
 
-from attrs import frozen
-
 import attrs
+from attrs import frozen
 
 from labelsync import push as _push
 from labelsync._provenance import LabelOrigin, Origin
 from labelsync.changes import Changes
-from labelsync.exceptions import AlreadyReverted, InvalidInput, PermissionDenied, UnknownUser
+from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import (
     Defaults,
@@ -373,7 +372,9 @@ class LabelSync:
         """Every push of the tenant, newest first, each with its report and revert (R19)."""
         self.store.settings(tenant_id)
         reverts = {r.push_job_id: r for r in self.store.list_reverts(tenant_id)}
-        return [HistoryEntry(job=j, revert=reverts.get(j.id)) for j in self.store.list_jobs(tenant_id)]
+        return [
+            HistoryEntry(job=j, revert=reverts.get(j.id)) for j in self.store.list_jobs(tenant_id)
+        ]
 
     def revert_push(self, job_id: str, *, actor_id: str, batch_size: int = 500) -> RevertReport:
         """Undo a finished push for the labels whose origin is still that push (R19); admins.
@@ -455,9 +456,9 @@ class LabelSync:
         reverted = {r.push_job_id for r in self.store.list_reverts(job.tenant_id)}
         reverted.add(job.id)
         for earlier in self.store.list_jobs(job.tenant_id):
-            if earlier.status is JobStatus.DONE and earlier.id not in reverted:
-                if earlier.started_at <= job.started_at:
-                    return earlier.defaults, earlier.record(), True
+            done = earlier.status is JobStatus.DONE and earlier.id not in reverted
+            if done and earlier.started_at <= job.started_at:
+                return earlier.defaults, earlier.record(), True
         return None, None, True
 
     def _revert_chunk(
@@ -525,13 +526,14 @@ class LabelSync:
         (any mode) applies locked labels, and a User's own change of one raises
         `LabelLocked`. Returns the stored locks (who, when), None when unlocked.
         """
-        if isinstance(locked, str | bytes) or not isinstance(locked, frozenset | set):
+        given: object = locked  # callers may pass anything; refuse it by name
+        if not isinstance(given, frozenset | set):
             raise InvalidInput("locked", locked, "must be a set of SystemLabels (INBOX, SENT)")
-        for label in locked:
+        for label in given:
             if not isinstance(label, SystemLabel):
                 raise InvalidInput("locked", label, "is not a SystemLabel (INBOX or SENT)")
         self._admin(tenant_id, actor_id)
-        locks = Locks(labels=frozenset(locked), actor_id=actor_id, at=_push.now(self.clock))
+        locks = Locks(labels=frozenset(given), actor_id=actor_id, at=_push.now(self.clock))
         self.store.save_locks(tenant_id, locks)
         _log.info(
             "locks of tenant %s set by %s: %s",

@@ -138,7 +138,7 @@ class Comparison:
         return html(self)
 
     def __str__(self) -> str:
-        header = (
+        header: tuple[str, ...] = (
             "candidate",
             "inbox",
             "sent",
@@ -148,7 +148,7 @@ class Comparison:
             "no mailbox",
             "label missing",
         )
-        body = [
+        body: list[tuple[str, ...]] = [
             (
                 row.candidate,
                 "on" if row.defaults.inbox else "off",
@@ -156,7 +156,7 @@ class Comparison:
                 str(row.users_changed),
                 str(row.selected),
                 str(row.deselected),
-                    str(row.no_mailbox),
+                str(row.no_mailbox),
                 str(row.label_missing),
             )
             for row in self.rows
@@ -238,7 +238,10 @@ def compare(
             raise InvalidInput("candidates", name, "is not a candidate name (a non-empty string)")
         if not isinstance(defaults, Defaults):
             raise InvalidInput(f"candidates[{name!r}]", defaults, "is not a Defaults")
-    chosen: list[object] = [modes] if isinstance(modes, str) else list(modes)
+    asked: object = modes  # callers may pass anything; refuse it by name
+    if isinstance(asked, str | bytes) or not isinstance(asked, Iterable):
+        raise InvalidInput("modes", modes, "must be a collection of PushModes")
+    chosen: list[object] = list(asked)
     if not chosen:
         raise InvalidInput("modes", modes, "is empty; name at least one PushMode")
     for mode in chosen:

@@ -119,8 +119,10 @@ def tenant_html(tenant: Tenant) -> str:
                 len(tenant.users),
                 escaped=True,
             ),
-            "<p>Inbox/Sent: ✓ synced, · not synced, &ndash; the mailbox has no such label; "
-            "set by: who made the last change of each (R15)</p>",
+            (
+                "<p>Inbox/Sent: ✓ synced, · not synced, &ndash; the mailbox has no such label; "
+                "set by: who made the last change of each (R15)</p>"
+            ),
         ]
     )
 

@@ -26,17 +26,17 @@ from labelsync.model import (
 __all__ = [
     "HotState",
     "ProvenanceColumns",
+    "check_distinct",
+    "check_limit",
+    "hot_state",
+    "label_from_row",
+    "label_row",
     "locked_from_text",
     "locked_text",
     "locks_doc",
     "locks_from_doc",
     "provenance_columns",
     "provenance_from",
-    "check_distinct",
-    "check_limit",
-    "hot_state",
-    "label_from_row",
-    "label_row",
     "record_doc",
     "record_from_doc",
     "selection",
@@ -156,7 +156,9 @@ def selection(
     return LabelSet(ids)
 
 
-ProvenanceColumns = tuple[bool, str | None, str | None, str | None, str | None, str | None, str | None]
+ProvenanceColumns = tuple[
+    bool, str | None, str | None, str | None, str | None, str | None, str | None
+]
 """A User's provenance as the hot columns keep it: covered, then for INBOX and for SENT the
 origin (NULL: unknown), its job id and its time (ISO 8601 text with the UTC offset)."""
 
@@ -198,7 +200,7 @@ def provenance_from(
     sent_job: str | None,
     sent_at: str | None,
 ) -> Provenance:
-    """The provenance `provenance_columns` wrote; shared between Users (a push stamps many alike)."""
+    """The provenance `provenance_columns` wrote, shared: a push stamps many Users alike."""
     return Provenance(
         inbox=_origin_from(inbox, inbox_job, inbox_at),
         sent=_origin_from(sent, sent_job, sent_at),

@@ -20,12 +20,12 @@ from labelsync.adapters._records import check_distinct, check_limit
 from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
+    AlreadyReverted,
     InvalidInput,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.exceptions import AlreadyReverted
 from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
@@ -295,8 +295,6 @@ class InMemoryStore:
     def list_reverts(self, tenant_id: str | None = None) -> list[RevertJob]:
         with self._lock:
             found = [
-                r
-                for r in self._reverts.values()
-                if tenant_id is None or r.tenant_id == tenant_id
+                r for r in self._reverts.values() if tenant_id is None or r.tenant_id == tenant_id
             ]
             return found[::-1]

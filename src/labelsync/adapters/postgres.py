@@ -53,6 +53,7 @@ from labelsync.adapters._records import (
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
+    AlreadyReverted,
     InvalidInput,
     LabelSyncError,
     MissingExtra,
@@ -60,7 +61,6 @@ from labelsync.exceptions import (
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.exceptions import AlreadyReverted
 from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import (
     Defaults,
@@ -1066,8 +1066,7 @@ class PostgresStore:
                 self._save_job(cur, jobs.superseded(_job_from_row(row), by=job.id))
             c = stored.counts
             cur.execute(
-                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * 21)})",
+                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 21)})",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -1360,7 +1359,7 @@ class PostgresStore:
                 f"UPDATE {s}.reverts SET status = %s, finished_at = %s, users_restored = %s, "
                 f"labels_restored = %s, users_left_alone = %s, restored_defaults = %s "
                 f"WHERE id = %s",
-                _revert_params(revert)[5:] + (revert.id,),
+                (*_revert_params(revert)[5:], revert.id),
             )
             if revert.restored_defaults:
                 cur.execute(

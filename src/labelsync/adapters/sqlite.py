@@ -45,17 +45,16 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
-from labelsync.policy import PushMode
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
+    AlreadyReverted,
     InvalidInput,
     LabelSyncError,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.exceptions import AlreadyReverted
 from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import (
     Defaults,
@@ -71,6 +70,7 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.policy import PushMode
 from labelsync.ports import StaleCheckpoint, TenantSettings
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -237,8 +237,7 @@ _V2: Final = (
 # their mode, the labels locked when they started and their USER_CHOICE_KEPT count;
 # tenants their locks (JSON: labels, who, when); reverts are audited jobs of their own.
 _V3: Final = (
-    "ALTER TABLE user_state ADD COLUMN covered INTEGER NOT NULL DEFAULT 0"
-    " CHECK (covered IN (0, 1))",
+    "ALTER TABLE user_state ADD COLUMN covered INTEGER NOT NULL DEFAULT 0 CHECK (covered IN (0,1))",
     "ALTER TABLE user_state ADD COLUMN inbox_origin TEXT",
     "ALTER TABLE user_state ADD COLUMN inbox_job TEXT",
     "ALTER TABLE user_state ADD COLUMN inbox_at TEXT",
@@ -1144,8 +1143,9 @@ class SqliteStore:
                 "ns": plan.new_only[1],
                 "at": _time(job.started_at),
             }
-            (size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent,
-             kept_inbox, kept_sent, uncovered) = conn.execute(_BATCH_RANGE, params).fetchone()  # fmt: skip
+            counted = conn.execute(_BATCH_RANGE, params).fetchone()
+            size, last, changed, flips_inbox, flips_sent, no_mailbox = counted[:6]
+            miss_inbox, miss_sent, kept_inbox, kept_sent, uncovered = counted[6:]
             if not size:
                 return job
             params["last"] = last
@@ -1258,7 +1258,7 @@ class SqliteStore:
     def finish_revert(
         self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
     ) -> RevertJob:
-        """Store the finished revert and, if it restored them, the tenant's defaults and last push."""
+        """Store the finished revert; if it restored them, the tenant's defaults and last push."""
         with self._writing() as conn:
             row = conn.execute("SELECT * FROM reverts WHERE id = ?", (revert.id,)).fetchone()
             if row is None or row["push_job_id"] != revert.push_job_id:

@@ -32,13 +32,13 @@ def history_lines(entry: HistoryEntry) -> list[str]:
     mode = "" if job.mode is PushMode.OVERRIDE else f"  {job.mode.name}"
     finished = f" to {when(job.finished_at)}" if job.finished_at else ", not finished"
     kept = f", {num(c.user_choice_kept)} user choices kept" if c.user_choice_kept else ""
-    lines = [
-        f"{job.id}  {job.status.name}  {job.defaults.describe()}{mode}  by {job.actor_id}"
-        f"  {when(job.started_at)}{finished} UTC",
+    what = f"{job.id}  {job.status.name}  {job.defaults.describe()}{mode}  by {job.actor_id}"
+    report = (
         f"  {num(job.processed)}/{num(job.total)} Users, {num(c.users_changed)} changed "
         f"(+{num(c.selected)} -{num(c.deselected)} labels), {num(c.no_mailbox)} no mailbox, "
-        f"{num(c.label_missing)} labels missing{kept}",
-    ]
+        f"{num(c.label_missing)} labels missing{kept}"
+    )
+    lines = [f"{what}  {when(job.started_at)}{finished} UTC", report]
     revert = entry.revert
     if revert is not None:
         state = "reverted" if entry.reverted else "revert not finished"

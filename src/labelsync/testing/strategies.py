@@ -18,13 +18,13 @@ import functools
 
 import attrs
 
-from labelsync.exceptions import MissingExtra
 from labelsync._provenance import LabelOrigin, Origin, Provenance
+from labelsync.exceptions import MissingExtra
 from labelsync.model import (
     Defaults,
-    Locks,
     Label,
     LabelSet,
+    Locks,
     Mailbox,
     Permission,
     Provider,
@@ -343,7 +343,7 @@ def label_origins(draw: st.DrawFn) -> LabelOrigin:
 
 @st.composite
 def provenances(draw: st.DrawFn) -> Provenance:
-    """A User's provenance (R15): each label's origin, covered or not; unknown a third of the time."""
+    """A User's provenance (R15): each label's origin and covered; unknown a third of the time."""
     if draw(st.integers(0, 2)) == 0:
         return Provenance()
     return Provenance(
