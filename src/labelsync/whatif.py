@@ -273,15 +273,17 @@ def compare(
 @html.register(Comparison)
 def _comparison_html(comparison: Comparison) -> str:
     """Candidate defaults side by side: one row each, with what pushing it would do."""
+    candidates = len(dict.fromkeys(row.candidate for row in comparison.rows))
+    modes = len(dict.fromkeys(row.mode for row in comparison.rows))
     head = (
         f"<b>What-if</b> for {escape(comparison.tenant_id)}: {comparison.users} Users, "
-        f"{len(comparison.rows)} candidates"
+        f"{candidates} candidates" + (f" &times; {modes} push modes" if modes > 1 else "")
     )
-    modes = comparison._modes_shown
+    shown = comparison._modes_shown
     rows = table(
         (
             "candidate",
-            *(("mode", "kept") if modes else ()),
+            *(("mode", "kept") if shown else ()),
             "Inbox",
             "Sent",
             "Users changed",
@@ -293,7 +295,7 @@ def _comparison_html(comparison: Comparison) -> str:
         [
             (
                 row.candidate,
-                *((row.mode.name, row.user_choice_kept) if modes else ()),
+                *((row.mode.name, row.user_choice_kept) if shown else ()),
                 "on" if row.defaults.inbox else "off",
                 "on" if row.defaults.sent else "off",
                 row.users_changed,
@@ -307,7 +309,7 @@ def _comparison_html(comparison: Comparison) -> str:
         len(comparison.rows),
     )
     note = "<p>Users changed: Users whose own Inbox/Sent choice the push overrides.</p>"
-    if modes:
+    if shown:
         note += (
             "<p>kept: labels a KEEP_USER_CHOICES push leaves as their User set them; "
             "NEW_USERS_ONLY changes only Users no push or onboarding covered (R16).</p>"
