@@ -12,7 +12,10 @@ What it keeps, as `SqliteStore` does:
   Users added later are never read;
 - SQLite's durable settings: WAL, ``synchronous = FULL``;
 - finishing in one fenced transaction that marks the job DONE and writes the
-  tenant's audit record and checkbox settings.
+  tenant's audit record and checkbox settings;
+- provenance (R15): each label the push flips records the push (origin, job id,
+  time), every User with a mailbox is marked covered, and a KEEP_USER_CHOICES
+  push (R16) leaves labels whose origin is the User, one skip row each.
 
 What makes it fast: the hot state a push reads and writes is one narrow row per
 User (its version, the ids of the labels holding INBOX/SENT, whether each is
@@ -23,13 +26,15 @@ table a push never touches. Each batch is decided in SQL, set-based: a few
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.state import NarrowUser, State, state_of
-from labelsync import Defaults, Tenant
+from benchmarks.state import NarrowUser, State, provenance_text, state_of
+from labelsync import Defaults, Origin, Tenant
+from labelsync.policy import LabelOrigin
 
 __all__ = ["Superseded", "connect", "final_state", "push", "users_after", "write_tenant"]
 
@@ -53,6 +58,13 @@ _SCHEMA = (
         inbox_on    INTEGER NOT NULL,    -- whether that label is selected
         sent_on     INTEGER NOT NULL,
         version     INTEGER NOT NULL,
+        covered     INTEGER NOT NULL,    -- a push or onboarding reached this User (R16)
+        inbox_origin TEXT,               -- who set INBOX last (R15); NULL: unknown
+        inbox_job   TEXT,
+        inbox_at    TEXT,
+        sent_origin TEXT,
+        sent_job    TEXT,
+        sent_at     TEXT,
         UNIQUE (tenant_id, id)
     )""",
     """
@@ -76,6 +88,9 @@ _SCHEMA = (
         deselected    INTEGER NOT NULL DEFAULT 0,
         no_mailbox    INTEGER NOT NULL DEFAULT 0,
         label_missing INTEGER NOT NULL DEFAULT 0,
+        keep          INTEGER NOT NULL DEFAULT 0,  -- KEEP_USER_CHOICES (R16)
+        kept          INTEGER NOT NULL DEFAULT 0,
+        started_at    TEXT NOT NULL,
         finished_at   TEXT
     )""",
     """
@@ -109,6 +124,22 @@ _NEXT_BATCH = """
         ORDER BY pos LIMIT :size
     )
 """
+_MINE_INBOX = ":keep AND coalesce(inbox_origin, '') = 'USER'"
+_MINE_SENT = ":keep AND coalesce(sent_origin, '') = 'USER'"
+_FLIP_INBOX = f"(inbox_id IS NOT NULL AND inbox_on != :inbox AND NOT ({_MINE_INBOX}))"
+_FLIP_SENT = f"(sent_id IS NOT NULL AND sent_on != :sent AND NOT ({_MINE_SENT}))"
+_KEPT = (
+    (
+        f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'INBOX',"
+        f" 'USER_CHOICE_KEPT' FROM users WHERE {_RANGE} AND inbox_id IS NOT NULL"
+        f" AND inbox_on != :inbox AND {_MINE_INBOX}"
+    ),
+    (
+        f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, 'SENT',"
+        f" 'USER_CHOICE_KEPT' FROM users WHERE {_RANGE} AND sent_id IS NOT NULL"
+        f" AND sent_on != :sent AND {_MINE_SENT}"
+    ),
+)
 _SKIPS = (
     (
         f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
@@ -127,32 +158,40 @@ _CHANGES = (
     (
         "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
         f" SELECT :job, pos, 'INBOX', inbox_id, :inbox, version + 1 FROM users WHERE {_RANGE}"
-        " AND inbox_id IS NOT NULL AND inbox_on != :inbox"
+        f" AND {_FLIP_INBOX}"
     ),
     (
         "INSERT INTO job_changes (job_id, user_pos, label, label_id, selected, version_after)"
         f" SELECT :job, pos, 'SENT', sent_id, :sent, version + 1 FROM users WHERE {_RANGE}"
-        " AND sent_id IS NOT NULL AND sent_on != :sent"
+        f" AND {_FLIP_SENT}"
     ),
 )
+# SET reads the row as it was, so each flag and its provenance decide on the old values.
 _UPDATE_USERS = f"""
     UPDATE users SET
-        inbox_on = CASE WHEN inbox_id IS NULL THEN inbox_on ELSE :inbox END,
-        sent_on = CASE WHEN sent_id IS NULL THEN sent_on ELSE :sent END,
+        inbox_on = CASE WHEN {_FLIP_INBOX} THEN :inbox ELSE inbox_on END,
+        inbox_origin = CASE WHEN {_FLIP_INBOX} THEN 'PUSH' ELSE inbox_origin END,
+        inbox_job = CASE WHEN {_FLIP_INBOX} THEN :job ELSE inbox_job END,
+        inbox_at = CASE WHEN {_FLIP_INBOX} THEN :at ELSE inbox_at END,
+        sent_on = CASE WHEN {_FLIP_SENT} THEN :sent ELSE sent_on END,
+        sent_origin = CASE WHEN {_FLIP_SENT} THEN 'PUSH' ELSE sent_origin END,
+        sent_job = CASE WHEN {_FLIP_SENT} THEN :job ELSE sent_job END,
+        sent_at = CASE WHEN {_FLIP_SENT} THEN :at ELSE sent_at END,
+        covered = 1,
         version = version + 1
-    WHERE {_RANGE}
-      AND ((inbox_id IS NOT NULL AND inbox_on != :inbox)
-           OR (sent_id IS NOT NULL AND sent_on != :sent))
+    WHERE {_RANGE} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
+_COVER_USERS = f"UPDATE users SET covered = 1 WHERE {_RANGE} AND has_mailbox = 1 AND covered = 0"
 _CHECKPOINT = """
     UPDATE jobs SET status = 'RUNNING', cursor = :end, processed = processed + :batch,
         users_changed = users_changed + :users_changed, selected = selected + :selected,
         deselected = deselected + :deselected, no_mailbox = no_mailbox + :no_mailbox,
-        label_missing = label_missing + :label_missing
+        label_missing = label_missing + :label_missing, kept = kept + :kept
     WHERE id = :job
 """
 _FENCE = """
-    SELECT j.tenant_id, j.status, j.cursor, j.roster_end, j.inbox, j.sent, t.current_job
+    SELECT j.tenant_id, j.status, j.cursor, j.roster_end, j.inbox, j.sent, t.current_job,
+           j.keep, j.started_at
     FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = ?
 """
 
@@ -171,8 +210,17 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def write_tenant(path: Path, tenant: Tenant, job_id: str, defaults: Defaults) -> None:
-    """A new file holding `tenant` and a started push of `defaults` (setup, not timed)."""
+def _origin(origin: LabelOrigin) -> tuple[str | None, str | None, str | None]:
+    if origin.origin is Origin.UNKNOWN:
+        return None, None, None
+    return origin.origin.value, origin.job_id, None if origin.at is None else origin.at.isoformat()
+
+
+def write_tenant(
+    path: Path, tenant: Tenant, job_id: str, defaults: Defaults, *, keep: bool = False
+) -> None:
+    """A new file holding `tenant` and a started push of `defaults` (setup, not timed);
+    `keep` makes it a KEEP_USER_CHOICES push (R16)."""
     conn = connect(path)
     try:
         conn.execute("BEGIN")
@@ -194,15 +242,26 @@ def write_tenant(path: Path, tenant: Tenant, job_id: str, defaults: Defaults) ->
                     n.inbox_on,
                     n.sent_on,
                     user.version,
+                    user.provenance.covered,
+                    *_origin(user.provenance.inbox),
+                    *_origin(user.provenance.sent),
                 )
             )
             cold.append((pos, user.email, json.dumps(n.other_ids, separators=(",", ":"))))
-        conn.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hot)
+        conn.executemany(f"INSERT INTO users VALUES ({', '.join('?' * 16)})", hot)
         conn.executemany("INSERT INTO cold VALUES (?, ?, ?)", cold)
         conn.execute(
-            "INSERT INTO jobs (id, tenant_id, status, inbox, sent, roster_end)"
-            " VALUES (?, ?, 'PENDING', ?, ?, ?)",
-            (job_id, tenant.id, defaults.inbox, defaults.sent, len(tenant.users)),
+            "INSERT INTO jobs (id, tenant_id, status, inbox, sent, roster_end, keep, started_at)"
+            " VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                tenant.id,
+                defaults.inbox,
+                defaults.sent,
+                len(tenant.users),
+                keep,
+                dt.datetime.now(dt.UTC).isoformat(),
+            ),
         )
         conn.execute("UPDATE tenants SET current_job = ? WHERE id = ?", (job_id, tenant.id))
         conn.execute("COMMIT")
@@ -210,16 +269,16 @@ def write_tenant(path: Path, tenant: Tenant, job_id: str, defaults: Defaults) ->
         conn.close()
 
 
-def _fence(conn: sqlite3.Connection, job_id: str) -> tuple[str, int, int, bool, bool]:
-    """Inside a write transaction: the job's tenant, cursor, roster end and checkboxes,
-    or `Superseded` if a newer push started or the job is finished."""
+def _fence(conn: sqlite3.Connection, job_id: str) -> tuple[str, int, int, bool, bool, bool, str]:
+    """Inside a write transaction: the job's tenant, cursor, roster end, checkboxes, mode
+    and start time, or `Superseded` if a newer push started or the job is finished."""
     row = conn.execute(_FENCE, (job_id,)).fetchone()
     if row is None:
         raise LookupError(f"no job {job_id!r}")
-    tenant_id, status, cursor, roster_end, inbox, sent, current = row
+    tenant_id, status, cursor, roster_end, inbox, sent, current, keep, started_at = row
     if current != job_id or status not in ("PENDING", "RUNNING"):
         raise Superseded(f"job {job_id!r} is {status}, the tenant's current job is {current!r}")
-    return tenant_id, cursor, roster_end, bool(inbox), bool(sent)
+    return tenant_id, cursor, roster_end, bool(inbox), bool(sent), bool(keep), started_at
 
 
 def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: str) -> None:
@@ -227,7 +286,7 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tenant_id, cursor, roster_end, inbox, sent = _fence(conn, job_id)
+            tenant_id, cursor, roster_end, inbox, sent, keep, started_at = _fence(conn, job_id)
             end, batch = conn.execute(
                 _NEXT_BATCH,
                 {
@@ -242,14 +301,18 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                 conn.execute("COMMIT")
                 return
             where = {"cursor": cursor, "end": end, "tenant": tenant_id, "job": job_id}
-            flags = {**where, "inbox": inbox, "sent": sent}
+            flags = {**where, "inbox": inbox, "sent": sent, "keep": keep, "at": started_at}
             no_mailbox, inbox_missing, sent_missing = (
                 conn.execute(statement, where).rowcount for statement in _SKIPS
+            )
+            kept = (
+                sum(conn.execute(statement, flags).rowcount for statement in _KEPT) if keep else 0
             )
             inbox_flips, sent_flips = (
                 conn.execute(statement, flags).rowcount for statement in _CHANGES
             )
             users_changed = conn.execute(_UPDATE_USERS, flags).rowcount
+            conn.execute(_COVER_USERS, where)
             conn.execute(
                 _CHECKPOINT,
                 {
@@ -261,6 +324,7 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                     "deselected": inbox_flips * (not inbox) + sent_flips * (not sent),
                     "no_mailbox": no_mailbox,
                     "label_missing": inbox_missing + sent_missing,
+                    "kept": kept,
                 },
             )
             conn.execute("COMMIT")
@@ -286,31 +350,39 @@ def _finish(
     )
 
 
-def users_after(conn: sqlite3.Connection) -> Iterator[tuple[str, list[str], int]]:
-    """Every User in roster order: id, selected label ids (hot and cold), version."""
+def users_after(
+    conn: sqlite3.Connection, job_id: str = ""
+) -> Iterator[tuple[str, list[str], int, str]]:
+    """Every User in roster order: id, selected label ids (hot and cold), version, and
+    provenance as `provenance_text` writes it for the push `job_id`."""
     rows = conn.execute(
-        "SELECT u.id, u.inbox_id, u.inbox_on, u.sent_id, u.sent_on, u.version, c.other_ids"
+        "SELECT u.id, u.inbox_id, u.inbox_on, u.sent_id, u.sent_on, u.version, c.other_ids,"
+        " u.inbox_origin, u.inbox_job, u.sent_origin, u.sent_job, u.covered"
         " FROM users u JOIN cold c ON c.pos = u.pos ORDER BY u.pos"
     )
-    for user_id, inbox_id, inbox_on, sent_id, sent_on, version, others in rows:
+    for row in rows:
+        user_id, inbox_id, inbox_on, sent_id, sent_on, version, others = row[:7]
+        inbox_origin, inbox_job, sent_origin, sent_job, covered = row[7:]
         ids = json.loads(others)
         if inbox_on and inbox_id is not None:
             ids.append(inbox_id)
         if sent_on and sent_id is not None:
             ids.append(sent_id)
-        yield user_id, ids, version
+        origins = [(inbox_origin, inbox_job), (sent_origin, sent_job)]
+        yield user_id, ids, version, provenance_text(origins, bool(covered), job_id)
 
 
 def final_state(conn: sqlite3.Connection, job_id: str, *, keep: bool) -> State:
     """What the floor left: every User's selection and version, and the job's counts."""
-    processed, *counts = conn.execute(
-        "SELECT processed, users_changed, selected, deselected, no_mailbox, label_missing"
+    processed, *counts, kept = conn.execute(
+        "SELECT processed, users_changed, selected, deselected, no_mailbox, label_missing, kept"
         " FROM jobs WHERE id = ? AND status = 'DONE'",
         (job_id,),
     ).fetchone()
     return state_of(
-        users_after(conn),
+        users_after(conn, job_id),
         processed,
         (counts[0], counts[1], counts[2], counts[3], counts[4]),
         keep=keep,
+        kept=kept,
     )

@@ -29,7 +29,7 @@ from attrs import frozen
 from benchmarks import sqlite_floor
 from benchmarks.state import FloorMismatch, State, check_equal, counts_tuple, labelsync_state
 from benchmarks.timing import Runs, Timing, runs
-from labelsync import Defaults, LabelSync, Tenant
+from labelsync import Defaults, LabelSync, PushMode, Tenant
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.synthetic import ADMIN_ID
@@ -71,10 +71,16 @@ def _child(impl: str, path: str, job_id: str, batch_size: int, keep: bool) -> di
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             rss = peak_rss_kib()
             if keep:
-                state = labelsync_state(service, service.job(job_id).tenant_id, job_id, keep=True)
+                tenant_id = service.job(job_id).tenant_id
+                state = labelsync_state(service, tenant_id, job_id, keep=True, provenance=True)
             else:
                 job = service.job(job_id)
-                state = State(digest="", processed=job.processed, counts=counts_tuple(job.counts))
+                state = State(
+                    digest="",
+                    processed=job.processed,
+                    counts=counts_tuple(job.counts),
+                    kept=job.counts.user_choice_kept,
+                )
     else:
         conn = sqlite_floor.connect(path)
         try:
@@ -84,7 +90,9 @@ def _child(impl: str, path: str, job_id: str, batch_size: int, keep: bool) -> di
             rss = peak_rss_kib()
             state = sqlite_floor.final_state(conn, job_id, keep=keep)
             if not keep:
-                state = State(digest="", processed=state.processed, counts=state.counts)
+                state = State(
+                    digest="", processed=state.processed, counts=state.counts, kept=state.kept
+                )
         finally:
             conn.close()
     return {
@@ -161,22 +169,28 @@ class Prepared:
     floor_megabytes: float
 
 
-def prepare(tenant: Tenant, path: Path, defaults: Defaults) -> Prepared:
+def prepare(
+    tenant: Tenant, path: Path, defaults: Defaults, mode: PushMode = PushMode.OVERRIDE
+) -> Prepared:
     """Write `tenant` for labelsync (`create_tenant`, one transaction) and for the floor,
-    and start a push of `defaults` in each (setup, not timed)."""
+    and start a push of `defaults` in `mode` in each (setup, not timed). The floor
+    runs OVERRIDE and KEEP_USER_CHOICES pushes."""
+    if mode is PushMode.NEW_USERS_ONLY:
+        raise ValueError("the SQLite floor runs OVERRIDE and KEEP_USER_CHOICES pushes only")
     remove_db(path)
     start = time.perf_counter()
     with SqliteStore(path) as store:
         service = LabelSync(store=store, clock=SystemClock())
         service.create_tenant(tenant)
-        job = service.start_push(tenant.id, actor_id=ADMIN_ID, defaults=defaults)
+        job = service.start_push(tenant.id, actor_id=ADMIN_ID, defaults=defaults, mode=mode)
     seconds = time.perf_counter() - start
     # Closing the last connection checkpoints the WAL into the file: one file to copy.
     if Path(f"{path}-wal").exists():
         raise RuntimeError(f"{path}-wal is left after close; copies would miss it")
     floor_path = path.with_name(f"{path.stem}-floor.db")
     remove_db(floor_path)
-    sqlite_floor.write_tenant(floor_path, tenant, FLOOR_JOB, defaults)
+    keep = mode is PushMode.KEEP_USER_CHOICES
+    sqlite_floor.write_tenant(floor_path, tenant, FLOOR_JOB, defaults, keep=keep)
     return Prepared(
         path=path,
         floor_path=floor_path,
@@ -235,7 +249,7 @@ def bench_push(prepared: Prepared, *, work: Path, repeat: int) -> PushResult:
                 floor.append(run_child("floor", prepared.floor_path, work, FLOOR_JOB))
             else:
                 ours.append(run_child("labelsync", prepared.path, work, prepared.job_id))
-    counted = {(run.state.processed, run.state.counts) for run in floor + ours}
+    counted = {(run.state.processed, run.state.counts, run.state.kept) for run in floor + ours}
     if len(counted) != 1:
         raise FloorMismatch(f"runs at {prepared.users:,} Users counted differently: {counted}")
     return PushResult(

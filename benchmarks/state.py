@@ -14,8 +14,21 @@ from attrs import frozen
 
 from labelsync import LabelSync, PushCounts, SystemLabel, User
 
-UserState = tuple[str, tuple[str, ...], int]
-"""One User after the push: id, selected label ids (sorted), version."""
+UserState = tuple[str, tuple[str, ...], int] | tuple[str, tuple[str, ...], int, str]
+"""One User after the push: id, selected label ids (sorted), version, and where both sides
+keep it, its provenance (R15) as `provenance_text` writes it."""
+
+
+def provenance_text(
+    origins: Iterable[tuple[str | None, str | None]], covered: bool, job_id: str
+) -> str:
+    """A User's provenance, comparable across stores: per label its origin and whether the
+    pushed job (`job_id`) set it, ``other`` job or ``-`` none; then whether it is covered."""
+    parts = []
+    for origin, origin_job in origins:
+        by = "-" if origin_job is None else "job" if origin_job == job_id else "other"
+        parts.append(f"{origin or 'UNKNOWN'}:{by}")
+    return "|".join([*parts, "covered" if covered else "uncovered"])
 
 
 @frozen
@@ -27,6 +40,8 @@ class State:
     counts: tuple[int, int, int, int, int]
     """users changed, selected, deselected, no mailbox, label missing."""
     users: tuple[UserState, ...] | None = None
+    kept: int = 0
+    """Labels a KEEP_USER_CHOICES push left as their User set them (R16)."""
 
     def to_json(self) -> dict[str, object]:
         """A JSON-able form, for a child process to report."""
@@ -35,6 +50,7 @@ class State:
             "processed": self.processed,
             "counts": list(self.counts),
             "users": None if self.users is None else [list(user) for user in self.users],
+            "kept": self.kept,
         }
 
     @classmethod
@@ -46,13 +62,16 @@ class State:
             digest=str(data["digest"]),
             processed=int(data["processed"]),  # type: ignore[call-overload]
             counts=(counts[0], counts[1], counts[2], counts[3], counts[4]),
-            users=None
-            if users is None
-            else tuple(
-                (str(u[0]), tuple(str(i) for i in u[1]), int(u[2]))
-                for u in users  # type: ignore[attr-defined]
-            ),
+            users=None if users is None else tuple(_user_state(u) for u in users),  # type: ignore[attr-defined]
+            kept=int(data.get("kept", 0)),  # type: ignore[call-overload]
         )
+
+
+def _user_state(row: list[object]) -> UserState:
+    ids = tuple(str(i) for i in row[1])  # type: ignore[attr-defined]
+    if len(row) > 3:
+        return (str(row[0]), ids, int(row[2]), str(row[3]))  # type: ignore[call-overload]
+    return (str(row[0]), ids, int(row[2]))  # type: ignore[call-overload]
 
 
 def counts_tuple(counts: PushCounts) -> tuple[int, int, int, int, int]:
@@ -67,37 +86,57 @@ def counts_tuple(counts: PushCounts) -> tuple[int, int, int, int, int]:
 
 
 def state_of(
-    users: Iterable[tuple[str, Iterable[str], int]],
+    users: Iterable[tuple[str, Iterable[str], int] | tuple[str, Iterable[str], int, str]],
     processed: int,
     counts: tuple[int, int, int, int, int],
     *,
     keep: bool,
+    kept: int = 0,
 ) -> State:
     """Digest `users` (in roster order); keep the rows too when `keep`."""
     digest = hashlib.sha256()
-    kept: list[UserState] = []
-    for user_id, ids, version in users:
-        row: UserState = (user_id, tuple(sorted(ids)), version)
+    kept_rows: list[UserState] = []
+    for user in users:
+        row: UserState = (user[0], tuple(sorted(user[1])), user[2])
+        if len(user) > 3:
+            row = (*row, user[3])  # type: ignore[misc]
         digest.update(repr(row).encode())
         if keep:
-            kept.append(row)
+            kept_rows.append(row)
     return State(
         digest=digest.hexdigest(),
         processed=processed,
         counts=counts,
-        users=tuple(kept) if keep else None,
+        users=tuple(kept_rows) if keep else None,
+        kept=kept,
     )
 
 
-def labelsync_state(service: LabelSync, tenant_id: str, job_id: str, *, keep: bool) -> State:
-    """The state labelsync left, read through its public API."""
+def labelsync_state(
+    service: LabelSync, tenant_id: str, job_id: str, *, keep: bool, provenance: bool = False
+) -> State:
+    """The state labelsync left, read through its public API; with `provenance`, each
+    User's provenance too (R15), for a floor that keeps it."""
     job = service.job(job_id)
     tenant = service.tenant(tenant_id)
+
+    def text(user: User) -> str:
+        p = user.provenance
+        origins = [(o.origin.name, o.job_id) for o in (p.inbox, p.sent)]
+        return provenance_text(origins, p.covered, job_id)
+
+    rows = (
+        (user.id, user.synced.ids, user.version, text(user))
+        if provenance
+        else (user.id, user.synced.ids, user.version)
+        for user in tenant.users
+    )
     return state_of(
-        ((user.id, user.synced.ids, user.version) for user in tenant.users),
+        rows,
         job.processed,
         counts_tuple(job.counts),
         keep=keep,
+        kept=job.counts.user_choice_kept,
     )
 
 
@@ -107,10 +146,11 @@ class FloorMismatch(AssertionError):
 
 def check_equal(ours: State, floor: State, where: str) -> None:
     """Raise `FloorMismatch` naming the first difference between `ours` and `floor`."""
-    if (ours.processed, ours.counts) != (floor.processed, floor.counts):
+    if (ours.processed, ours.counts, ours.kept) != (floor.processed, floor.counts, floor.kept):
         raise FloorMismatch(
-            f"{where}: labelsync processed {ours.processed} with counts {ours.counts}, "
-            f"the floor {floor.processed} with {floor.counts}"
+            f"{where}: labelsync processed {ours.processed} with counts {ours.counts} "
+            f"({ours.kept} kept), the floor {floor.processed} with {floor.counts} "
+            f"({floor.kept} kept)"
         )
     if ours.digest == floor.digest:
         return

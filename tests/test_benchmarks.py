@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from benchmarks import sqlite_floor
 from benchmarks.bench_postgres import check_same as check_same_on_postgres
+from benchmarks.policy_push import with_user_choices
 from benchmarks.sqlite_push import FLOOR_JOB, prepare
 from benchmarks.state import check_equal, labelsync_state
 
-from labelsync import Defaults, LabelSync
+from labelsync import Defaults, LabelSync, PushMode
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.synthetic import synthetic_tenant
@@ -35,7 +36,7 @@ def test_the_sqlite_floor_leaves_every_user_and_count_as_labelsync_does(
     with SqliteStore(prepared.path) as store:
         service = LabelSync(store=store, clock=SystemClock())
         service.run_push(prepared.job_id, batch_size=500)
-        ours = labelsync_state(service, "bench", prepared.job_id, keep=True)
+        ours = labelsync_state(service, "bench", prepared.job_id, keep=True, provenance=True)
     conn = sqlite_floor.connect(prepared.floor_path)
     try:
         sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
@@ -69,3 +70,27 @@ def test_the_postgres_floor_leaves_every_user_and_count_as_labelsync_does() -> N
     """R3, R4, R5, R7, R9 on PostgreSQL, both run as the benchmark runs them (child processes)."""
     state = check_same_on_postgres(postgres_dsn(), users=1_200)
     assert 1_200 == state.processed
+
+
+def test_the_sqlite_floor_keeps_user_choices_and_provenance_as_labelsync_does(
+    tmp_path: Path,
+) -> None:
+    """R15, R16: a KEEP_USER_CHOICES push leaves every User's selection, version and
+    provenance as the floor does, and both keep the same labels."""
+    tenant = with_user_choices(synthetic_tenant(1_500, seed=5, tenant_id="bench"))
+    prepared = prepare(tenant, tmp_path / "k.db", MIXED, PushMode.KEEP_USER_CHOICES)
+    with SqliteStore(prepared.path) as store:
+        service = LabelSync(store=store, clock=SystemClock())
+        service.run_push(prepared.job_id, batch_size=500)
+        ours = labelsync_state(service, "bench", prepared.job_id, keep=True, provenance=True)
+    conn = sqlite_floor.connect(prepared.floor_path)
+    try:
+        sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
+        floor = sqlite_floor.final_state(conn, FLOOR_JOB, keep=True)
+    finally:
+        conn.close()
+    check_equal(ours, floor, "SQLite, KEEP_USER_CHOICES")
+    assert ours.kept > 0
+    assert ours.users is not None
+    assert any("USER:-" in str(user[3:]) for user in ours.users)
+    assert any("PUSH:job" in str(user[3:]) for user in ours.users)
