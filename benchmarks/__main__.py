@@ -21,6 +21,7 @@ from benchmarks.bench_postgres import PostgresBench, bench_postgres
 from benchmarks.core import DEFAULTS, CoreResult, bench_core
 from benchmarks.machine import load_average, this_machine
 from benchmarks.memory import MemoryResult, bench_memory
+from benchmarks.policy_push import with_user_choices
 from benchmarks.profiles import Profile, profile_core, profile_push
 from benchmarks.report import Results, markdown
 from benchmarks.sqlite_push import (
@@ -31,7 +32,7 @@ from benchmarks.sqlite_push import (
     discard,
     prepare,
 )
-from labelsync import Tenant
+from labelsync import PushMode, Tenant
 from labelsync.synthetic import synthetic_tenant
 
 T = TypeVar("T")
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     clock = Clock()
     core: list[CoreResult] = []
     prepared: list[Prepared] = []
+    keep_prepared: list[Prepared] = []
     profiles: list[Profile] = []
     with tempfile.TemporaryDirectory(prefix="labelsync-bench-") as scratch:
         work = Path(scratch)
@@ -250,6 +252,19 @@ def main(argv: list[str] | None = None) -> None:
                         partial(prepare, tenant, work / f"base-{size}.db", DEFAULTS),
                     )
                 )
+                if size == min(args.push_sizes):
+                    keep_prepared.append(
+                        clock.section(
+                            f"write the SQLite file of {size:,} for KEEP_USER_CHOICES",
+                            partial(
+                                prepare,
+                                with_user_choices(tenant),
+                                work / f"keep-{size}.db",
+                                DEFAULTS,
+                                PushMode.KEEP_USER_CHOICES,
+                            ),
+                        )
+                    )
             del tenant
             gc.collect()
         push: list[PushResult] = []
@@ -270,6 +285,19 @@ def main(argv: list[str] | None = None) -> None:
             )
             push.append(result_push)
             _print_push(result_push)
+            discard(base)
+        keep_push: list[PushResult] = []
+        for base in keep_prepared:
+            clock.section(
+                f"check labelsync == floor, KEEP_USER_CHOICES at {base.users:,}",
+                partial(check_same, base, work),
+            )
+            result_keep = clock.section(
+                f"KEEP_USER_CHOICES push at {base.users:,}",
+                partial(bench_push, base, work=work, repeat=args.push_repeat),
+            )
+            keep_push.append(result_keep)
+            _print_push(result_keep)
             discard(base)
         if prepared and not args.no_profile:
             profiles.append(
@@ -309,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         total_seconds=time.perf_counter() - clock.start,
         cpu_seconds=_cpu_seconds(),
         load_after=load_average(),
+        keep_push=tuple(keep_push),
     )
     if args.save is not None:
         with args.save.open("wb") as saved:

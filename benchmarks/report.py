@@ -11,6 +11,7 @@ from benchmarks.bench_postgres import markdown as postgres_markdown
 from benchmarks.core import CoreResult
 from benchmarks.machine import Machine
 from benchmarks.memory import MemoryResult
+from benchmarks.policy_push import EVERY
 from benchmarks.profiles import Profile
 from benchmarks.sqlite_push import BATCH_SIZE, PushResult
 
@@ -43,6 +44,8 @@ class Results:
     total_seconds: float
     cpu_seconds: float
     load_after: str
+    keep_push: tuple[PushResult, ...] = ()
+    """KEEP_USER_CHOICES pushes (R16), beside the floor that keeps User choices too."""
 
 
 def _us(seconds: float, users: int) -> str:
@@ -393,10 +396,24 @@ def markdown(results: Results) -> str:
             "`LabelSync.create_tenant` and `start_push`, not timed). Each run is a fresh child",
             "process on a fresh copy; peak RSS is that child's VmHWM (`/proc/self/status`).",
             f"Before any timing both push a {results.checked_users:,}-User tenant and must leave",
-            "every User with the same selection and version (read through `LabelSync.tenant`)",
-            "and the same counts of changes and skips; every timed run must count the same.",
+            "every User with the same selection, version and provenance (who set Inbox and",
+            "Sent, read through `LabelSync.tenant`) and the same counts of changes and skips;",
+            "every timed run must count the same. Like labelsync, the floor records each flipped",
+            "label's provenance (origin, job, time) and marks every reached User covered (R15).",
             "",
             *push_table(results.push),
+            "",
+        ]
+    if results.keep_push:
+        out += [
+            "### A KEEP_USER_CHOICES push (R16)",
+            "",
+            f"The same push in mode `KEEP_USER_CHOICES`, with every {EVERY}th User having set",
+            "Inbox and Sent themselves (origin USER): labelsync and the floor both leave those",
+            "labels, one `USER_CHOICE_KEPT` skip row each, and must agree User by User first.",
+            "Standalone: `python -m benchmarks.policy_push --users 100000 --repeat 5`.",
+            "",
+            *push_table(results.keep_push),
             "",
         ]
     if results.postgres is not None:

@@ -99,7 +99,7 @@ def state_of(
     for user in users:
         row: UserState = (user[0], tuple(sorted(user[1])), user[2])
         if len(user) > 3:
-            row = (*row, user[3])  # type: ignore[misc]
+            row = (*row, user[3])
         digest.update(repr(row).encode())
         if keep:
             kept_rows.append(row)
