@@ -248,6 +248,7 @@ def export(db: Path, tenant_id: str, output: Path | None, output_format: str) ->
 )
 @click.option("--tenant", "tenant_id", help="Id of the stored tenant to preview.")
 @label_options
+@mode_option
 @click.option(
     "--format",
     "output_format",
@@ -262,12 +263,14 @@ def preview(
     tenant_id: str | None,
     inbox: bool | None,
     sent: bool | None,
+    mode: str,
     output_format: str,
 ) -> None:
     """Show what a push would change, writing nothing.
 
     Reads the tenant from a JSON SNAPSHOT file, or from --db PATH --tenant ID.
-    Both checkbox options are required, as for "labelsync push".
+    Both checkbox options are required, as for "labelsync push"; --mode previews
+    a KEEP_USER_CHOICES or NEW_USERS_ONLY push.
     """
     from labelsync.rules import apply_defaults
 
@@ -281,7 +284,8 @@ def preview(
     else:
         with service(db) as svc:
             tenant = svc.tenant(tenant_id)
-    changes = apply_defaults(tenant, defaults)[1]
+    push_mode = PushMode[mode.upper()]
+    changes = apply_defaults(tenant, defaults, mode=push_mode)[1]
     if output_format == "json":
         preview_json(tenant, defaults, changes, sys.stdout)
     elif output_format == "csv":
@@ -290,7 +294,8 @@ def preview(
         summary = changes.summary()
         out = make_console()
         out.print(
-            f"Preview of tenant {tenant.id!r} ({tenant.name}), {defaults.describe()}; "
+            f"Preview of tenant {tenant.id!r} ({tenant.name}), {defaults.describe()}"
+            f"{'' if push_mode is PushMode.OVERRIDE else f' ({push_mode.name})'}; "
             "nothing was written."
         )
         out.print(f"Would change: {users_line(summary.users, summary.counts)}")
