@@ -36,9 +36,10 @@ __all__ = ["PolicyContract"]
 
 _T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 _BOTH = Defaults(inbox=True, sent=True)
+_UNKNOWN = Provenance()
 
 
-def _person(user_id: str, provenance: Provenance = Provenance()) -> User:
+def _person(user_id: str, provenance: Provenance = _UNKNOWN) -> User:
     labels = (gmail_label("INBOX", "Inbox"), gmail_label("SENT", "Sent"))
     return User(
         id=user_id,
