@@ -67,10 +67,10 @@ def history(db: Path, tenant_id: str, output_format: str) -> None:
     if output_format == "json":
         write_json([history_json(entry, db) for entry in entries])
         return
-    out = make_console()
     if not entries:
-        out.print(f"no pushes for tenant {tenant_id!r} in {db}")
+        make_console().print(f"no pushes for tenant {tenant_id!r} in {db}")
         return
+    # Plain lines, never folded: a job id must stay whole for `labelsync revert`.
     for entry in entries:
         for line in history_lines(entry):
-            out.print(line, highlight=False, markup=False)
+            click.echo(line)
