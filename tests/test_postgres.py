@@ -40,7 +40,7 @@ from labelsync import (
 from labelsync.adapters import postgres as postgres_adapter
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore, schema_sql
-from labelsync.exceptions import MissingExtra
+from labelsync.exceptions import MissingExtra, Retryable, StorageUnavailable
 from labelsync.parallel import Claim
 from labelsync.ports import PushJob, Store
 from labelsync.testing.conformance import StoreContract
@@ -397,9 +397,10 @@ def test_a_store_whose_connection_the_server_dropped_reconnects_on_the_next_call
                 (f"dropped-{schema}",),
             )
 
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(StorageUnavailable) as failed:
             store.tenant_ids()
 
+        assert isinstance(failed.value, Retryable)
         assert ["t1"] == store.tenant_ids()
 
 
@@ -583,7 +584,7 @@ def test_a_store_opened_without_migrating_refuses_a_missing_or_old_schema(
     with pytest.raises(LabelSyncError, match="schema_sql"):
         PostgresStore(dsn, schema=schema, migrate=False)
     _v1_schema(dsn, schema)
-    with pytest.raises(LabelSyncError, match="version 1, not 2"):
+    with pytest.raises(LabelSyncError, match=f"version 1, not {SCHEMA_VERSION}"):
         PostgresStore(dsn, schema=schema, migrate=False)
     with psycopg.connect(dsn) as conn:
         assert (1,) == conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchone()

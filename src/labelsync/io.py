@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from labelsync._validate import MAX_ID_LENGTH, text_problem
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, Tenant
+from labelsync.model import Label, LabelSet, Tenant, label_id_problem
 
 if TYPE_CHECKING:
     import cattrs
@@ -405,8 +406,8 @@ def _label_set(value: object, _: Any) -> LabelSet:
         raise _Bad(value, "must be a list of label ids")
     errors: list[Exception] = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            error = _Bad(item, "must be a non-empty string label id")
+        if text_problem(item, limit=MAX_ID_LENGTH) is not None:
+            error = _Bad(item, label_id_problem(item))
             error.add_note(cattrs.IterableValidationNote(f"@ index {index}", index, str))
             errors.append(error)
     if errors:

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from labelsync._validate import check_batch_size
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
 
@@ -97,10 +98,8 @@ def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
 
 
 def check_limit(limit: object) -> int:
-    """Refuse a batch size that is not a whole number >= 1."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInput("limit", limit, "must be a whole number >= 1")
-    return limit
+    """Refuse a batch size that is not a whole number in 1..`_validate.MAX_BATCH_SIZE`."""
+    return check_batch_size(limit, "limit")
 
 
 HotState = tuple[str | None, bool, str | None, bool, list[str]]

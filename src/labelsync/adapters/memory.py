@@ -237,6 +237,13 @@ class InMemoryStore:
                 row.last_push = stored.record()
             return stored
 
+    def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+        with self._lock:
+            job = self.get_job(job_id)
+            stored = jobs.leased(job, runner_id=runner_id, until=until)
+            self._jobs[job_id] = stored
+            return stored
+
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:
         with self._lock:
             self.get_job(job_id)
