@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     import cattrs
 
 __all__ = [
+    "MAX_DEPTH",
     "SNAPSHOT_FORMAT",
     "InvalidSnapshot",
     "dump",
@@ -172,10 +173,36 @@ def from_dict(document: object, *, source: str | None = None) -> Tenant:
     problems = list(_frame_problems(document))
     if problems:
         raise InvalidSnapshot(problems, source=source)
+    if _deeper_than(document, MAX_DEPTH):
+        raise InvalidSnapshot([_TOO_DEEP], source=source)
     try:
         return converter.structure(document["tenant"], Tenant)
     except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
         raise InvalidSnapshot(_problems(error, "tenant", None), source=source) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
+
+
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a snapshot may have (a valid one needs 7)."""
+_TOO_DEEP = f"{_ROOT}: is nested more than {MAX_DEPTH} levels deep; a snapshot is not"
+
+
+def _deeper_than(document: object, limit: int) -> bool:
+    """Whether `document` nests lists and dicts more than `limit` deep; iterative, so bounded."""
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
@@ -193,6 +220,8 @@ def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
         raise InvalidSnapshot(
             [f"{_ROOT}: is not UTF-8 text ({error.reason})"], source=source
         ) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
     return from_dict(document, source=source)
 
 

@@ -144,16 +144,17 @@ class Activity(enum.Enum):
     """DONE or SUPERSEDED: nothing more runs."""
 
 
-def activity(job: PushJob, now: dt.datetime) -> Activity:
+def activity(job: PushJob, now: dt.datetime, *, runner_alive: bool | None = None) -> Activity:
     """Whether a runner is running `job` at `now`: a live lease says so, nothing else does.
 
     A runner renews its lease while it runs and releases it when it stops (an
     error, Ctrl-C, SIGTERM); a runner killed outright (SIGKILL, a power cut)
-    cannot, and its job shows INTERRUPTED once the lease lapses.
+    cannot, and its job shows INTERRUPTED once the lease lapses, or at once
+    when the caller knows the runner's process is gone (``runner_alive=False``).
     """
     if job.finished:
         return Activity.FINISHED
-    if job.lease_until is not None and job.lease_until > now:
+    if job.lease_until is not None and job.lease_until > now and runner_alive is not False:
         return Activity.RUNNING
     if job.runner_id is None and job.status is JobStatus.PENDING:
         return Activity.WAITING

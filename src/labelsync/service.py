@@ -51,6 +51,24 @@ def _runner_id() -> str:
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def runner_alive(runner_id: str | None) -> bool | None:
+    """Whether the runner `runner_id` names still runs: False if it was a process of this host
+    that is gone (killed outright, say), else None (unknown: only its lease can tell)."""
+    if runner_id is None:
+        return None
+    host, _, rest = runner_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:64] or not pid_text.isdigit():
+        return None  # a worker id a host chose, or another machine's runner
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return None
+    return None
+
+
 class _Runner:
     """A push runner's lease on its job: taken at the start, renewed as batches commit
     (at most every third of the lease), released when the run stops for any reason.
@@ -358,7 +376,7 @@ class LabelSync:
         """
         if not isinstance(job, PushJob):
             raise InvalidInput("job", job, "is not a PushJob")
-        return activity(job, _push.now(self.clock))
+        return activity(job, _push.now(self.clock), runner_alive=runner_alive(job.runner_id))
 
     def jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         """Push jobs (of one tenant, or all), newest first."""

@@ -723,8 +723,14 @@ def _connect(path: str, busy_timeout: float, *, read_only: bool, create: bool) -
     # A read-only store opens the file with mode=ro: SQLite itself then writes nothing to it.
     target, uri = path, False
     if not memory and (read_only or not create):
-        mode = "ro" if read_only else "rw"
-        target, uri = f"{pathlib.Path(path).resolve().as_uri()}?mode={mode}", True
+        query = "mode=ro" if read_only else "mode=rw"
+        if read_only and not any(os.path.exists(path + end) for end in ("-wal", "-shm")):
+            # No process has the file open for writing (its WAL files are gone): read it as
+            # immutable, so that not even the WAL's -shm and -wal files are created next to it
+            # and the directory stays byte for byte as it was. A writer that starts meanwhile
+            # writes into its own new WAL, which this read does not see.
+            query += "&immutable=1"
+        target, uri = f"{pathlib.Path(path).resolve().as_uri()}?{query}", True
     try:
         conn = sqlite3.connect(
             target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
