@@ -197,12 +197,17 @@ def an_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
 
 
 def version(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Accept a version a store can keep growing: a whole number in 0..`MAX_VERSION`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(field_name(instance, attribute), value, "must be a whole number >= 0")
+    """Accept a version a store can hold: a whole number in 0..`MAX_INT64`.
+
+    A new User is held to `MAX_VERSION` where it enters a store (`check_new_version`),
+    so the versions its edits and pushes add always fit.
+    """
+    count(instance, attribute, value)
+
+
+def check_new_version(field: str, value: int) -> None:
+    """Refuse a version a new User cannot start at: above `MAX_VERSION` (2**62)."""
     if value > MAX_VERSION:
         raise InvalidInput(
-            field_name(instance, attribute),
-            value,
-            f"must be at most 2**62 ({MAX_VERSION}) so that it can still grow",
+            field, value, f"must be at most 2**62 ({MAX_VERSION}) for a new User, so it can grow"
         )

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from labelsync._validate import MAX_ID_LENGTH, text_problem
+from labelsync._validate import MAX_ID_LENGTH, MAX_VERSION, text_problem
 from labelsync.exceptions import InvalidInput, MissingExtra
 from labelsync.model import Label, LabelSet, Tenant, label_id_problem
 
@@ -176,11 +176,20 @@ def from_dict(document: object, *, source: str | None = None) -> Tenant:
     if _deeper_than(document, MAX_DEPTH):
         raise InvalidSnapshot([_TOO_DEEP], source=source)
     try:
-        return converter.structure(document["tenant"], Tenant)
+        tenant: Tenant = converter.structure(document["tenant"], Tenant)
     except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
         raise InvalidSnapshot(_problems(error, "tenant", None), source=source) from None
     except RecursionError:
         raise InvalidSnapshot([_TOO_DEEP], source=source) from None
+    too_big = [
+        f"tenant.users[{index}].version: {user.version} must be at most 2**62 ({MAX_VERSION}) "
+        "for a new User, so it can grow"
+        for index, user in enumerate(tenant.users)
+        if user.version > MAX_VERSION
+    ]
+    if too_big:
+        raise InvalidSnapshot(too_big, source=source)
+    return tenant
 
 
 MAX_DEPTH = 32

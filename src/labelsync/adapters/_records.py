@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from labelsync._validate import check_batch_size
+from labelsync._validate import check_batch_size, check_new_version
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
 
@@ -17,6 +17,7 @@ __all__ = [
     "HotState",
     "check_distinct",
     "check_limit",
+    "check_new_users",
     "hot_state",
     "label_from_row",
     "label_row",
@@ -95,6 +96,12 @@ def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
         if user.id in seen:
             raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
         seen.add(user.id)
+
+
+def check_new_users(users: Iterable[User]) -> None:
+    """Refuse, before anything is written, a new User whose version could not grow (F4)."""
+    for index, user in enumerate(users):
+        check_new_version(f"users[{index}].version", user.version)
 
 
 def check_limit(limit: object) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from labelsync import jobs
-from labelsync.adapters._records import check_distinct, check_limit
+from labelsync.adapters._records import check_distinct, check_limit, check_new_users
 from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -73,6 +73,7 @@ class InMemoryStore:
         self._next_position += 1
 
     def add_tenant(self, tenant: Tenant) -> None:
+        check_new_users(tenant.users)
         with self._lock:
             if tenant.id in self._tenants:
                 raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
@@ -126,6 +127,7 @@ class InMemoryStore:
             self._row(tenant_id).onboard_new_users = enabled
 
     def add_user(self, tenant_id: str, user: User) -> None:
+        check_new_users((user,))
         with self._lock:
             row = self._row(tenant_id)
             if user.id in row.users:

@@ -39,6 +39,7 @@ from labelsync._validate import is_id
 from labelsync.adapters._records import (
     check_distinct,
     check_limit,
+    check_new_users,
     hot_state,
     label_from_row,
     label_row,
@@ -855,6 +856,7 @@ class PostgresStore:
     # -- tenants and Users ----------------------------------------------------------------------
 
     def add_tenant(self, tenant: Tenant) -> None:
+        check_new_users(tenant.users)
         defaults = tenant.defaults
         last_push = None if tenant.last_push is None else _jsonb(record_doc(tenant.last_push))
         with self._tx() as cur:
@@ -943,6 +945,7 @@ class PostgresStore:
             )
 
     def add_user(self, tenant_id: str, user: User) -> None:
+        check_new_users((user,))
         with self._tx() as cur:
             # A share lock: new Users and a starting push's roster cut (R6) never interleave.
             self._lock_tenant(cur, tenant_id, "FOR SHARE")

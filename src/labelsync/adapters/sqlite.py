@@ -35,6 +35,7 @@ from labelsync._validate import check_text, is_id
 from labelsync.adapters._records import (
     check_distinct,
     check_limit,
+    check_new_users,
     hot_state,
     label_from_row,
     label_row,
@@ -969,6 +970,7 @@ class SqliteStore:
         `tenant.last_push` is kept as the tenant's audit record (e.g. from an
         imported snapshot); it names a job this store never ran.
         """
+        check_new_users(tenant.users)
         with self._writing() as conn:
             taken = conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant.id,)).fetchone()
             if taken is not None:
@@ -1040,6 +1042,7 @@ class SqliteStore:
 
     def add_user(self, tenant_id: str, user: User) -> None:
         """Store a new User at the end of the roster; `AlreadyExists` if the id is taken."""
+        check_new_users((user,))
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             taken = conn.execute(

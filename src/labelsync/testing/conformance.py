@@ -71,6 +71,7 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
+from labelsync.testing.input_policy import InputPolicyContract
 
 __all__ = ["StoreContract", "commit_all", "run_next"]
 
@@ -256,7 +257,7 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract:
+class StoreContract(InputPolicyContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
