@@ -202,7 +202,10 @@ def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
-    permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
+    try:
+        permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
+    except TypeError:  # an unhashable item cannot be a Permission
+        raise InvalidInput("User.permissions", permissions, "must be a set of Permission") from None
     # Few sets of Permissions exist: Users share them instead of one each.
     return _PERMISSION_SETS.get(permissions, permissions)
 
