@@ -43,7 +43,9 @@ INTERRUPTIBLE = (
     ),
 )
 
-JOB_ROW = re.compile(r"^([0-9a-f]{32})\s+(\S+)\s+(PENDING|RUNNING|INTERRUPTED|DONE|SUPERSEDED)\s", re.MULTILINE)
+JOB_ROW = re.compile(
+    r"^([0-9a-f]{32})\s+(\S+)\s+(PENDING|RUNNING|INTERRUPTED|DONE|SUPERSEDED)\s", re.MULTILINE
+)
 STARTED = re.compile(r"^push ([0-9a-f]{32}) started", re.MULTILINE)
 
 ROOT = Path(__file__).parent.parent

@@ -104,7 +104,7 @@ def test_an_import_that_fills_the_disk_exits_5_in_one_line_and_stores_nothing(
         text=True,
         cwd=tmp_path,
         env=env(),
-        preexec_fn=lambda: _file_size_limit(256 * 1024),  # noqa: PLW1509 - no threads here
+        preexec_fn=lambda: _file_size_limit(256 * 1024),
         timeout=600,
         check=False,
     )
@@ -112,7 +112,8 @@ def test_an_import_that_fills_the_disk_exits_5_in_one_line_and_stores_nothing(
     assert EXIT_STORAGE == result.returncode
     line = one_error_line(result)
     assert line.startswith("labelsync: error: full.db: ")
-    assert "full" in line and "free disk space" in line
+    assert "full" in line
+    assert "free disk space" in line
     with sqlite3.connect(tmp_path / "full.db") as conn:
         assert [] == conn.execute("SELECT id FROM tenants").fetchall()
 
@@ -160,7 +161,9 @@ def test_a_write_lock_held_past_the_busy_timeout_exits_5_and_starts_no_push(
     line = one_error_line(result)
     assert "demo.db: the database is locked by another writer" in line
     assert "retry later" in line
-    assert "no push jobs in demo.db\n" == labelsync("status", "--db", "demo.db", cwd=tmp_path).stdout
+    assert (
+        "no push jobs in demo.db\n" == labelsync("status", "--db", "demo.db", cwd=tmp_path).stdout
+    )
 
 
 # -- F8: files that are not labelsync's -----------------------------------------------------------
@@ -320,7 +323,9 @@ def test_status_of_a_push_stopped_by_ctrl_c_says_interrupted_with_the_resume_com
             svc.run_push(job.id, batch_size=100, progress=ctrl_c)
 
     text = labelsync("status", "--db", "demo.db", "--wide", cwd=tmp_path).stdout
-    listed = json.loads(labelsync("status", "--db", "demo.db", "--format", "json", cwd=tmp_path).stdout)
+    listed = json.loads(
+        labelsync("status", "--db", "demo.db", "--format", "json", cwd=tmp_path).stdout
+    )
 
     assert f"{job.id}   demo     INTERRUPTED" in text
     assert f"interrupted (no runner): labelsync resume {job.id} --db demo.db" in text

@@ -242,7 +242,7 @@ def test_the_loser_of_an_add_user_race_on_postgres_gets_already_exists() -> None
                 try:
                     store.add_user("acme", racer)
                     outcome.append(None)
-                except BaseException as error:  # noqa: BLE001 - the test inspects it
+                except BaseException as error:
                     outcome.append(error)
 
             thread = threading.Thread(target=add)
@@ -284,7 +284,7 @@ def test_labelsync_checks_its_arguments_when_made(arguments: dict[str, object], 
 @pytest.mark.parametrize("path", [123, None, b"x.db", "a\x00.db"])
 def test_sqlite_store_refuses_a_path_that_is_not_a_text_path(path: object) -> None:
     """F11: ``SqliteStore(123)`` raised TypeError."""
-    with pytest.raises(InvalidInput, match="^path: "):
+    with pytest.raises(InvalidInput, match=r"^path: "):
         SqliteStore(path)  # type: ignore[arg-type]
 
 
@@ -299,7 +299,7 @@ def test_sqlite_store_refuses_a_busy_timeout_that_is_not_a_finite_wait(
     tmp_path: Path, timeout: object
 ) -> None:
     """F11: ``busy_timeout=nan`` was accepted."""
-    with pytest.raises(InvalidInput, match="^busy_timeout: "):
+    with pytest.raises(InvalidInput, match=r"^busy_timeout: "):
         SqliteStore(tmp_path / "x.db", busy_timeout=timeout)  # type: ignore[arg-type]
     assert not (tmp_path / "x.db").exists()
 
@@ -342,7 +342,7 @@ def test_another_applications_sqlite_file_is_refused_and_left_unchanged(tmp_path
     before = path.read_bytes()
 
     for read_only in (False, True):
-        with pytest.raises(InvalidInput, match="not a labelsync database.*invoices"):
+        with pytest.raises(InvalidInput, match=r"not a labelsync database.*invoices"):
             SqliteStore(path, read_only=read_only)
 
     assert before == path.read_bytes()
@@ -410,12 +410,12 @@ def _onboard(svc: LabelSync, actor: str | None) -> object:
     return svc.onboard("acme", "ann", actor_id=actor)
 
 
-def _save_defaults(svc: LabelSync, actor: str | None) -> object:
-    return svc.save_defaults("acme", actor_id=actor or "", defaults=Defaults(inbox=1 > 0, sent=0 > 1))
+def _save_defaults(svc: LabelSync, actor: str | None) -> None:
+    svc.save_defaults("acme", actor_id=actor or "", defaults=Defaults(inbox=True, sent=False))
 
 
-def _set_onboarding(svc: LabelSync, actor: str | None) -> object:
-    return svc.set_onboarding("acme", actor_id=actor or "", enabled=True)
+def _set_onboarding(svc: LabelSync, actor: str | None) -> None:
+    svc.set_onboarding("acme", actor_id=actor or "", enabled=True)
 
 
 def _start_push(svc: LabelSync, actor: str | None) -> object:
@@ -478,7 +478,7 @@ def test_a_plain_user_cannot_add_a_user_holding_admin_access_and_push_as_them(
 ) -> None:
     """Who may call what: the escalation the issue found, refused on every store."""
     before = everything(svc)
-    with pytest.raises(PermissionDenied, match="'bob' lacks ADMIN_ACCESS.*add User 'mallory'"):
+    with pytest.raises(PermissionDenied, match=r"'bob' lacks ADMIN_ACCESS.*add User 'mallory'"):
         svc.add_user("acme", user("mallory", admin=True), actor_id="bob")
     with pytest.raises(PermissionDenied):
         svc.start_push("acme", actor_id="mallory", defaults=Defaults(inbox=False, sent=False))
@@ -509,7 +509,7 @@ def _stop(job: PushJob) -> None:
 
 
 def test_a_push_stopped_between_batches_is_interrupted_not_running(svc: LabelSync) -> None:
-    """Who may call what / status: a push stopped by Ctrl-C showed RUNNING with nothing running it."""
+    """Status: a push stopped by Ctrl-C showed RUNNING although nothing ran it."""
     job = svc.start_push("acme", actor_id="admin", defaults=Defaults(inbox=True, sent=True))
     assert Activity.WAITING is svc.activity(svc.job(job.id))
 
@@ -547,9 +547,9 @@ def test_a_running_push_holds_a_live_lease_that_lapses_if_its_runner_is_killed(
 
 
 def test_a_runner_of_this_host_whose_process_is_gone_is_known_dead_at_once() -> None:
-    from labelsync.service import runner_alive
-
     import socket
+
+    from labelsync.service import runner_alive
 
     host = socket.gethostname()
     assert runner_alive(f"{host}:{os.getpid()}:x") is None  # alive: only the lease can tell

@@ -185,7 +185,6 @@ def leased(job: PushJob, *, runner_id: str, until: dt.datetime | None) -> PushJo
     return attrs.evolve(job, runner_id=runner_id, lease_until=until)
 
 
-
 def started(job: PushJob, *, total: int, roster_end: int) -> PushJob:
     """The job as `start_job` stores it: PENDING, its roster fixed at the Users stored now (R6)."""
     return attrs.evolve(

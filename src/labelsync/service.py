@@ -334,7 +334,11 @@ class LabelSync:
         try:
             if worker_id is None:
                 job = _push.run_job(
-                    self.store, self.clock, job_id, batch_size=batch_size, progress=runner.after(progress)
+                    self.store,
+                    self.clock,
+                    job_id,
+                    batch_size=batch_size,
+                    progress=runner.after(progress),
                 )
             else:
                 job = run_worker(

@@ -712,7 +712,9 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
-def _connect(path: str, busy_timeout: float, *, read_only: bool, create: bool) -> sqlite3.Connection:
+def _connect(
+    path: str, busy_timeout: float, *, read_only: bool, create: bool
+) -> sqlite3.Connection:
     memory = path == ":memory:"
     if not memory:
         if os.path.isdir(path):
@@ -844,17 +846,19 @@ class SqliteStore:
         read_only: bool = False,
         create: bool = True,
     ) -> None:
-        if not isinstance(path, str | os.PathLike):
+        given: object = path
+        if not isinstance(given, str | os.PathLike):
             raise InvalidInput("path", path, "must be a file path (str or os.PathLike)")
         fspath: object = os.fspath(path)
         if not isinstance(fspath, str):
             raise InvalidInput("path", path, "must be a text path, not bytes")
         check_text("path", fspath)
+        timeout: object = busy_timeout
         if (
-            isinstance(busy_timeout, bool)
-            or not isinstance(busy_timeout, int | float)
-            or not math.isfinite(busy_timeout)
-            or not 0 <= busy_timeout <= MAX_BUSY_TIMEOUT
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or not 0 <= timeout <= MAX_BUSY_TIMEOUT
         ):
             raise InvalidInput(
                 "busy_timeout",

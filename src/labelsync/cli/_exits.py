@@ -59,9 +59,7 @@ EXIT_CODES: Final[tuple[ExitCode, ...]] = (
         EXIT_PERMISSION_DENIED, "permission denied", "the actor is not an admin of the tenant"
     ),
     ExitCode(EXIT_SUPERSEDED, "job superseded", "a newer push started; this one writes nothing"),
-    ExitCode(
-        EXIT_STORAGE, "storage error", "the database is damaged, read-only, full or locked"
-    ),
+    ExitCode(EXIT_STORAGE, "storage error", "the database is damaged, read-only, full or locked"),
     ExitCode(EXIT_INTERRUPTED, "interrupted", "Ctrl-C; an interrupted push can be resumed"),
     ExitCode(EXIT_TERMINATED, "terminated", "SIGTERM during a push, which can be resumed"),
 )
