@@ -17,11 +17,13 @@ from typing import Protocol, runtime_checkable
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync._validate import MAX_BATCH_SIZE, is_id
 from labelsync.changes import Skip
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
 
 __all__ = [
+    "MAX_BATCH_SIZE",
     "Clock",
     "JobLeases",
     "JobStatus",
@@ -33,6 +35,7 @@ __all__ = [
     "StoredChange",
     "TenantDirectory",
     "TenantSettings",
+    "is_id",
 ]
 
 
