@@ -296,7 +296,7 @@ def test_a_snapshot_nested_100000_levels_deep_is_bad_input_not_a_traceback(
     result = labelsync(command, deep, *args, cwd=tmp_path)
 
     assert EXIT_USAGE == result.returncode
-    assert "nested more than 32 levels deep" in one_error_line(result)
+    assert "is nested too deeply to read" in one_error_line(result)
     assert not (tmp_path / "new.db").exists()
 
 

@@ -5,8 +5,11 @@ the store exactly as it was (R12: bad input raises a LabelSyncError and changes 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -141,6 +144,18 @@ def test_the_snapshot_reader_bounds_nesting_at_any_depth(depth: int, opener: str
 
 # -- every public constructor -------------------------------------------------------
 
+_SCRATCH = tempfile.mkdtemp(prefix="labelsync-fuzz-")
+
+
+def _sqlite_store(**arguments: Any) -> None:
+    """`SqliteStore(...)` in a scratch directory: a drawn path never lands anywhere else."""
+    path = arguments.pop("path", ":memory:")
+    if isinstance(path, str):
+        path = os.path.basename(path)
+    with contextlib.chdir(_SCRATCH):
+        SqliteStore(path, **arguments).close()
+
+
 CONSTRUCTORS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
     "User": (User, ("id", "email", "permissions", "mailbox", "synced", "version")),
     "Tenant": (Tenant, ("id", "name", "users", "defaults", "last_push", "onboard_new_users")),
@@ -157,10 +172,7 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
     "Skip": (Skip, ("user_id", "label", "reason")),
     "FixedClock": (FixedClock, ("at",)),
     "LabelSync": (LabelSync, ("store", "clock", "new_id")),
-    "SqliteStore": (
-        lambda **kw: SqliteStore(kw.pop("path", ":memory:"), **kw).close(),
-        ("path", "busy_timeout", "read_only", "create"),
-    ),
+    "SqliteStore": (_sqlite_store, ("path", "busy_timeout", "read_only", "create")),
 }
 
 
