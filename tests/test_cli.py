@@ -841,6 +841,7 @@ COMMANDS = [
     "status",
     "revert",
     "tenants",
+    "migrate",
     "schema",
 ]
 

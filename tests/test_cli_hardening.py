@@ -334,3 +334,25 @@ def test_status_of_a_push_stopped_by_ctrl_c_says_interrupted_with_the_resume_com
         listed[0]["activity"],
         listed[0]["lease_until"],
     )
+
+
+def test_a_read_only_command_on_an_older_schema_points_to_migrate_which_upgrades_it(
+    tmp_path: Path,
+) -> None:
+    """A read-only open cannot migrate: it says how, and ``labelsync migrate`` does it."""
+    from test_sqlite import V1_DUMP
+
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.executescript(V1_DUMP.read_text(encoding="utf-8"))
+    before = digest(tmp_path / "old.db")
+
+    refused = labelsync("status", "--db", "old.db", cwd=tmp_path)
+    assert before == digest(tmp_path / "old.db")
+    migrated = labelsync("migrate", "--db", "old.db", cwd=tmp_path)
+    listed = labelsync("status", "--db", "old.db", cwd=tmp_path)
+
+    assert EXIT_USAGE == refused.returncode
+    assert "has schema version 1" in one_error_line(refused)
+    assert "labelsync migrate --db PATH" in one_error_line(refused)
+    assert (0, "") == (migrated.returncode, migrated.stderr)
+    assert 0 == listed.returncode, listed.stderr

@@ -767,8 +767,9 @@ def _connect(
                 raise InvalidInput(
                     "path",
                     path,
-                    f"has schema version {current}, not {SCHEMA_VERSION}; open it once "
-                    "for writing (any labelsync command that writes) to migrate it",
+                    f"has schema version {current}, not {SCHEMA_VERSION}, and a read-only "
+                    "store cannot migrate it; open it for writing once "
+                    "(SqliteStore(path), or 'labelsync migrate --db PATH')",
                 )
         else:
             conn.execute("PRAGMA journal_mode = WAL")

@@ -473,6 +473,21 @@ def tenants(db: Path, output_format: str) -> None:
 
 
 @main.command()
+@existing_db
+def migrate(db: Path) -> None:
+    """Bring a labelsync database to this version's schema, changing nothing else.
+
+    Commands that write migrate a file themselves; the read-only ones
+    (preview, status, export, tenants) cannot, and ask for this after an upgrade.
+    """
+    from labelsync.adapters.sqlite import SCHEMA_VERSION
+
+    with service(db):
+        pass
+    click.echo(f"{db} is at schema version {SCHEMA_VERSION}")
+
+
+@main.command()
 @click.option(
     "--postgres",
     "dialect",
