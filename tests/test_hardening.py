@@ -561,3 +561,18 @@ def test_a_runner_of_this_host_whose_process_is_gone_is_known_dead_at_once() -> 
 def test_every_error_labelsync_raises_here_is_a_labelsync_error() -> None:
     assert issubclass(StorageError, LabelSyncError)
     assert issubclass(StorageBusy, LabelSyncError)
+
+
+@pytest.mark.parametrize(
+    "cls", [StorageBusy, StorageUnavailable, StorageFull, StorageReadOnly, StorageCorrupt]
+)
+def test_a_storage_error_survives_pickling_as_a_task_queue_ships_it(
+    cls: type[StorageError],
+) -> None:
+    import pickle
+
+    error = cls("acme.db", "the database is locked", "retry later")
+    again = pickle.loads(pickle.dumps(error))
+
+    assert (cls, "acme.db: the database is locked; retry later") == (type(again), str(again))
+    assert ("acme.db", "retry later") == (again.path, again.advice)

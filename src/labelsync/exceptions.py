@@ -124,6 +124,10 @@ class StorageError(LabelSyncError):
         self.advice = advice
         super().__init__(f"{path}: {problem}; {advice}")
 
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str, str]]:
+        # Pickled whole (task queues ship a task's exception to another process).
+        return type(self), (self.path, self.problem, self.advice)
+
 
 class StorageCorrupt(StorageError):
     """Raised when the database is damaged (or is not a database): restore it from a backup."""
