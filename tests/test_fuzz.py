@@ -5,10 +5,12 @@ the store exactly as it was (R12: bad input raises a LabelSyncError and changes 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -145,6 +147,7 @@ def test_the_snapshot_reader_bounds_nesting_at_any_depth(depth: int, opener: str
 # -- every public constructor -------------------------------------------------------
 
 _SCRATCH = tempfile.mkdtemp(prefix="labelsync-fuzz-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 def _sqlite_store(**arguments: Any) -> None:
