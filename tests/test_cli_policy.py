@@ -92,7 +92,7 @@ def test_a_revert_is_recorded_shown_and_refused_a_second_time(tmp_path: Path) ->
     )
     before = (db.read_bytes(), labelsync("history", "--db", db, "--tenant", "acme", cwd=tmp_path))
     again = labelsync("revert", second, "--db", db, "--actor", ADMIN, cwd=tmp_path)
-    assert EXIT_ALREADY_REVERTED == again.returncode == 5
+    assert EXIT_ALREADY_REVERTED == again.returncode == 6
     assert "" == again.stdout
     refused = f"labelsync: error: job_id: '{second}' was already reverted"
     assert [f"{refused} (by revert '{doc['revert']['revert']}')"] == again.stderr.splitlines()

@@ -35,6 +35,7 @@ from labelsync import (
     apply_defaults,
 )
 from labelsync.adapters.sqlite import SCHEMA_VERSION, SqliteStore
+from labelsync.exceptions import Retryable, StorageBusy
 from labelsync.ports import JobStatus, PushJob
 from labelsync.testing.conformance import commit_all, run_next
 
@@ -113,9 +114,9 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
         assert ("wal",) == conn.execute("PRAGMA journal_mode").fetchone()
 
 
-def test_a_new_file_records_schema_version_3(store: SqliteStore, path: Path) -> None:
-    assert 3 == SCHEMA_VERSION
-    assert [(1, 3)] == rows(path)["schema_version"]  # (id, version): one row only
+def test_a_new_file_records_the_current_schema_version(store: SqliteStore, path: Path) -> None:
+    assert 4 == SCHEMA_VERSION
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_every_table_of_the_schema_exists(store: SqliteStore, path: Path) -> None:
@@ -289,8 +290,9 @@ def test_without_a_busy_timeout_a_locked_file_fails_the_write_and_writes_nothing
         store.add_tenant(tenant("t1", 1))
         with raw(path) as other:
             other.execute("BEGIN IMMEDIATE")
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
+            with pytest.raises(StorageBusy, match="locked") as refused:
                 store.add_user("t1", gmail_user("late"))
+            assert isinstance(refused.value, Retryable)
             other.execute("ROLLBACK")
 
         assert ["u0"] == [u.id for u in store.get_tenant("t1").users]

@@ -23,6 +23,7 @@ from labelsync.cli._exits import (
     exit_codes_help,
 )
 from labelsync.cli._output import (
+    job_activity,
     job_json,
     make_console,
     make_table,
@@ -58,6 +59,7 @@ from labelsync.cli._shell import (
     suggesting_admins,
 )
 from labelsync.exceptions import JobSuperseded, LabelSyncError
+from labelsync.jobs import Activity
 from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
 
@@ -186,7 +188,7 @@ def import_(snapshot: Path, db: Path) -> None:
     database it ran in.
     """
     tenant = load_snapshot(snapshot)
-    with service(db) as svc:
+    with service(db, create=True) as svc:
         svc.create_tenant(tenant)
     out = make_console()
     out.print(
@@ -225,7 +227,7 @@ def export(db: Path, tenant_id: str, output: Path | None, output_format: str) ->
     """
     from labelsync.io import dump, dumps
 
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         tenant = svc.tenant(tenant_id)
     if output is None:
         click.echo(dumps(tenant), nl=False)  # the snapshot is JSON already
@@ -282,7 +284,8 @@ def preview(
     elif db is None or tenant_id is None:
         raise click.UsageError("give a SNAPSHOT file, or both --db PATH and --tenant ID")
     else:
-        with service(db) as svc:
+        # Read-only: a preview leaves the file byte for byte as it was.
+        with service(db, read_only=True) as svc:
             tenant = svc.tenant(tenant_id)
     push_mode = PushMode[mode.upper()]
     changes = apply_defaults(tenant, defaults, mode=push_mode)[1]
@@ -401,14 +404,15 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
     and finish times, and the command that resumes an unfinished one. A table
     too wide for the terminal becomes three lines per job; --wide keeps the table.
     """
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         jobs = svc.jobs(tenant_id)
         reverts = {r.push_job_id: r for r in svc.store.list_reverts(tenant_id)}
+        now = svc.clock.now()
     if output_format == "json":
         write_json(
             [
                 {
-                    **job_json(job, db),
+                    **job_json(job, db, now),
                     "revert": revert_record_json(reverts[job.id]) if job.id in reverts else None,
                 }
                 for job in jobs
@@ -420,20 +424,29 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
         where = f" for tenant {tenant_id!r}" if tenant_id else ""
         out.print(f"no push jobs{where} in {db}")
         return
-    if wide or status_width(jobs) <= out.width:
+    if wide or status_width(jobs, now) <= out.width:
         if wide:
-            out.width = max(out.width, status_width(jobs))
-        out.print(status_table(jobs))
+            out.width = max(out.width, status_width(jobs, now))
+        out.print(status_table(jobs, now))
     else:
-        for line in status_lines(jobs):
+        for line in status_lines(jobs, now):
             out.print(line)
     for job in jobs:
-        if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
-            out.print(f"{job.status.name.lower()}: {resume_hint(job.id, db)}")
+        state = job_activity(job, now)
+        if state is Activity.RUNNING:
+            out.print(
+                f"running: {job.id} is being run by {job.runner_id} "
+                f"(lease until {when(job.lease_until)} UTC); if that runner is gone, "
+                f"{resume_hint(job.id, db)}"
+            )
+        elif state is Activity.INTERRUPTED:
+            out.print(f"interrupted (no runner): {resume_hint(job.id, db)}")
+        elif state is Activity.WAITING:
+            out.print(f"pending (never run): {resume_hint(job.id, db)}")
     for revert in reverts.values():
-        state = "reverted" if revert.status is JobStatus.DONE else "revert not finished"
+        done = "reverted" if revert.status is JobStatus.DONE else "revert not finished"
         out.print(
-            f"{state}: {revert.push_job_id} by {revert.actor_id} at {when(revert.started_at)} "
+            f"{done}: {revert.push_job_id} by {revert.actor_id} at {when(revert.started_at)} "
             f"UTC ({num(revert.users_restored)} Users restored, "
             f"{num(revert.users_left_alone)} left alone)",
             highlight=False,
@@ -454,7 +467,7 @@ def revert(job_id: str, db: Path, actor_id: str, batch_size: int, output_format:
     later push, a reset or onboarding changed are left as they are, their Users
     counted. Any finished push may be reverted; reverting the latest one gives
     the tenant the defaults of the push before it. The revert is recorded
-    (``labelsync history``); a second revert of JOB exits with code 5. Admins only.
+    (``labelsync history``); a second revert of JOB exits with code 6. Admins only.
     """
     with service(db) as svc, suggesting_admins(svc, svc.job(job_id).tenant_id, actor_id):
         report = svc.revert_push(job_id, actor_id=actor_id, batch_size=batch_size)
@@ -473,7 +486,7 @@ def tenants(db: Path, output_format: str) -> None:
     One row per tenant: id, name, number of Users, the checkbox settings, and
     when and by whom the last push finished.
     """
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         stored = [svc.tenant(tenant_id) for tenant_id in svc.store.tenant_ids()]
     if output_format == "json":
         write_json([tenant_json(tenant) for tenant in stored])
@@ -494,6 +507,21 @@ def tenants(db: Path, output_format: str) -> None:
             "never" if push is None else f"{when(push.finished_at)} UTC by {push.actor_id}",
         )
     out.print(rows)
+
+
+@main.command()
+@existing_db
+def migrate(db: Path) -> None:
+    """Bring a labelsync database to this version's schema, changing nothing else.
+
+    Commands that write migrate a file themselves; the read-only ones
+    (preview, status, export, tenants) cannot, and ask for this after an upgrade.
+    """
+    from labelsync.adapters.sqlite import SCHEMA_VERSION
+
+    with service(db):
+        pass
+    click.echo(f"{db} is at schema version {SCHEMA_VERSION}")
 
 
 @main.command()

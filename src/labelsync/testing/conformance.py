@@ -72,6 +72,7 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
+from labelsync.testing.input_policy import InputPolicyContract
 from labelsync.testing.policy_conformance import PolicyContract
 
 __all__ = ["StoreContract", "commit_all", "run_next"]
@@ -266,7 +267,7 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(PolicyContract):
+class StoreContract(InputPolicyContract, PolicyContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
