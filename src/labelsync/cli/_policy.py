@@ -62,7 +62,7 @@ def history(db: Path, tenant_id: str, output_format: str) -> None:
     changed and skipped, and, once reverted, who reverted it, when and what the
     revert restored. ``labelsync revert JOB`` undoes one.
     """
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:  # a read never writes, nor migrates, the file
         entries = svc.history(tenant_id)
     if output_format == "json":
         write_json([history_json(entry, db) for entry in entries])
