@@ -508,3 +508,30 @@ def test_locks_round_trip_through_every_store(store: Store) -> None:
     assert locks == store.get_tenant("t").locks == store.settings("t").locks
     store.save_locks("t", None)
     assert None is store.settings("t").locks
+
+
+def test_snapshots_carry_provenance_and_locks_and_older_ones_still_load() -> None:
+    """R15, R17: optional snapshot fields, written only when set; a snapshot without them
+    loads with unknown provenance and no locks."""
+    from labelsync import io
+
+    mine = Provenance(
+        inbox=LabelOrigin(origin=Origin.PUSH, job_id="job-1", at=T0),
+        sent=LabelOrigin(origin=Origin.USER, at=T0),
+        covered=True,
+    )
+    locks = Locks(labels=frozenset({SystemLabel.SENT}), actor_id="admin", at=T0)
+    tenant = Tenant(
+        id="acme",
+        name="Acme",
+        users=(attrs.evolve(person("ana"), provenance=mine), person("ben")),
+        locks=locks,
+    )
+    text = io.dumps(tenant)
+    assert tenant == io.loads(text)
+    ben = io.to_dict(tenant)["tenant"]["users"][1]
+    assert "provenance" not in ben
+    old = io.to_dict(attrs.evolve(tenant, locks=None, users=(person("ana"),)))
+    assert "locks" not in old["tenant"]
+    loaded = io.from_dict(old)
+    assert (Provenance(), None) == (loaded.user("ana").provenance, loaded.locks)
