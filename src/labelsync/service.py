@@ -15,6 +15,7 @@ from itertools import groupby, islice
 from attrs import frozen
 
 from labelsync import push as _push
+from labelsync.audience import Audience
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
@@ -31,6 +32,14 @@ _log = logging.getLogger(__name__)
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _audience(audience: object) -> Audience:
+    if audience is None:
+        return Audience.everyone()
+    if not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    return audience
 
 
 @frozen
@@ -178,18 +187,40 @@ class LabelSync:
 
     # -- pushes -------------------------------------------------------------------
 
-    def preview(self, tenant_id: str, defaults: Defaults) -> Changes:
-        """What pushing `defaults` now would change, without writing anything (B1)."""
-        return apply_defaults(self.store.get_tenant(tenant_id), defaults)[1]
+    def preview(
+        self, tenant_id: str, defaults: Defaults, *, audience: Audience | None = None
+    ) -> Changes:
+        """What pushing `defaults` (to `audience`, R20) now would change, writing nothing (B1)."""
+        audience = _audience(audience)
+        return apply_defaults(self.store.get_tenant(tenant_id), defaults, audience=audience)[1]
 
-    def start_push(self, tenant_id: str, *, actor_id: str, defaults: Defaults) -> PushJob:
+    def start_push(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        defaults: Defaults,
+        audience: Audience | None = None,
+    ) -> PushJob:
         """ "Apply to all users": fix the roster now (R6) and persist a job; admins only (R1).
 
-        An unfinished earlier push of the tenant is superseded (R10).
+        With an `audience` (R20) the roster is its members now: `total` counts
+        them and the job (and its audit record) names the audience. Listed User
+        ids must be Users of the tenant. An unfinished earlier push of the
+        tenant is superseded (R10).
         """
         if not isinstance(defaults, Defaults):
             raise InvalidInput("defaults", defaults, "is not a Defaults")
+        audience = _audience(audience)
         self._admin(tenant_id, actor_id)
+        if audience.user_ids:
+            wanted = sorted(audience.user_ids)
+            known = {user.id for user in self.store.get_users(tenant_id, wanted)}
+            unknown = [user_id for user_id in wanted if user_id not in known]
+            if unknown:
+                raise InvalidInput(
+                    "audience.user_ids", unknown[0], f"is not a User of tenant {tenant_id!r}"
+                )
         job = PushJob(
             id=self._new_id(),
             tenant_id=tenant_id,
@@ -197,6 +228,7 @@ class LabelSync:
             defaults=defaults,
             status=JobStatus.PENDING,
             started_at=_push.now(self.clock),
+            audience=audience,
         )
         return _push.start_job(self.store, job)
 
@@ -241,10 +273,11 @@ class LabelSync:
         defaults: Defaults,
         batch_size: int = 500,
         progress: Progress | None = None,
+        audience: Audience | None = None,
     ) -> PushReport:
         """`start_push` then `run_push`."""
         _push.check_batch_size(batch_size)
-        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults, audience=audience)
         return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def job(self, job_id: str) -> PushJob:

@@ -53,6 +53,8 @@ class InMemoryStore:
         self._jobs: dict[str, PushJob] = {}
         self._changes: dict[str, list[StoredChange]] = {}
         self._skips: dict[str, list[Skip]] = {}
+        # A narrowed audience's roster (R20): its members' positions at the start, increasing.
+        self._members: dict[str, list[int]] = {}
         self._next_position = 1
 
     def __repr__(self) -> str:
@@ -170,9 +172,20 @@ class InMemoryStore:
             for other in self._jobs.values():
                 if other.tenant_id == job.tenant_id and not other.finished:
                     self._jobs[other.id] = jobs.superseded(other, by=job.id)
-            stored = jobs.started(
-                job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
-            )
+            if job.audience.narrowed:
+                members = [
+                    position
+                    for position, user_id in zip(row.positions, row.ids, strict=True)
+                    if job.audience.includes(row.users[user_id])
+                ]
+                self._members[job.id] = members
+                stored = jobs.started(
+                    job, total=len(members), roster_end=members[-1] if members else 0
+                )
+            else:
+                stored = jobs.started(
+                    job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
+                )
             self._jobs[job.id] = stored
             self._changes[job.id] = []
             self._skips[job.id] = []
@@ -198,6 +211,19 @@ class InMemoryStore:
     def _roster(self, job: PushJob, after: int, limit: int) -> tuple[list[int], list[User]]:
         """Positions and Users of up to `limit` roster Users of `job` after position `after`."""
         row = self._row(job.tenant_id)
+        members = self._members.get(job.id)
+        if members is not None:
+            # Members still in the store: a member removed since is no longer there.
+            picked: list[int] = []
+            users: list[User] = []
+            for position in members[bisect.bisect_right(members, after) :]:
+                at = bisect.bisect_left(row.positions, position)
+                if at < len(row.positions) and row.positions[at] == position:
+                    picked.append(position)
+                    users.append(row.users[row.ids[at]])
+                    if len(picked) == limit:
+                        break
+            return picked, users
         start = bisect.bisect_right(row.positions, after)
         stop = bisect.bisect_right(row.positions, job.roster_end)
         stop = min(stop, start + max(limit, 0))

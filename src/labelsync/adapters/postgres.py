@@ -44,6 +44,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -215,6 +216,29 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.users DROP COLUMN version;
     ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
     """,
+    # Version 3: audiences and presets (R20, R21). A User's groups are cold (a push
+    # never reads them); a job names its audience, and a narrowed job's roster is
+    # the positions of its members at the start, so a batch walks them only.
+    """
+    ALTER TABLE {s}.users ADD COLUMN groups jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE {s}.jobs ADD COLUMN audience jsonb;
+    CREATE TABLE {s}.job_members (
+        job_id text NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (job_id, position)
+    );
+    CREATE TABLE {s}.presets (
+        tenant_id text PRIMARY KEY REFERENCES {s}.tenants (id),
+        version bigint NOT NULL,
+        book jsonb NOT NULL
+    );
+    CREATE TABLE {s}.preset_events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        event jsonb NOT NULL
+    );
+    CREATE INDEX ON {s}.preset_events (tenant_id, seq);
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -250,14 +274,14 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by"
+    "label_missing, finished_at, superseded_by, audience"
 )
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
 # once, so no per-value conversion runs in Python. A mailbox's labels travel as
 # JSON text: many Users share one layout, which is then decoded (and validated) once.
 _USER_JSON = (
     "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
-    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on)"
+    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on, u.groups)"
 )
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _USERS = (
@@ -267,7 +291,7 @@ _USERS = (
 _USER_RECORDS = (
     "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
     "address text, labels text, other_synced jsonb, version bigint, position bigint, "
-    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean)"
+    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean, groups jsonb)"
 )
 
 # -- a push batch, set-based ----------------------------------------------------------------
@@ -329,6 +353,28 @@ _RUN_BATCH = """
            count(*) FILTER (WHERE NOT no_mailbox AND sent_id IS NULL)
     FROM b
 """
+# A narrowed audience (R20): the batch is its members in the range, whose positions
+# `job_members` holds; the same statements, over them only.
+_LOCK_MEMBERS = """
+    SELECT count(*), max(position) FROM (
+        SELECT h.position FROM {s}.job_members AS m
+        JOIN {s}.user_state AS h ON h.tenant_id = %(t)s AND h.position = m.position
+        WHERE m.job_id = %(job)s AND m.position > %(after)s AND m.position <= %(end)s
+        ORDER BY m.position LIMIT %(limit)s FOR UPDATE OF h
+    ) AS r
+"""
+_RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
+_RUN_MEMBERS = _RUN_BATCH.replace(
+    _RANGE,
+    f"{_RANGE} AND position IN (SELECT position FROM {{s}}.job_members "
+    "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s)",
+)
+_ROSTER_OF = {
+    "groups": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.users WHERE tenant_id = %(t)s AND groups ?| %(names)s::text[]",
+    "users": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.user_state WHERE tenant_id = %(t)s AND id = ANY(%(names)s::text[])",
+}
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
 
@@ -412,13 +458,14 @@ def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
         "inbox_on": inbox_on,
         "sent_id": sent_id,
         "sent_on": sent_on,
+        "groups": sorted(user.groups),
     }
 
 
 def _user_from_doc(doc: Sequence[Any]) -> User:
     """A User from the array `_USER_JSON` builds."""
     user_id, email, permissions, provider, address, labels, others, version = doc[:8]
-    inbox_id, inbox_on, sent_id, sent_on = doc[8:]
+    inbox_id, inbox_on, sent_id, sent_on, groups = doc[8:]
     return User(
         id=user_id,
         email=email,
@@ -430,6 +477,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
         ),
         synced=selection(others, inbox_id, inbox_on, sent_id, sent_on),
         version=version,
+        groups=frozenset(groups) if groups else frozenset(),
     )
 
 
@@ -444,7 +492,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by = row[16:18]
+    finished_at, superseded_by, audience = row[16:19]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -465,6 +513,7 @@ def _job_from_row(row: Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
+        audience=Audience.from_doc(audience),
     )
 
 
@@ -665,8 +714,9 @@ class PostgresStore:
             cur.execute(
                 f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
                 f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
-                f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
-                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
+                f"address, labels, other_synced, groups) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced, "
+                f"w.groups FROM w) "
                 f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
                 f"inbox_id, inbox_on, sent_id, sent_on) SELECT %s, w.position, w.id, w.version, "
                 f"w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, w.sent_on FROM w",
@@ -702,7 +752,8 @@ class PostgresStore:
             f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
             f"UPDATE {s}.users AS u SET email = w.email, permissions = w.permissions, "
             f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
-            f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
+            f"other_synced = w.other_synced, groups = w.groups "
+            f"FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
             f"UPDATE {s}.user_state AS h SET version = w.version, "
             f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
             f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on "
@@ -720,9 +771,10 @@ class PostgresStore:
         counts; None when there were none.
         """
         s = self._s
+        narrowed = job.audience.narrowed
         cur.execute(
-            _LOCK_BATCH.replace("{s}", s),
-            {"t": job.tenant_id, "after": after, "end": end, "limit": limit},
+            (_LOCK_MEMBERS if narrowed else _LOCK_BATCH).replace("{s}", s),
+            {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit},
         )
         row = cur.fetchone()
         assert row is not None
@@ -732,7 +784,7 @@ class PostgresStore:
         plan = jobs.plan(job.defaults)
         inbox, sent = plan.checked
         cur.execute(
-            _RUN_BATCH.replace("{s}", s),
+            (_RUN_MEMBERS if narrowed else _RUN_BATCH).replace("{s}", s),
             {
                 "t": job.tenant_id,
                 "job": job.id,
@@ -924,11 +976,24 @@ class PostgresStore:
             cur.execute(f"SELECT 1 FROM {s}.jobs WHERE id = %s", (job.id,))
             if cur.fetchone() is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
-            cur.execute(
-                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
-                f"WHERE tenant_id = %s",
-                (job.tenant_id,),
-            )
+            if job.audience.narrowed:
+                # The members now (R6, R20), selected in the database.
+                ((key, names),) = (job.audience.to_doc() or {}).items()
+                cur.execute(
+                    _ROSTER_OF[key].replace("{s}", s),
+                    {"job": job.id, "t": job.tenant_id, "names": names},
+                )
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.job_members "
+                    f"WHERE job_id = %s",
+                    (job.id,),
+                )
+            else:
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
+                    f"WHERE tenant_id = %s",
+                    (job.tenant_id,),
+                )
             counted = cur.fetchone()
             assert counted is not None
             stored = jobs.started(job, total=counted[0], roster_end=counted[1])
@@ -942,7 +1007,7 @@ class PostgresStore:
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -962,6 +1027,7 @@ class PostgresStore:
                     c.label_missing,
                     stored.finished_at,
                     stored.superseded_by,
+                    None if stored.audience.to_doc() is None else _jsonb(stored.audience.to_doc()),
                 ),
             )
             cur.execute(
@@ -1094,12 +1160,18 @@ class PostgresStore:
                 # Cut the roster once; whoever holds the job row does it, the others wait.
                 job = self._job(cur, job_id, "FOR UPDATE")
                 if not self._has_ranges(cur, job_id):
+                    # A narrowed job's ranges are cut over its members only (R20).
+                    roster = (
+                        f"{s}.job_members WHERE job_id = %(job)s"
+                        if job.audience.narrowed
+                        else f"{s}.user_state WHERE tenant_id = %(tenant)s"
+                    )
                     cur.execute(
                         f"INSERT INTO {s}.batches (tenant_id, job_id, range_no, first_position, "
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {s}.user_state WHERE tenant_id = %(tenant)s "
+                        f"FROM {roster} "
                         f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,

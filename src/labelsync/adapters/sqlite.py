@@ -18,6 +18,7 @@ conformance kit's differential test proves it equal to `apply_defaults`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -39,6 +40,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience, AudienceKind
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -222,9 +224,39 @@ _V2: Final = (
     "ALTER TABLE users RENAME COLUMN synced TO other_synced",
 )
 
+# Version 3: audiences and presets (R20, R21). A User's groups are cold (a push never
+# reads them); a job names its audience, and a narrowed job's roster is the
+# positions of its members at the start, so a batch walks them and nobody else.
+_V3: Final = (
+    "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'",  # JSON list, sorted
+    "ALTER TABLE jobs ADD COLUMN audience TEXT",  # JSON; NULL: everyone
+    """
+    CREATE TABLE job_members (
+        job_id   TEXT NOT NULL REFERENCES jobs (id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (job_id, position)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE presets (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+        version   INTEGER NOT NULL,
+        book      TEXT NOT NULL               -- JSON: presets and group assignments
+    )
+    """,
+    """
+    CREATE TABLE preset_events (
+        seq       INTEGER PRIMARY KEY,        -- change order
+        tenant_id TEXT NOT NULL REFERENCES tenants (id),
+        event     TEXT NOT NULL               -- JSON: who, when, what
+    )
+    """,
+    "CREATE INDEX preset_events_by_tenant ON preset_events (tenant_id, seq)",
+)
+
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -235,14 +267,14 @@ _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _SELECT_USERS: Final = """
     SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
-           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+           u.other_synced, u.groups, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
     FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
 """
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, other_synced)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced, groups)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _INSERT_STATE: Final = """
@@ -262,7 +294,7 @@ _CAS_STATE: Final = """
 _UPDATE_COLD: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        other_synced = ?
+        other_synced = ?, groups = ?
     WHERE tenant_id = ? AND id = ?
 """
 
@@ -327,12 +359,71 @@ _BATCH_USERS: Final = f"""
     WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 
+# -- a push batch of a narrowed audience (R20) ------------------------------------------
+#
+# The same statements, over the job's members only: `job_members` holds their
+# positions, fixed at the start, so a batch reads its members by primary key
+# and never the Users outside the audience.
+
+_MEMBERS: Final = (
+    "position IN (SELECT position FROM job_members"
+    " WHERE job_id = :job AND position > :after AND position <= :last)"
+)
+_BATCH_MEMBERS: Final = f"{_BATCH} AND {_MEMBERS}"
+
+_MEMBERS_RANGE: Final = f"""
+    SELECT count(*), max(position),
+           sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum(NOT has_mailbox),
+           sum(has_mailbox AND inbox_id IS NULL),
+           sum(has_mailbox AND sent_id IS NULL)
+    FROM (
+        SELECT h.position, h.has_mailbox, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+        FROM job_members AS m
+        JOIN user_state AS h ON h.tenant_id = :t AND h.position = m.position
+        WHERE m.job_id = :job AND m.position > :after AND m.position <= :end
+        ORDER BY m.position LIMIT :limit
+    )
+"""
+_MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_SKIPS: Final = _BATCH_SKIPS.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
+
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchSql:
+    """The statements of a batch: over a range of the roster, or over a job's members."""
+
+    range: str
+    changes: str
+    skips: str
+    users: str
+
+
+_EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_USERS)
+_NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
+
+# A narrowed job's roster: its members' positions, selected in the store at the start.
+_ROSTER_OF_GROUPS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, u.position FROM users AS u
+    WHERE u.tenant_id = :t AND u.groups <> '[]'
+      AND EXISTS (SELECT 1 FROM json_each(u.groups) AS g
+                  WHERE g.value IN (SELECT value FROM json_each(:names)))
+"""
+_ROSTER_OF_USERS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, position FROM user_state
+    WHERE tenant_id = :t AND id IN (SELECT value FROM json_each(:names))
+"""
+
 # A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
 _JOB_KEY: Final = ("id", "tenant_id")
 _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
-    "no_mailbox", "label_missing", "superseded_by",
+    "no_mailbox", "label_missing", "superseded_by", "audience",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -361,7 +452,7 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-ColdParams = tuple[str, str, str | None, str | None, str | None, str]
+ColdParams = tuple[str, str, str | None, str | None, str | None, str, str]
 HotParams = tuple[int, bool, str | None, bool, str | None, bool]
 
 
@@ -393,6 +484,7 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
         address,
         labels,
         _json(others),
+        _GROUPS_NONE if not user.groups else _json(sorted(user.groups)),
     )
     return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
 
@@ -429,6 +521,15 @@ def _selection_from(text: str, inbox_id: str | None, sent_id: str | None) -> Lab
     return selection(json.loads(text), inbox_id, inbox_id is not None, sent_id, sent_id is not None)
 
 
+_GROUPS_NONE: Final = "[]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _groups_from_text(text: str) -> frozenset[str]:
+    # Checked by `User(...)` like any other groups.
+    return frozenset() if text == _GROUPS_NONE else frozenset(json.loads(text))
+
+
 @functools.lru_cache(maxsize=256)
 def _permissions_from_text(text: str) -> frozenset[Permission]:
     return frozenset(Permission(p) for p in json.loads(text))
@@ -450,6 +551,7 @@ def _user_from_row(row: sqlite3.Row) -> User:
             row["sent_id"] if row["sent_on"] else None,
         ),
         version=row["version"],
+        groups=_groups_from_text(row["groups"]),
     )
 
 
@@ -514,7 +616,13 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         counts.no_mailbox,
         counts.label_missing,
         job.superseded_by,
+        _audience_text(job.audience),
     )
+
+
+def _audience_text(audience: Audience) -> str | None:
+    doc = audience.to_doc()
+    return None if doc is None else _json(doc)
 
 
 def _job_from_row(row: sqlite3.Row) -> PushJob:
@@ -539,7 +647,12 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
+        audience=_audience_from_text(row["audience"]),
     )
+
+
+def _audience_from_text(text: str | None) -> Audience:
+    return Audience.from_doc(None if text is None else json.loads(text))
 
 
 def _change_from_row(row: sqlite3.Row) -> StoredChange:
@@ -938,18 +1051,42 @@ class SqliteStore:
             ).fetchall()
             for row in unfinished:
                 self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
-            total, roster_end = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (job.tenant_id,),
-            ).fetchone()
-            stored = jobs.started(job, total=total, roster_end=roster_end)
-            conn.execute(_INSERT_JOB, _job_params(stored))
+            if job.audience.narrowed:
+                # The job row first: its members' rows point at it.
+                conn.execute(_INSERT_JOB, _job_params(jobs.started(job, total=0, roster_end=0)))
+                total, roster_end = self._roster_of(conn, job)
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                self._save_job(conn, stored)
+            else:
+                total, roster_end = conn.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state"
+                    " WHERE tenant_id = ?",
+                    (job.tenant_id,),
+                ).fetchone()
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                conn.execute(_INSERT_JOB, _job_params(stored))
             conn.execute(
                 "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
                 " WHERE id = ?",
                 (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
             )
             return stored
+
+    @staticmethod
+    def _members_params(job: PushJob) -> dict[str, object]:
+        audience = job.audience
+        names = audience.group_names if audience.kind is AudienceKind.GROUPS else audience.user_ids
+        return {"job": job.id, "t": job.tenant_id, "names": _json(sorted(names))}
+
+    def _roster_of(self, conn: sqlite3.Connection, job: PushJob) -> tuple[int, int]:
+        """Store a narrowed job's members (R20) as they are now; their count and last position."""
+        sql = _ROSTER_OF_GROUPS if job.audience.kind is AudienceKind.GROUPS else _ROSTER_OF_USERS
+        conn.execute(sql, self._members_params(job))
+        total, roster_end = conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?",
+            (job.id,),
+        ).fetchone()
+        return total, roster_end
 
     def get_job(self, job_id: str) -> PushJob:
         """One job; `UnknownJob` if there is none."""
@@ -990,18 +1127,19 @@ class SqliteStore:
                 "i": inbox,
                 "s": sent,
             }
+            sql = _NARROWED if job.audience.narrowed else _EVERYONE
             size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
-                conn.execute(_BATCH_RANGE, params).fetchone()
+                conn.execute(sql.range, params).fetchone()
             )
             if not size:
                 return job
             params["last"] = last
             if changed:
                 # Changes first: they record each User's version + 1, before the update.
-                conn.execute(_BATCH_CHANGES, params)
-                conn.execute(_BATCH_USERS, params)
+                conn.execute(sql.changes, params)
+                conn.execute(sql.users, params)
             if no_mailbox or miss_inbox or miss_sent:
-                conn.execute(_BATCH_SKIPS, params)
+                conn.execute(sql.skips, params)
             counts = plan.counts(
                 users_changed=changed,
                 flips=(flips_inbox, flips_sent),
