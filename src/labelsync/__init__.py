@@ -20,7 +20,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from labelsync import _display  # noqa: F401  # registers the notebook renderers by type
+from labelsync.audience import Audience
 from labelsync.changes import Changes, LabelChange, Skip, Summary
+from labelsync.coverage import coverage
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
@@ -60,6 +62,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "AlreadyExists",
+    "Audience",
     "Changes",
     "Defaults",
     "EmailTab",
@@ -90,6 +93,7 @@ __all__ = [
     "User",
     "__version__",
     "apply_defaults",
+    "coverage",
     "email_tab",
     "onboard",
 ]

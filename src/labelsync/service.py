@@ -17,6 +17,7 @@ from attrs import frozen
 from labelsync import push as _push
 from labelsync.audience import Audience
 from labelsync.changes import Changes
+from labelsync.coverage import Coverage, coverage
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
@@ -180,6 +181,10 @@ class LabelSync:
                     onboarded,
                 )
                 return onboarded
+
+    def coverage(self, tenant_id: str) -> Coverage:
+        """Per User, whether the tenant's current defaults reach them, and why not (R22)."""
+        return coverage(self.store.get_tenant(tenant_id))
 
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
