@@ -48,6 +48,7 @@ from labelsync.model import (
 )
 from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
+from labelsync.presets import Preset
 from labelsync.push import PushReport
 from labelsync.rules import apply_defaults, email_tab, onboard
 from labelsync.service import LabelSync, RevertReport
@@ -78,6 +79,7 @@ __all__ = [
     "NotFound",
     "Permission",
     "PermissionDenied",
+    "Preset",
     "Provider",
     "PushCounts",
     "PushJob",

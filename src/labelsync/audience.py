@@ -20,7 +20,7 @@ from labelsync.exceptions import InvalidInput
 if TYPE_CHECKING:
     from labelsync.model import User
 
-__all__ = ["Audience", "AudienceKind", "name_set"]
+__all__ = ["EVERYONE", "Audience", "AudienceKind", "name_set"]
 
 
 def name_set(where: str, value: object, what: str) -> frozenset[str]:
@@ -114,7 +114,7 @@ class Audience:
         return [user for user in users if self.includes(user)]
 
     def describe(self) -> str:
-        """A short phrase for reports: ``everyone``, ``groups sales, support``, ``2 listed Users``."""
+        """A short phrase for reports: ``everyone``, ``groups sales, support``, ``Users u1, u2``."""
         if self.kind is AudienceKind.EVERYONE:
             return "everyone"
         if self.kind is AudienceKind.GROUPS:
@@ -133,7 +133,8 @@ class Audience:
         return f"Audience.users({sorted(self.user_ids)!r})"
 
     def to_doc(self) -> dict[str, list[str]] | None:
-        """This audience as JSON-ready data: None for everyone, else ``{"groups"|"users": [...]}``."""
+        """This audience as JSON-ready data: None for everyone, else ``{"groups": [...]}`` or
+        ``{"users": [...]}``."""
         if self.kind is AudienceKind.EVERYONE:
             return None
         if self.kind is AudienceKind.GROUPS:
@@ -146,7 +147,9 @@ class Audience:
         if doc is None:
             return _EVERYONE
         if not isinstance(doc, Mapping) or len(doc) != 1:
-            raise InvalidInput("audience", doc, 'must be null, {"groups": [...]} or {"users": [...]}')
+            raise InvalidInput(
+                "audience", doc, 'must be null, {"groups": [...]} or {"users": [...]}'
+            )
         ((key, names),) = doc.items()
         if key == "groups":
             return cls.groups(names)
@@ -156,3 +159,5 @@ class Audience:
 
 
 _EVERYONE = Audience()
+EVERYONE = _EVERYONE
+"""`Audience.everyone()`, for use as a field default."""

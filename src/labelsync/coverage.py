@@ -208,7 +208,9 @@ class Coverage:
 
     def __str__(self) -> str:
         defaults = self.defaults.describe() if self.defaults else "never set"
-        lines = [f"Coverage of tenant {self.tenant_id} ({len(self.rows)} Users; defaults: {defaults})"]
+        lines = [
+            f"Coverage of tenant {self.tenant_id} ({len(self.rows)} Users; defaults: {defaults})"
+        ]
         width = max(len(s.phrase) for s in CoverageStatus)
         for status, count in self.counts().items():
             lines.append(f"  {status.phrase.ljust(width)}  {count}")
@@ -271,7 +273,7 @@ def user_coverage(user: User, defaults: Defaults | None) -> UserCoverage:
 
 
 def coverage(tenant: Tenant) -> Coverage:
-    """Per User of `tenant`, whether its current defaults reach them (R22); pure, nothing written."""
+    """Per User of `tenant`, whether its current defaults reach them (R22); pure, writes nothing."""
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
     return Coverage(

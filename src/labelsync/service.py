@@ -22,7 +22,8 @@ from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
-from labelsync.ports import Clock, Store
+from labelsync.ports import Clock, Store, TenantSettings
+from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
 
@@ -89,14 +90,34 @@ class LabelSync:
         return self.store.get_user(tenant_id, user_id)
 
     def add_user(self, tenant_id: str, user: User) -> User:
-        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6)."""
+        """Add a User; with onboarding on they get defaults (B4, R6), else none.
+
+        Onboarding gives the preset of the User's first group that has one
+        (R21), else the last push's defaults.
+        """
         if not isinstance(user, User):
             raise InvalidInput("user", user, "is not a User")
         settings = self.store.settings(tenant_id)
-        if settings.onboard_new_users and settings.last_push is not None:
-            user = apply_rows((user,), settings.last_push.defaults)[0][0]
+        if settings.onboard_new_users:
+            onboarding = self._onboarding_defaults(tenant_id, user, settings)
+            if onboarding is not None:
+                user = apply_rows((user,), onboarding)[0][0]
         self.store.add_user(tenant_id, user)
         return user
+
+    def _onboarding_defaults(
+        self, tenant_id: str, user: User, settings: TenantSettings
+    ) -> Defaults | None:
+        """What onboarding gives `user` (R21, B4): the preset of its first group that has one,
+        else the last push's defaults, or the tenant's checkboxes if that push went to some
+        Users only; None when there is nothing to give."""
+        preset = self.store.get_presets(tenant_id).for_user(user) if user.groups else None
+        if preset is not None:
+            return preset.defaults
+        last_push = settings.last_push
+        if last_push is None:
+            return None
+        return settings.defaults if last_push.audience.narrowed else last_push.defaults
 
     def set_selection(self, tenant_id: str, user_id: str, synced: LabelSet) -> User:
         """A User edits their own Email tab: `synced` becomes their selection (R12 keeps it).
@@ -185,6 +206,157 @@ class LabelSync:
     def coverage(self, tenant_id: str) -> Coverage:
         """Per User, whether the tenant's current defaults reach them, and why not (R22)."""
         return coverage(self.store.get_tenant(tenant_id))
+
+    # -- presets (R21) --------------------------------------------------------------------
+
+    def presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's presets and their group assignments, in precedence order."""
+        return self.store.get_presets(tenant_id)
+
+    def preset_history(self, tenant_id: str) -> list[PresetEvent]:
+        """Every change of the tenant's presets: who, when, what; oldest first."""
+        return self.store.preset_events(tenant_id)
+
+    def _edit_presets(
+        self,
+        tenant_id: str,
+        actor_id: str,
+        action: PresetAction,
+        name: str,
+        edit: Callable[[PresetBook], PresetBook],
+        detail: str = "",
+    ) -> PresetBook:
+        """Apply `edit` to the stored book and store it with its audit event; admins only.
+
+        Compare-and-set on the book's version: an edit that lost a race to
+        another admin's is decided again on the book as it is now.
+        """
+        self._admin(tenant_id, actor_id)
+        while True:
+            book = edit(self.store.get_presets(tenant_id))
+            event = PresetEvent(
+                action=action,
+                actor_id=actor_id,
+                at=_push.now(self.clock),
+                preset=name,
+                detail=detail,
+                version=book.version,
+            )
+            if self.store.save_presets(tenant_id, book, event):
+                _log.info("presets of tenant %s: %s", tenant_id, event)
+                return book
+
+    def create_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Add a named preset (defaults, locks, mode); admins only; `AlreadyExists` if taken."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.CREATED,
+            preset.name,
+            lambda book: book.creating(preset),
+            preset.describe(),
+        )
+
+    def update_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Replace the preset of the same name (new defaults, locks or mode); admins only."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.UPDATED,
+            preset.name,
+            lambda book: book.replacing(preset),
+            preset.describe(),
+        )
+
+    def rename_preset(
+        self, tenant_id: str, *, actor_id: str, name: str, new_name: str
+    ) -> PresetBook:
+        """Rename a preset; its group assignments follow it. Admins only."""
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.RENAMED,
+            name,
+            lambda book: book.renaming(name, new_name),
+            f"to {new_name!r}",
+        )
+
+    def delete_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PresetBook:
+        """Delete a preset and its group assignments. Admins only."""
+        return self._edit_presets(
+            tenant_id, actor_id, PresetAction.DELETED, name, lambda book: book.deleting(name)
+        )
+
+    def assign_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        group: str,
+        name: str | None,
+        position: int | None = None,
+    ) -> PresetBook:
+        """Give `group` preset `name` at `position` of the precedence order (None: last).
+
+        `name` None takes the group's preset away. One preset per group: an
+        assigned group is moved. Admins only.
+        """
+        if name is None:
+            book = self.store.get_presets(tenant_id)
+            current = next((a.preset for a in book.assignments if a.group == group), group)
+            return self._edit_presets(
+                tenant_id,
+                actor_id,
+                PresetAction.UNASSIGNED,
+                current,
+                lambda book: book.unassigning(group),
+                f"from group {group!r}",
+            )
+        where = "last" if position is None else f"at precedence {position}"
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.ASSIGNED,
+            name,
+            lambda book: book.assigning(group, name, position=position),
+            f"to group {group!r}, {where}",
+        )
+
+    def apply_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        name: str,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """Push preset `name` to its groups now, in one call (R21); admins only.
+
+        A push of the preset's defaults whose audience is the members of the
+        groups assigned the preset (`PresetBook.audience`); the job's record
+        names that audience, and the preset's trail records the push.
+        """
+        _push.check_batch_size(batch_size)
+        book = self.store.get_presets(tenant_id)
+        preset = book.preset(name)
+        audience = book.audience(name)
+        job = self.start_push(
+            tenant_id, actor_id=actor_id, defaults=preset.defaults, audience=audience
+        )
+        self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.APPLIED,
+            name,
+            lambda book: book.recorded(name),
+            f"push {job.id} to {audience.describe()}",
+        )
+        return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""

@@ -16,7 +16,7 @@ from attrs import field, frozen
 
 from labelsync._display import block, escape, table
 from labelsync._repr import html
-from labelsync.audience import Audience
+from labelsync.audience import EVERYONE, Audience
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, MissingExtra, NotFound
 from labelsync.model import Defaults, Tenant
@@ -95,7 +95,7 @@ class Comparison:
     tenant_id: str
     users: int
     rows: tuple[ComparisonRow, ...]
-    audience: Audience = Audience.everyone()
+    audience: Audience = EVERYONE
     """Who every candidate was previewed on (R20); `users` counts its members."""
 
     def row(self, candidate: str) -> ComparisonRow:

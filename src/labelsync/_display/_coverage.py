@@ -28,7 +28,9 @@ def coverage_html(coverage: Coverage) -> str:
         ],
         len(groups) + 1,
     )
-    shown = [row for row in coverage.rows if row.status is not CoverageStatus.COVERED or row.guessed]
+    shown = [
+        row for row in coverage.rows if row.status is not CoverageStatus.COVERED or row.guessed
+    ]
     users = table(
         ("user", "groups", "status", "detail"),
         (

@@ -28,6 +28,7 @@ from labelsync.exceptions import (
 from labelsync.jobs import PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = ["InMemoryStore"]
 
@@ -42,6 +43,8 @@ class _TenantRow:
     users: dict[str, User] = attrs.Factory(dict)
     positions: list[int] = attrs.Factory(list)  # roster positions, increasing
     ids: list[str] = attrs.Factory(list)  # user id at the same index as its position
+    presets: PresetBook = attrs.Factory(PresetBook)
+    preset_events: list[PresetEvent] = attrs.Factory(list)
 
 
 class InMemoryStore:
@@ -190,7 +193,9 @@ class InMemoryStore:
             self._changes[job.id] = []
             self._skips[job.id] = []
             row.current_job_id = job.id
-            row.defaults = job.defaults
+            if not job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                row.defaults = job.defaults
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -272,3 +277,26 @@ class InMemoryStore:
         with self._lock:
             self.get_job(job_id)
             return iter(list(self._skips[job_id]))
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._lock:
+            return self._row(tenant_id).presets
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._lock:
+            row = self._row(tenant_id)
+            if row.presets.version != book.version - 1:
+                return False
+            row.presets = book
+            row.preset_events.append(event)
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._lock:
+            return list(self._row(tenant_id).preset_events)

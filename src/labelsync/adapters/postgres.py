@@ -70,6 +70,7 @@ from labelsync.model import (
 )
 from labelsync.parallel import Busy, Claim, LeaseLost
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 if TYPE_CHECKING:
     import psycopg
@@ -1030,11 +1031,18 @@ class PostgresStore:
                     None if stored.audience.to_doc() is None else _jsonb(stored.audience.to_doc()),
                 ),
             )
-            cur.execute(
-                f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
-                f"defaults_sent = %s WHERE id = %s",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s WHERE id = %s",
+                    (job.id, job.tenant_id),
+                )
+            else:
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
+                    f"defaults_sent = %s WHERE id = %s",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -1249,3 +1257,49 @@ class PostgresStore:
             stored = jobs.after_range(job, processed=size, counts=counts)
             self._save_job(cur, stored)
             return stored
+
+    # -- presets (R21) ----------------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT version, book FROM {self._s}.presets WHERE tenant_id = %s", (tenant_id,)
+            )
+            row = cur.fetchone()
+        return PresetBook() if row is None else PresetBook.from_doc(row[1], row[0])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        s = self._s
+        with self._tx() as cur:
+            # The tenant row's lock orders concurrent edits: the version read stays true.
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(f"SELECT version FROM {s}.presets WHERE tenant_id = %s", (tenant_id,))
+            row = cur.fetchone()
+            if (0 if row is None else row[0]) != book.version - 1:
+                return False
+            cur.execute(
+                f"INSERT INTO {s}.presets (tenant_id, version, book) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version, "
+                f"book = excluded.book",
+                (tenant_id, book.version, _jsonb(book.to_doc())),
+            )
+            cur.execute(
+                f"INSERT INTO {s}.preset_events (tenant_id, event) VALUES (%s, %s)",
+                (tenant_id, _jsonb(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT event FROM {self._s}.preset_events WHERE tenant_id = %s ORDER BY seq",
+                (tenant_id,),
+            )
+            rows = cur.fetchall()
+        return [event_from_doc(row[0]) for row in rows]

@@ -65,6 +65,7 @@ from labelsync.model import (
     User,
 )
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -388,7 +389,6 @@ _MEMBERS_RANGE: Final = f"""
 _MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
 _MEMBERS_SKIPS: Final = _BATCH_SKIPS.replace(_BATCH, _BATCH_MEMBERS)
 _MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1065,11 +1065,17 @@ class SqliteStore:
                 ).fetchone()
                 stored = jobs.started(job, total=total, roster_end=roster_end)
                 conn.execute(_INSERT_JOB, _job_params(stored))
-            conn.execute(
-                "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
-                " WHERE id = ?",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ? WHERE id = ?", (job.id, job.tenant_id)
+                )
+            else:
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
+                    " WHERE id = ?",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             return stored
 
     @staticmethod
@@ -1202,3 +1208,50 @@ class SqliteStore:
             if len(rows) < _PAGE:
                 return
             after = rows[-1]["seq"]
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's stored presets; an empty book at version 0 if none was saved."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version, book FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        if row is None:
+            return PresetBook()
+        return PresetBook.from_doc(json.loads(row["book"]), row["version"])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Compare-and-set on the book's version: store it and its event, or nothing."""
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            if (0 if row is None else row["version"]) != book.version - 1:
+                return False
+            conn.execute(
+                "INSERT INTO presets (tenant_id, version, book) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version,"
+                " book = excluded.book",
+                (tenant_id, book.version, _json(book.to_doc())),
+            )
+            conn.execute(
+                "INSERT INTO preset_events (tenant_id, event) VALUES (?, ?)",
+                (tenant_id, _json(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """The tenant's preset changes, oldest first."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            rows = conn.execute(
+                "SELECT event FROM preset_events WHERE tenant_id = ? ORDER BY seq", (tenant_id,)
+            ).fetchall()
+        return [event_from_doc(json.loads(row["event"])) for row in rows]

@@ -1,6 +1,8 @@
-"""The store contract of version 2's audiences (R20): groups kept, narrowed rosters, members only.
+"""The store contract of version 2's audiences and presets (R20, R21).
 
-`AudienceContract` is a base of `labelsync.testing.conformance.StoreContract`,
+`AudienceContract` (groups kept, narrowed rosters, members only) and
+`PresetContract` (a tenant's presets stored with compare-and-set and an
+audit trail) are bases of `labelsync.testing.conformance.StoreContract`,
 so a host that runs the conformance suite runs these tests too; it can also be
 subclassed on its own with the same ``store`` fixture.
 """
@@ -27,10 +29,13 @@ from labelsync.model import (
     Tenant,
     User,
 )
+from labelsync.exceptions import UnknownTenant
+from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob, Store, StoredChange
+from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.rules import apply_defaults
 
-__all__ = ["AudienceContract"]
+__all__ = ["AudienceContract", "PresetContract"]
 
 _START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 _BOTH = Defaults(inbox=True, sent=True)
@@ -160,6 +165,16 @@ class AudienceContract:
         assert (3, 3) == (done.total, done.processed)
         assert ["u2", "u3", "u5"] == _touched(store, "j1")
 
+    def test_a_narrowed_push_leaves_the_tenants_checkboxes_alone(self, store: Store) -> None:
+        """The tenant's checkbox settings are the defaults for everyone (R11); a push to a
+        group does not change them, a push to everyone does."""
+        store.add_tenant(attrs.evolve(_teams(), defaults=Defaults(inbox=False, sent=False)))
+        _run(store, store.start_job(_job("j1", "teams", Audience.groups({"sales"}))))
+        assert Defaults(inbox=False, sent=False) == store.settings("teams").defaults
+
+        _run(store, store.start_job(_job("j2", "teams", Audience.everyone())))
+        assert _BOTH == store.settings("teams").defaults
+
     def test_a_group_nobody_holds_gives_an_empty_roster(self, store: Store) -> None:
         store.add_tenant(_teams())
         job = store.start_job(_job("j1", "teams", Audience.groups({"nobody"})))
@@ -214,3 +229,73 @@ class AudienceContract:
             assert (changes.users, changes.counts()) == (job.processed, job.counts)
 
         narrowed_batches_equal_the_rule()
+
+
+def _event(book: PresetBook, action: PresetAction, name: str) -> PresetEvent:
+    return PresetEvent(
+        action=action, actor_id="admin", at=_START, preset=name, version=book.version
+    )
+
+
+class PresetContract:
+    """A tenant's presets (R21) as pytest tests; needs a ``store`` fixture."""
+
+    def test_a_tenant_starts_with_an_empty_preset_book(self, store: Store) -> None:
+        store.add_tenant(_teams())
+
+        assert PresetBook() == store.get_presets("teams")
+        assert [] == store.preset_events("teams")
+
+    def test_presets_round_trip_with_their_trail_in_order(self, store: Store) -> None:
+        store.add_tenant(_teams())
+        sales = Preset(
+            name="Sales ✉",
+            defaults=_BOTH,
+            locks=frozenset({SystemLabel.SENT}),
+            mode=PushMode.KEEP_USER_CHOICES,
+        )
+        first = PresetBook().creating(sales)
+        assigned = first.assigning("sales", "Sales ✉").assigning("Vertrieb", "Sales ✉", position=0)
+        second = attrs.evolve(assigned, version=first.version + 1)  # both in one saved edit
+
+        assert store.save_presets("teams", first, _event(first, PresetAction.CREATED, "Sales ✉"))
+        assert store.save_presets("teams", second, _event(second, PresetAction.ASSIGNED, "Sales ✉"))
+
+        assert second == store.get_presets("teams")
+        assert [(PresetAction.CREATED, 1), (PresetAction.ASSIGNED, 2)] == [
+            (e.action, e.version) for e in store.preset_events("teams")
+        ]
+        assert _event(second, PresetAction.ASSIGNED, "Sales ✉") == store.preset_events("teams")[1]
+
+    def test_a_book_saved_over_a_newer_one_is_refused_and_stores_nothing(
+        self, store: Store
+    ) -> None:
+        """Compare-and-set: of two admins' edits of the same version, one is stored."""
+        store.add_tenant(_teams())
+        base = PresetBook().creating(Preset(name="a", defaults=_BOTH))
+        assert store.save_presets("teams", base, _event(base, PresetAction.CREATED, "a"))
+        mine = base.creating(Preset(name="b", defaults=_BOTH))
+        theirs = base.creating(Preset(name="c", defaults=_BOTH))
+        assert store.save_presets("teams", theirs, _event(theirs, PresetAction.CREATED, "c"))
+
+        assert not store.save_presets("teams", mine, _event(mine, PresetAction.CREATED, "b"))
+        assert theirs == store.get_presets("teams")
+        assert ["a", "c"] == [e.preset for e in store.preset_events("teams")]
+
+    def test_presets_are_kept_per_tenant(self, store: Store) -> None:
+        store.add_tenant(_teams())
+        store.add_tenant(attrs.evolve(_teams(), id="other"))
+        book = PresetBook().creating(Preset(name="a", defaults=_BOTH))
+        assert store.save_presets("teams", book, _event(book, PresetAction.CREATED, "a"))
+
+        assert PresetBook() == store.get_presets("other")
+        assert [] == store.preset_events("other")
+
+    def test_presets_of_an_unknown_tenant_raise_unknown_tenant(self, store: Store) -> None:
+        book = PresetBook().creating(Preset(name="a", defaults=_BOTH))
+        with pytest.raises(UnknownTenant):
+            store.get_presets("nope")
+        with pytest.raises(UnknownTenant):
+            store.save_presets("nope", book, _event(book, PresetAction.CREATED, "a"))
+        with pytest.raises(UnknownTenant):
+            store.preset_events("nope")

@@ -71,7 +71,7 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
-from labelsync.testing.audiences import AudienceContract
+from labelsync.testing.audiences import AudienceContract, PresetContract
 
 __all__ = ["StoreContract", "commit_all", "run_next"]
 
@@ -257,11 +257,12 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(AudienceContract):
+class StoreContract(AudienceContract, PresetContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     Version 2's contracts are inherited from their own classes
-    (`labelsync.testing.audiences.AudienceContract`: groups and narrowed rosters).
+    (`labelsync.testing.audiences`: `AudienceContract` for groups and narrowed
+    rosters, `PresetContract` for presets and their trail).
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
     test and close it afterwards. See the module docstring for an example.
