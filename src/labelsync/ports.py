@@ -25,9 +25,9 @@ from labelsync.presets import PresetBook, PresetEvent
 __all__ = [
     "Clock",
     "JobStatus",
+    "PresetStore",
     "PushExecution",
     "PushHistory",
-    "PresetStore",
     "PushJob",
     "StaleCheckpoint",
     "Store",

@@ -26,12 +26,12 @@ from labelsync.policy import PushMode
 
 __all__ = [
     "Assignment",
-    "event_doc",
-    "event_from_doc",
     "Preset",
     "PresetAction",
     "PresetBook",
     "PresetEvent",
+    "event_doc",
+    "event_from_doc",
 ]
 
 
@@ -47,7 +47,7 @@ def _locks(value: object) -> frozenset[SystemLabel]:
 
 @frozen
 class Preset:
-    """A named admin policy (R21): the defaults to push, the labels to lock (R17), the mode (R16)."""
+    """A named admin policy (R21): defaults to push, labels to lock (R17), the push mode (R16)."""
 
     name: str = field(validator=v.non_empty_str)
     defaults: Defaults = field(validator=v.instance_of(Defaults, what="a Defaults"))

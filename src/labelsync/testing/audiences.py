@@ -17,6 +17,7 @@ import pytest
 
 from labelsync.audience import Audience
 from labelsync.changes import Skip
+from labelsync.exceptions import UnknownTenant
 from labelsync.model import (
     Defaults,
     Label,
@@ -29,7 +30,6 @@ from labelsync.model import (
     Tenant,
     User,
 )
-from labelsync.exceptions import UnknownTenant
 from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob, Store, StoredChange
 from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
