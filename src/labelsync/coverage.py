@@ -35,7 +35,7 @@ from labelsync.model import Defaults, Permission, SystemLabel, Tenant, User
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COVERAGE_COLUMNS", "NO_GROUP", "Coverage", "CoverageStatus", "UserCoverage", "coverage"]
+__all__ = ["COVERAGE_COLUMNS", "MAX_LISTED", "NO_GROUP", "Coverage", "CoverageStatus", "UserCoverage", "coverage"]
 
 
 class CoverageStatus(enum.Enum):
@@ -71,6 +71,9 @@ _PHRASES = {
 
 NO_GROUP = "(no group)"
 """The group under which `Coverage.by_group` counts Users that hold none."""
+
+MAX_LISTED = 20
+"""How many Users `str(coverage)` lists by name; the rest are counted (records have them all)."""
 
 COVERAGE_COLUMNS = ("user_id", "status", "groups", "missing", "drifted", "stale_ids", "guessed")
 """The keys of `Coverage.to_records`, in order."""
@@ -214,11 +217,12 @@ class Coverage:
         width = max(len(s.phrase) for s in CoverageStatus)
         for status, count in self.counts().items():
             lines.append(f"  {status.phrase.ljust(width)}  {count}")
-        if self.uncovered or self.guessed:
+        listed = [r for r in self.rows if r.status is not CoverageStatus.COVERED or r.guessed]
+        if listed:
             lines.append("Not covered, or with a guessed role:")
-            for row in self.rows:
-                if row.status is not CoverageStatus.COVERED or row.guessed:
-                    lines.append(f"  {row.user_id}: {row.detail}")
+            lines += [f"  {row.user_id}: {row.detail}" for row in listed[:MAX_LISTED]]
+            if len(listed) > MAX_LISTED:
+                lines.append(f"  … and {len(listed) - MAX_LISTED} more")
         return "\n".join(lines)
 
 

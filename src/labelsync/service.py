@@ -326,22 +326,13 @@ class LabelSync:
             f"to group {group!r}, {where}",
         )
 
-    def apply_preset(
-        self,
-        tenant_id: str,
-        *,
-        actor_id: str,
-        name: str,
-        batch_size: int = 500,
-        progress: Progress | None = None,
-    ) -> PushReport:
-        """Push preset `name` to its groups now, in one call (R21); admins only.
+    def start_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PushJob:
+        """Start the push of preset `name` to its groups (R21); admins only.
 
         A push of the preset's defaults whose audience is the members of the
         groups assigned the preset (`PresetBook.audience`); the job's record
         names that audience, and the preset's trail records the push.
         """
-        _push.check_batch_size(batch_size)
         book = self.store.get_presets(tenant_id)
         preset = book.preset(name)
         audience = book.audience(name)
@@ -356,6 +347,20 @@ class LabelSync:
             lambda book: book.recorded(name),
             f"push {job.id} to {audience.describe()}",
         )
+        return job
+
+    def apply_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        name: str,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """ "Apply this preset to its groups now", in one call: `start_preset` then `run_push`."""
+        _push.check_batch_size(batch_size)
+        job = self.start_preset(tenant_id, actor_id=actor_id, name=name)
         return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:

@@ -330,7 +330,9 @@ def counts_json(users: int, counts: PushCounts) -> dict[str, int]:
 def job_json(job: PushJob, db: Path) -> dict[str, Any]:
     """A push job as ``status``, ``push`` and ``resume`` print it with ``--format json``.
 
-    ``resume`` is the command that continues an unfinished job, else null.
+    ``resume`` is the command that continues an unfinished job, else null;
+    ``audience`` is null for a push to everyone, else ``{"groups": [...]}`` or
+    ``{"users": [...]}`` (R20).
     """
     unfinished = job.status in (JobStatus.PENDING, JobStatus.RUNNING)
     return {
@@ -346,6 +348,7 @@ def job_json(job: PushJob, db: Path) -> dict[str, Any]:
         "finished_at": _iso(job.finished_at),
         "superseded_by": job.superseded_by,
         "resume": resume_hint(job.id, db) if unfinished else None,
+        "audience": job.audience.to_doc(),
     }
 
 
