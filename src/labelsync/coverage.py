@@ -35,7 +35,15 @@ from labelsync.model import Defaults, Permission, SystemLabel, Tenant, User
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COVERAGE_COLUMNS", "MAX_LISTED", "NO_GROUP", "Coverage", "CoverageStatus", "UserCoverage", "coverage"]
+__all__ = [
+    "COVERAGE_COLUMNS",
+    "MAX_LISTED",
+    "NO_GROUP",
+    "Coverage",
+    "CoverageStatus",
+    "UserCoverage",
+    "coverage",
+]
 
 
 class CoverageStatus(enum.Enum):
