@@ -359,3 +359,22 @@ def test_coverage_exports_records_a_dataframe_and_html() -> None:
     assert "<b>Coverage</b> of acme" in page
     assert "cannot see the Email tab" in page
     assert "support" in page
+
+
+@pytest.mark.postgres
+def test_parallel_workers_push_to_an_audience_only_its_members() -> None:
+    """B6 with R20: the ranges workers claim are cut over the audience's members only."""
+    from labelsync.adapters.postgres import PostgresStore
+
+    dsn = postgres_dsn()
+    with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as store:
+        svc = LabelSync(store=store, clock=FixedClock(T0))
+        svc.create_tenant(acme())
+        job = svc.start_push(
+            "acme", actor_id="admin", defaults=BOTH, audience=Audience.groups({"support"})
+        )
+        svc.run_push(job.id, worker_id="w1", batch_size=1)
+        report = svc.run_push(job.id, worker_id="w2", batch_size=1)
+
+        assert (3, 3) == (report.job.total, report.job.processed)
+        assert {"cy", "di", "ed"} == {c.user_id for c in svc.changes(job.id).changed}

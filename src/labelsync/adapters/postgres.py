@@ -365,9 +365,10 @@ _LOCK_MEMBERS = """
     ) AS r
 """
 _RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
+# Only the members' rows, looked up by key: the positions between them are never read.
 _RUN_MEMBERS = _RUN_BATCH.replace(
     _RANGE,
-    f"{_RANGE} AND position IN (SELECT position FROM {{s}}.job_members "
+    "WHERE tenant_id = %(t)s AND position IN (SELECT position FROM {s}.job_members "
     "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s)",
 )
 _ROSTER_OF = {

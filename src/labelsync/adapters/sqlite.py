@@ -370,7 +370,8 @@ _MEMBERS: Final = (
     "position IN (SELECT position FROM job_members"
     " WHERE job_id = :job AND position > :after AND position <= :last)"
 )
-_BATCH_MEMBERS: Final = f"{_BATCH} AND {_MEMBERS}"
+# Only the members' rows, looked up by key: the positions between them are never read.
+_BATCH_MEMBERS: Final = f"tenant_id = :t AND {_MEMBERS}"
 
 _MEMBERS_RANGE: Final = f"""
     SELECT count(*), max(position),
