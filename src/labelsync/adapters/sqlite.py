@@ -230,6 +230,9 @@ _V2: Final = (
 # positions of its members at the start, so a batch walks them and nobody else.
 _V3: Final = (
     "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'",  # JSON list, sorted
+    # Users by their set of groups: few distinct sets, so a group's members are found
+    # by key, without reading the wide cold rows.
+    "CREATE INDEX users_by_groups ON users (tenant_id, groups, position)",
     "ALTER TABLE jobs ADD COLUMN audience TEXT",  # JSON; NULL: everyone
     """
     CREATE TABLE job_members (
@@ -406,17 +409,16 @@ _EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_
 _NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
 
 # A narrowed job's roster: its members' positions, selected in the store at the start.
+_GROUP_SETS: Final = "SELECT DISTINCT groups FROM users WHERE tenant_id = :t AND groups <> '[]'"
 _ROSTER_OF_GROUPS: Final = """
     INSERT INTO job_members (job_id, position)
-    SELECT :job, u.position FROM users AS u
-    WHERE u.tenant_id = :t AND u.groups <> '[]'
-      AND EXISTS (SELECT 1 FROM json_each(u.groups) AS g
-                  WHERE g.value IN (SELECT value FROM json_each(:names)))
+    SELECT :job, position FROM users
+    WHERE tenant_id = :t AND groups IN (SELECT value FROM json_each(:names))
 """
 _ROSTER_OF_USERS: Final = """
     INSERT INTO job_members (job_id, position)
-    SELECT :job, position FROM user_state
-    WHERE tenant_id = :t AND id IN (SELECT value FROM json_each(:names))
+    SELECT :job, h.position FROM json_each(:names) AS n CROSS JOIN user_state AS h
+    WHERE h.tenant_id = :t AND h.id = n.value  -- CROSS JOIN: the listed ids drive
 """
 
 # A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
@@ -1087,8 +1089,18 @@ class SqliteStore:
 
     def _roster_of(self, conn: sqlite3.Connection, job: PushJob) -> tuple[int, int]:
         """Store a narrowed job's members (R20) as they are now; their count and last position."""
-        sql = _ROSTER_OF_GROUPS if job.audience.kind is AudienceKind.GROUPS else _ROSTER_OF_USERS
-        conn.execute(sql, self._members_params(job))
+        params = self._members_params(job)
+        if job.audience.kind is AudienceKind.GROUPS:
+            # The distinct sets of groups that hold one of the audience's, then their Users.
+            wanted = job.audience.group_names
+            sets = [
+                text
+                for (text,) in conn.execute(_GROUP_SETS, params)
+                if not wanted.isdisjoint(json.loads(text))
+            ]
+            conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)})
+        else:
+            conn.execute(_ROSTER_OF_USERS, params)
         total, roster_end = conn.execute(
             "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?",
             (job.id,),
