@@ -24,6 +24,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
+from labelsync.coverage import CoverageStatus
 from labelsync.ports import Store
 from labelsync.presets import Assignment, PresetAction, PresetBook
 from labelsync.whatif import compare
@@ -208,3 +209,18 @@ def test_what_if_compares_presets_side_by_side() -> None:
 
     assert ["Sales", "Support"] == [row.candidate for row in table.rows]
     assert 3 == per_group.users
+
+
+def test_coverage_measures_a_user_against_its_groups_preset(svc: LabelSync) -> None:
+    """R22 with R21: drifted means "not as the User's preset says" where a preset applies."""
+    with_two_presets(svc)
+    svc.apply_preset("acme", actor_id="admin", name="Support")
+    svc.set_selection("acme", "di", LabelSet(["INBOX", "SENT"]))  # di selects Sent herself
+
+    seen = svc.coverage("acme")
+
+    assert CoverageStatus.DRIFTED == seen.row("di").status
+    assert (SystemLabel.SENT,) == seen.row("di").drifted
+    # ed is in sales first: the Sales preset (both on) is his, and Support left Sent off.
+    assert (SystemLabel.SENT,) == seen.row("ed").drifted
+    assert CoverageStatus.COVERED == seen.row("fay").status  # no preset, no tenant defaults

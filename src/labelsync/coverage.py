@@ -9,7 +9,7 @@ order, from "the push cannot reach them" to "reached, as the admin wants":
 3. ``NO_EMAIL_TAB``: the User lacks EMAIL_SYNC, so they cannot see their Email
    tab: the push applies to them, invisibly (R8).
 4. ``DRIFTED``: their INBOX/SENT selection differs from the tenant's current
-   defaults (R18; `drifted` says which labels).
+   defaults, or from their group's preset (R18, R21; `drifted` says which labels).
 5. ``STALE_IDS``: their selection names ids the mailbox no longer has (R5 keeps them).
 6. ``COVERED``: none of the above.
 
@@ -31,6 +31,7 @@ from attrs import field, frozen
 from labelsync._repr import html
 from labelsync.exceptions import InvalidInput, MissingExtra, UnknownUser
 from labelsync.model import Defaults, Permission, SystemLabel, Tenant, User
+from labelsync.presets import PresetBook
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -284,12 +285,24 @@ def user_coverage(user: User, defaults: Defaults | None) -> UserCoverage:
     )
 
 
-def coverage(tenant: Tenant) -> Coverage:
-    """Per User of `tenant`, whether its current defaults reach them (R22); pure, writes nothing."""
+def coverage(tenant: Tenant, presets: PresetBook | None = None) -> Coverage:
+    """Per User of `tenant`, whether its current defaults reach them (R22); pure, writes nothing.
+
+    With the tenant's `presets` (R21), a User whose groups have a preset is
+    measured against that preset's defaults, every other User against the
+    tenant's.
+    """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
+    if presets is not None and not isinstance(presets, PresetBook):
+        raise InvalidInput("presets", presets, "is not a PresetBook")
+
+    def wanted(user: User) -> Defaults | None:
+        preset = presets.for_user(user) if presets is not None and user.groups else None
+        return tenant.defaults if preset is None else preset.defaults
+
     return Coverage(
         tenant_id=tenant.id,
         defaults=tenant.defaults,
-        rows=tuple(user_coverage(user, tenant.defaults) for user in tenant.users),
+        rows=tuple(user_coverage(user, wanted(user)) for user in tenant.users),
     )

@@ -204,8 +204,9 @@ class LabelSync:
                 return onboarded
 
     def coverage(self, tenant_id: str) -> Coverage:
-        """Per User, whether the tenant's current defaults reach them, and why not (R22)."""
-        return coverage(self.store.get_tenant(tenant_id))
+        """Per User, whether the defaults reach them, and why not (R22); a User whose group
+        has a preset is measured against the preset's defaults (R21)."""
+        return coverage(self.store.get_tenant(tenant_id), self.store.get_presets(tenant_id))
 
     # -- presets (R21) --------------------------------------------------------------------
 
