@@ -3,7 +3,10 @@
     python -m benchmarks.audience_push --sizes 100000,1000000 --repeat 3
 
 The tenant is `labelsync.synthetic.synthetic_tenant` with every tenth User in
-group ``sales`` and the others in ``ops``. Each run happens in a fresh child
+group ``sales`` (a 10% audience spread over the whole roster, as a team whose
+members joined over the years) and the first tenth of the roster also in group
+``east`` (a 10% audience added together, clustered in roster order); the other
+Users are in ``ops``. Each run happens in a fresh child
 process on a fresh copy of one prepared file (the tenant written through
 `LabelSync.create_tenant`), and times `start_push` (which for the audience
 selects the members in the store) and `run_push` together; the two kinds of
@@ -36,16 +39,26 @@ from labelsync.synthetic import ADMIN_ID, synthetic_tenant
 
 DEFAULTS = Defaults(inbox=True, sent=True)
 BATCH_SIZE = 500
-AUDIENCES = {"everyone": Audience.everyone(), "sales": Audience.groups({"sales"})}
+AUDIENCES = {
+    "everyone": Audience.everyone(),
+    "sales": Audience.groups({"sales"}),
+    "east": Audience.groups({"east"}),
+}
 
 
 def grouped_tenant(users: int) -> Tenant:
-    """The synthetic tenant of `users` Users, every tenth in ``sales``, the rest in ``ops``."""
+    """The synthetic tenant of `users` Users: every tenth in ``sales``, the first tenth in
+    ``east``, the others in ``ops``."""
     tenant = synthetic_tenant(users, seed=14, tenant_id="bench")
-    sales, ops = frozenset({"sales"}), frozenset({"ops"})
+
+    def groups(index: int) -> frozenset[str]:
+        found = {"sales"} if index % 10 == 0 else {"ops"}
+        if index < users // 10:
+            found.add("east")
+        return frozenset(found)
+
     return tenant.with_users(
-        attrs.evolve(user, groups=sales if index % 10 == 0 else ops)
-        for index, user in enumerate(tenant.users)
+        attrs.evolve(user, groups=groups(index)) for index, user in enumerate(tenant.users)
     )
 
 
@@ -165,27 +178,29 @@ def main(argv: list[str] | None = None) -> None:
         check_rule(small, work / "check.db", work)
         print(f"checked: both pushes equal apply_defaults at {args.check_size:,} Users")
         print(
-            "| Users | members | runs | everyone: wall s | 10% audience: wall s | ratio "
-            "| start (everyone / audience) s | peak RSS (everyone / audience) MiB |"
+            "| Users | runs | everyone: wall s | 10% spread (sales): wall s | ratio "
+            "| 10% clustered (east): wall s | ratio | start: everyone / spread / clustered s "
+            "| peak RSS MiB |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for size in (int(part) for part in args.sizes.split(",")):
             base = work / f"bench-{size}.db"
             tenant = grouped_tenant(size)
             prepare(tenant, base)
             del tenant
             results = bench(base, work, args.repeat)
-            everyone, all_runs = results["everyone"]
-            audience, sales_runs = results["sales"]
-            members = sales_runs[0].state.processed
-            starts = [
-                sorted(r.start for r in done)[len(done) // 2] for done in (all_runs, sales_runs)
-            ]
-            rss = [max(r.rss_kib for r in done) / 1024 for done in (all_runs, sales_runs)]
+            everyone = results["everyone"][0]
+            spread, clustered = results["sales"][0], results["east"][0]
+            members = {name: done[0].state.processed for name, (_, done) in results.items()}
+            starts = [sorted(r.start for r in done)[len(done) // 2] for _, done in results.values()]
+            rss = max(r.rss_kib for _, done in results.values() for r in done) / 1024
             print(
-                f"| {size:,} | {members:,} | {args.repeat} | {everyone.wall:.2f} "
-                f"| {audience.wall:.2f} | **{audience.wall / everyone.wall:.3f}** "
-                f"| {starts[0]:.3f} / {starts[1]:.3f} | {rss[0]:.0f} / {rss[1]:.0f} |",
+                f"| {size:,} | {args.repeat} | {everyone.wall:.2f} "
+                f"| {spread.wall:.2f} ({members['sales']:,} Users) "
+                f"| **{spread.wall / everyone.wall:.3f}** "
+                f"| {clustered.wall:.2f} ({members['east']:,} Users) "
+                f"| **{clustered.wall / everyone.wall:.3f}** "
+                f"| {' / '.join(f'{t:.3f}' for t in starts)} | {rss:.0f} |",
                 flush=True,
             )
             remove_db(base)
