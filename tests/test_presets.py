@@ -151,7 +151,7 @@ def test_bad_preset_edits_are_refused_and_write_nothing(svc: LabelSync) -> None:
     with pytest.raises(InvalidInput, match="new_name"):
         svc.rename_preset("acme", actor_id="admin", name="Sales", new_name="")
     with pytest.raises(InvalidInput, match=r"Preset\.locks"):
-        Preset(name="x", defaults=BOTH, locks="SENT")  # type: ignore[arg-type]
+        Preset(name="x", defaults=BOTH, locks="SENT")
 
     assert before == (svc.presets("acme"), svc.preset_history("acme"))
 

@@ -14,7 +14,7 @@ import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from labelsync import Audience, Defaults
+from labelsync import Audience, Defaults, JobStatus
 from labelsync.ports import Store
 from labelsync.testing.strategies import GROUP_NAMES, groups
 from test_stateful import (
@@ -22,7 +22,6 @@ from test_stateful import (
     MACHINE_SETTINGS,
     TENANT,
     InMemoryPushMachine,
-    JobStatus,
     ModelJob,
     PushMachine,
     SqlitePushMachine,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from attrs import field, frozen
 
@@ -142,7 +142,7 @@ class Audience:
         return {"users": sorted(self.user_ids)}
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any] | None) -> Audience:
+    def from_doc(cls, doc: object) -> Audience:
         """The audience `to_doc` wrote; `InvalidInput` naming the key for anything else."""
         if doc is None:
             return _EVERYONE

@@ -232,7 +232,7 @@ class PresetBook:
             assignments=tuple(a for a in self.assignments if a.preset != name),
         )
 
-    def assigning(self, group: str, name: str, *, position: int | None = None) -> PresetBook:
+    def assigning(self, group: str, name: str, *, position: object = None) -> PresetBook:
         """This book with `group` assigned preset `name` at `position` of the precedence order.
 
         A group already assigned is moved (one preset per group); `position`
@@ -245,7 +245,7 @@ class PresetBook:
         ):
             raise InvalidInput("position", position, "must be a whole number >= 0 or None")
         rest = [a for a in self.assignments if a.group != group]
-        at = len(rest) if position is None else min(position, len(rest))
+        at = len(rest) if not isinstance(position, int) else min(position, len(rest))
         rest.insert(at, Assignment(group=group, preset=name))
         return self._next(assignments=tuple(rest))
 
