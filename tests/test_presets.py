@@ -224,3 +224,29 @@ def test_coverage_measures_a_user_against_its_groups_preset(svc: LabelSync) -> N
     # ed is in sales first: the Sales preset (both on) is his, and Support left Sent off.
     assert (SystemLabel.SENT,) == seen.row("ed").drifted
     assert CoverageStatus.COVERED == seen.row("fay").status  # no preset, no tenant defaults
+
+
+def test_a_label_locked_by_the_users_preset_cannot_be_changed_by_the_user(svc: LabelSync) -> None:
+    """R21 with R17: Sales locks Sent; ana (sales) may change Inbox, not Sent. Nothing written."""
+    with_two_presets(svc)
+    svc.apply_preset("acme", actor_id="admin", name="Sales")
+    before = svc.user("acme", "ana")
+
+    with pytest.raises(PermissionDenied, match="Sent is locked by preset 'Sales'"):
+        svc.set_selection("acme", "ana", LabelSet(["INBOX"]))
+    assert before == svc.user("acme", "ana")
+    assert LabelSet(["SENT"]) == svc.set_selection("acme", "ana", LabelSet(["SENT"])).synced
+    # di's group (support) has a preset without locks: free to change.
+    assert LabelSet(["SENT"]) == svc.set_selection("acme", "di", LabelSet(["SENT"])).synced
+
+
+def test_applying_a_preset_whose_mode_needs_push_modes_is_refused(svc: LabelSync) -> None:
+    from labelsync import PushMode
+
+    keep = Preset(name="Keep", defaults=BOTH, mode=PushMode.KEEP_USER_CHOICES)
+    svc.create_preset("acme", actor_id="admin", preset=keep)
+    svc.assign_preset("acme", actor_id="admin", group="sales", name="Keep")
+
+    with pytest.raises(InvalidInput, match="preset.mode: 'KEEP_USER_CHOICES'"):
+        svc.apply_preset("acme", actor_id="admin", name="Keep")
+    assert [] == svc.jobs("acme")

@@ -22,6 +22,7 @@ from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
+from labelsync.policy import PushMode
 from labelsync.ports import Clock, Store, TenantSettings
 from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
@@ -128,6 +129,7 @@ class LabelSync:
         if not isinstance(synced, LabelSet):
             raise InvalidInput("synced", synced, "is not a LabelSet")
         user = self.store.get_user(tenant_id, user_id)
+        self._check_preset_locks(tenant_id, user, synced)
         known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
         unknown = sorted(synced.ids - user.synced.ids - known)
         if unknown:
@@ -141,6 +143,21 @@ class LabelSync:
             # A push wrote this User in between; the User's own edit still wins.
             user = self.store.get_user(tenant_id, user_id)
         return user
+
+    def _check_preset_locks(self, tenant_id: str, user: User, synced: LabelSet) -> None:
+        """Refuse a User's own change of a label their group's preset locks (R21, R17)."""
+        if not user.groups or user.mailbox is None:
+            return
+        preset = self.store.get_presets(tenant_id).for_user(user)
+        if preset is None:
+            return
+        for label in sorted(preset.locks, key=lambda label: label.value):
+            label_id = user.mailbox.label_id(label)
+            if label_id is not None and (label_id in synced) is not (label_id in user.synced):
+                raise PermissionDenied(
+                    f"synced: {label.title} is locked by preset {preset.name!r} of User "
+                    f"{user.id!r}'s group; only an admin's push changes it"
+                )
 
     def _admin(self, tenant_id: str, actor_id: str) -> User:
         self.store.settings(tenant_id)  # UnknownTenant before anything else
@@ -332,11 +349,22 @@ class LabelSync:
 
         A push of the preset's defaults whose audience is the members of the
         groups assigned the preset (`PresetBook.audience`); the job's record
-        names that audience, and the preset's trail records the push.
+        names that audience, and the preset's trail records the push. A preset
+        whose mode is not OVERRIDE is refused (`InvalidInput`): this release's
+        push applies OVERRIDE only.
         """
+        self._admin(tenant_id, actor_id)
         book = self.store.get_presets(tenant_id)
         preset = book.preset(name)
         audience = book.audience(name)
+        if preset.mode is not PushMode.OVERRIDE:
+            # The push of this release applies OVERRIDE only; another mode is not faked.
+            raise InvalidInput(
+                "preset.mode",
+                preset.mode.name,
+                f"of preset {name!r} needs push modes (R16), which this labelsync's push "
+                "does not apply yet; use OVERRIDE",
+            )
         job = self.start_push(
             tenant_id, actor_id=actor_id, defaults=preset.defaults, audience=audience
         )
