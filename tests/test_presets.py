@@ -247,6 +247,6 @@ def test_applying_a_preset_whose_mode_needs_push_modes_is_refused(svc: LabelSync
     svc.create_preset("acme", actor_id="admin", preset=keep)
     svc.assign_preset("acme", actor_id="admin", group="sales", name="Keep")
 
-    with pytest.raises(InvalidInput, match="preset.mode: 'KEEP_USER_CHOICES'"):
+    with pytest.raises(InvalidInput, match=r"preset\.mode: 'KEEP_USER_CHOICES'"):
         svc.apply_preset("acme", actor_id="admin", name="Keep")
     assert [] == svc.jobs("acme")
