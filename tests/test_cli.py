@@ -835,6 +835,8 @@ COMMANDS = [
     "revert",
     "tenants",
     "schema",
+    "coverage",
+    "presets",
 ]
 
 
