@@ -409,7 +409,11 @@ _EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_
 _NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
 
 # A narrowed job's roster: its members' positions, selected in the store at the start.
-_GROUP_SETS: Final = "SELECT DISTINCT groups FROM users WHERE tenant_id = :t AND groups <> '[]'"
+# The next distinct set of groups after :after, by one seek in `users_by_groups`: a
+# tenant has few distinct sets, so they are found in that many seeks, not a scan.
+_NEXT_GROUP_SET: Final = (
+    "SELECT groups FROM users WHERE tenant_id = :t AND groups > :after ORDER BY groups LIMIT 1"
+)
 _ROSTER_OF_GROUPS: Final = """
     INSERT INTO job_members (job_id, position)
     SELECT :job, position FROM users
@@ -1093,11 +1097,12 @@ class SqliteStore:
         if job.audience.kind is AudienceKind.GROUPS:
             # The distinct sets of groups that hold one of the audience's, then their Users.
             wanted = job.audience.group_names
-            sets = [
-                text
-                for (text,) in conn.execute(_GROUP_SETS, params)
-                if not wanted.isdisjoint(json.loads(text))
-            ]
+            sets: list[str] = []
+            after = ""  # before every JSON text ('["a"]' sorts before '[]')
+            while row := conn.execute(_NEXT_GROUP_SET, {**params, "after": after}).fetchone():
+                after = row[0]
+                if not wanted.isdisjoint(json.loads(after)):
+                    sets.append(after)
             conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)})
         else:
             conn.execute(_ROSTER_OF_USERS, params)
