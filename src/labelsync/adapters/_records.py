@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from labelsync._validate import check_batch_size, check_new_version
 from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
@@ -17,6 +18,7 @@ __all__ = [
     "HotState",
     "check_distinct",
     "check_limit",
+    "check_new_users",
     "hot_state",
     "label_from_row",
     "label_row",
@@ -106,11 +108,15 @@ def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
         seen.add(user.id)
 
 
+def check_new_users(users: Iterable[User]) -> None:
+    """Refuse, before anything is written, a new User whose version could not grow (F4)."""
+    for index, user in enumerate(users):
+        check_new_version(f"users[{index}].version", user.version)
+
+
 def check_limit(limit: object) -> int:
-    """Refuse a batch size that is not a whole number >= 1."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInput("limit", limit, "must be a whole number >= 1")
-    return limit
+    """Refuse a batch size that is not a whole number in 1..`_validate.MAX_BATCH_SIZE`."""
+    return check_batch_size(limit, "limit")
 
 
 HotState = tuple[str | None, bool, str | None, bool, list[str]]

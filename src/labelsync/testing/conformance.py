@@ -72,6 +72,7 @@ from labelsync.ports import (
 )
 from labelsync.rules import apply_defaults
 from labelsync.testing.audiences import AudienceContract, PresetContract
+from labelsync.testing.input_policy import InputPolicyContract
 
 __all__ = ["StoreContract", "commit_all", "run_next"]
 
@@ -257,7 +258,7 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(AudienceContract, PresetContract):
+class StoreContract(InputPolicyContract, AudienceContract, PresetContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     Version 2's contracts are inherited from their own classes
