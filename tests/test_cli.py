@@ -845,6 +845,8 @@ COMMANDS = [
     "tenants",
     "migrate",
     "schema",
+    "coverage",
+    "presets",
 ]
 
 

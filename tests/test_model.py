@@ -515,6 +515,7 @@ def test_user_with_selection_equals_the_validated_user_one_version_on(
             synced=synced,
             version=user.version + 1,
             provenance=user.provenance,
+            groups=user.groups,
         )
     )
     assert validated == _outcome(lambda: user._with_selection(synced))

@@ -11,7 +11,8 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
   ``onboard_new_users`` (bool, default false).
 - a User: ``id``, ``email``, ``permissions`` (a list of ``ADMIN_ACCESS``,
   ``EMAIL_SYNC``), ``mailbox`` (or null when none is connected), ``synced``
-  (the selected label ids) and ``version`` (a whole number, default 0).
+  (the selected label ids), ``version`` (a whole number, default 0) and
+  ``groups`` (the User's group names, R20; written only when there are any).
 - a mailbox: ``provider`` (``GMAIL``, ``MICROSOFT``, ``IMAP``, ``OTHER``),
   ``address`` and ``labels``; a label: ``id``, ``name`` and ``system``
   (``INBOX``, ``SENT`` or null for the User's own labels), and ``guessed`` and
@@ -20,7 +21,9 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
-  ``label_missing``, and ``user_choice_kept`` when not 0).
+  ``label_missing``, and ``user_choice_kept`` when not 0), and ``audience``
+  (``{"groups": [...]}`` or ``{"users": [...]}``), written only for a push to
+  less than everyone (R20).
 - written only when they hold something, so older snapshots read as before:
   a User's ``provenance`` (``inbox`` and ``sent``, each ``{"origin": PUSH |
   USER | ONBOARDING | RESET | REVERT, "job_id": ..., "at": ...}``, and
@@ -57,8 +60,17 @@ import attrs
 
 from labelsync._provenance import LabelOrigin, Provenance
 from labelsync._validate import MAX_ID_LENGTH, MAX_VERSION, text_problem
+from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, PushCounts, Tenant, User, label_id_problem
+from labelsync.model import (
+    Label,
+    LabelSet,
+    PushCounts,
+    PushRecord,
+    Tenant,
+    User,
+    label_id_problem,
+)
 
 if TYPE_CHECKING:
     import cattrs
@@ -291,7 +303,7 @@ def _converter() -> cattrs.Converter:
     except ImportError:
         raise MissingExtra("JSON snapshots", "json", "cattrs") from None
     from cattrs.cols import list_structure_factory
-    from cattrs.gen import make_dict_structure_fn
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
 
@@ -351,27 +363,36 @@ def _converter() -> cattrs.Converter:
 
     converter.register_structure_hook_factory(attrs.has, attrs_object)
 
-    # Fields added after format 1 shipped are written only when they hold something, so
-    # a snapshot of a tenant that does not use them stays readable by an older labelsync.
-    from cattrs.gen import make_dict_unstructure_fn, override
-
+    # Fields added after format 1 shipped (version 2: provenance, locks, groups, a
+    # narrowed push's audience) are written only when they hold something, so a
+    # snapshot of a tenant that does not use them stays readable by an older labelsync.
     for value_type in (LabelOrigin, Provenance):
         converter.register_unstructure_hook(
             value_type,
             make_dict_unstructure_fn(value_type, converter, _cattrs_omit_if_default=True),
         )
+    converter.register_unstructure_hook(Audience, Audience.to_doc)
+    converter.register_structure_hook(Audience, _audience)
 
-    added: tuple[tuple[type[Any], str], ...] = (
-        (PushCounts, "user_choice_kept"),
-        (User, "provenance"),
-        (Tenant, "locks"),
+    # Inner types first: a hook made for a type uses the hooks its fields have by then.
+    added: tuple[tuple[type[Any], tuple[str, ...]], ...] = (
+        (PushCounts, ("user_choice_kept",)),
+        (User, ("provenance", "groups")),
+        (PushRecord, ("audience",)),
+        (Tenant, ("locks",)),
     )
-    for added_to, name in added:
-        overrides: dict[str, Any] = {name: override(omit_if_default=True)}
+    for added_to, names in added:
+        overrides: dict[str, Any] = {name: override(omit_if_default=True) for name in names}
         converter.register_unstructure_hook(
             added_to, make_dict_unstructure_fn(added_to, converter, **overrides)
         )
     return converter
+
+
+def _audience(value: object, _: Any) -> Audience:
+    if not isinstance(value, dict):
+        raise _Bad(value, 'must be {"groups": [...]} or {"users": [...]}')
+    return Audience.from_doc(value)
 
 
 def _label_doc(label: Label) -> dict[str, object]:

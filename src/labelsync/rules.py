@@ -16,6 +16,7 @@ import attrs
 from attrs import frozen
 
 from labelsync._provenance import LabelOrigin, Origin, Provenance
+from labelsync.audience import Audience
 from labelsync.changes import ChangeRow, Changes, LabelChange, Skip, SkipRow
 from labelsync.exceptions import InvalidInput, PermissionDenied
 from labelsync.model import (
@@ -297,6 +298,7 @@ def apply_defaults(
     *,
     mode: PushMode = PushMode.OVERRIDE,
     stamp: LabelOrigin = PREVIEW_STAMP,
+    audience: Audience | None = None,
 ) -> tuple[Tenant, Changes]:
     """Push `defaults` to every User of `tenant` (R6) in `mode` (R16); the new tenant and the diff.
 
@@ -305,13 +307,32 @@ def apply_defaults(
     settings become `defaults`. The tenant's locked labels are applied in every
     mode (R17). Flipped labels get `stamp` as their origin (R15): a push with
     no job id or time unless a caller (the push job, a test) passes its own.
+    With an `audience` (R20) only its members are the roster: every other User
+    stays as it is (not even marked covered), and `Changes.users` counts the members.
     """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
-    after, changes = _apply_many(
-        tenant.users, defaults, mode=mode, stamp=stamp, locked=tenant.locked
+    audience = _audience(audience)
+    locked = tenant.locked
+    if not audience.narrowed:
+        after, changes = _apply_many(tenant.users, defaults, mode=mode, stamp=stamp, locked=locked)
+        return tenant._with_pushed(after, defaults), changes
+    positions = [i for i, user in enumerate(tenant.users) if audience.includes(user)]
+    members_after, changes = _apply_many(
+        [tenant.users[i] for i in positions], defaults, mode=mode, stamp=stamp, locked=locked
     )
-    return tenant._with_pushed(after, defaults), changes
+    users = list(tenant.users)
+    for position, user in zip(positions, members_after, strict=True):
+        users[position] = user
+    return tenant._with_pushed(users, defaults), changes
+
+
+def _audience(audience: object) -> Audience:
+    if audience is None:
+        return Audience.everyone()
+    if not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    return audience
 
 
 def onboard(tenant: Tenant, user_id: str, *, force: bool = False) -> tuple[Tenant, Changes]:
@@ -336,8 +357,9 @@ def onboard(tenant: Tenant, user_id: str, *, force: bool = False) -> tuple[Tenan
     return tenant._replacing(after[0]), changes
 
 
-def onboarding_stamp(job_id: str, at: dt.datetime | None = None) -> LabelOrigin:
-    """The origin onboarding gives a label: the push whose defaults it applied, and when."""
+def onboarding_stamp(job_id: str | None, at: dt.datetime | None = None) -> LabelOrigin:
+    """The origin onboarding gives a label: the push whose defaults it applied (None for a
+    preset's, R21), and when."""
     return LabelOrigin(origin=Origin.ONBOARDING, job_id=job_id, at=at)
 
 

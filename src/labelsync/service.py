@@ -22,7 +22,9 @@ from attrs import frozen
 from labelsync import _validate as v
 from labelsync import push as _push
 from labelsync._provenance import LabelOrigin, Origin
+from labelsync.audience import Audience
 from labelsync.changes import Changes
+from labelsync.coverage import Coverage, coverage
 from labelsync.exceptions import (
     InvalidInput,
     LabelSyncError,
@@ -43,7 +45,8 @@ from labelsync.model import (
 )
 from labelsync.parallel import run_worker
 from labelsync.policy import Drift, PushMode, changed_labels, check_locks, drift
-from labelsync.ports import Clock, JobLeases, Store
+from labelsync.ports import Clock, JobLeases, Store, TenantSettings
+from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
 from labelsync.rules import (
     apply_defaults,
@@ -62,11 +65,20 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+def _audience(audience: object) -> Audience:
+    if audience is None:
+        return Audience.everyone()
+    if not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    return audience
+
+
 # What `LabelSync` calls on its store: checked when the service is made, not at first use.
 _STORE_METHODS = (
     "add_tenant", "tenant_ids", "get_tenant", "settings", "save_defaults", "save_onboarding",
     "add_user", "get_user", "get_users", "save_users", "start_job", "get_job", "run_batch",
-    "finish_job", "list_jobs", "job_changes", "job_skips",
+    "finish_job", "list_jobs", "job_changes", "job_skips", "get_presets", "save_presets",
+    "preset_events",
 )  # fmt: skip
 
 
@@ -230,7 +242,10 @@ class LabelSync:
         return self.store.get_user(tenant_id, user_id)
 
     def add_user(self, tenant_id: str, user: User, *, actor_id: str | None = None) -> User:
-        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6).
+        """Add a User; with onboarding on they get defaults (B4, R6), else none.
+
+        Onboarding gives the preset of the User's first group that has one
+        (R21), else the last push's defaults.
 
         Who may: the host itself (``actor_id=None``, a trusted directory call),
         or an admin of the tenant acting through the host (`actor_id`); anyone
@@ -242,11 +257,30 @@ class LabelSync:
         if actor_id is not None:
             self._admin(tenant_id, actor_id, doing=f"add User {user.id!r}")
         settings = self.store.settings(tenant_id)
-        if settings.onboard_new_users and settings.last_push is not None:
-            stamp = onboarding_stamp(settings.last_push.job_id, _push.now(self.clock))
-            user = apply_rows((user,), settings.last_push.defaults, stamp=stamp)[0][0]
+        if settings.onboard_new_users:
+            onboarding = self._onboarding_defaults(tenant_id, user, settings)
+            if onboarding is not None:
+                defaults, from_push = onboarding
+                stamp = onboarding_stamp(from_push, _push.now(self.clock))
+                user = apply_rows((user,), defaults, stamp=stamp)[0][0]
         self.store.add_user(tenant_id, user)
         return user
+
+    def _onboarding_defaults(
+        self, tenant_id: str, user: User, settings: TenantSettings
+    ) -> tuple[Defaults, str | None] | None:
+        """What onboarding gives `user` (R21, B4) and the push it comes from (R15's stamp):
+        the preset of its first group that has one (no push), else the last push's defaults,
+        or the tenant's checkboxes if that push went to some Users only; None when there is
+        nothing to give."""
+        preset = self.store.get_presets(tenant_id).for_user(user) if user.groups else None
+        if preset is not None:
+            return preset.defaults, None
+        last_push = settings.last_push
+        if last_push is None:
+            return None
+        defaults = settings.defaults if last_push.audience.narrowed else last_push.defaults
+        return None if defaults is None else (defaults, last_push.job_id)
 
     def set_selection(
         self, tenant_id: str, user_id: str, synced: LabelSet, *, actor_id: str | None = None
@@ -265,6 +299,9 @@ class LabelSync:
             self._admin(tenant_id, actor_id, doing=f"change the selection of User {user_id!r}")
         locked = self.store.settings(tenant_id).locked
         user = self.store.get_user(tenant_id, user_id)
+        if actor_id is None or actor_id == user_id:
+            # Locks bind the User's own edits (R17, R21); an admin may still change them.
+            self._check_preset_locks(tenant_id, user, synced)
         known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
         unknown = sorted(synced.ids - user.synced.ids - known)
         if unknown:
@@ -285,6 +322,21 @@ class LabelSync:
             # A push wrote this User in between; the User's own edit still wins.
             user = self.store.get_user(tenant_id, user_id)
         return user
+
+    def _check_preset_locks(self, tenant_id: str, user: User, synced: LabelSet) -> None:
+        """Refuse a User's own change of a label their group's preset locks (R21, R17)."""
+        if not user.groups or user.mailbox is None:
+            return
+        preset = self.store.get_presets(tenant_id).for_user(user)
+        if preset is None:
+            return
+        for label in sorted(preset.locks, key=lambda label: label.value):
+            label_id = user.mailbox.label_id(label)
+            if label_id is not None and (label_id in synced) is not (label_id in user.synced):
+                raise PermissionDenied(
+                    f"synced: {label.title} is locked by preset {preset.name!r} of User "
+                    f"{user.id!r}'s group; only an admin's push changes it"
+                )
 
     def _admin(self, tenant_id: str, actor_id: str, *, doing: str | None = None) -> User:
         self.store.settings(tenant_id)  # UnknownTenant before anything else
@@ -374,6 +426,178 @@ class LabelSync:
                 )
                 return onboarded
 
+    def coverage(self, tenant_id: str) -> Coverage:
+        """Per User, whether the defaults reach them, and why not (R22); a User whose group
+        has a preset is measured against the preset's defaults (R21)."""
+        return coverage(self.store.get_tenant(tenant_id), self.store.get_presets(tenant_id))
+
+    # -- presets (R21) --------------------------------------------------------------------
+
+    def presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's presets and their group assignments, in precedence order."""
+        return self.store.get_presets(tenant_id)
+
+    def preset_history(self, tenant_id: str) -> list[PresetEvent]:
+        """Every change of the tenant's presets: who, when, what; oldest first."""
+        return self.store.preset_events(tenant_id)
+
+    def _edit_presets(
+        self,
+        tenant_id: str,
+        actor_id: str,
+        action: PresetAction,
+        name: str,
+        edit: Callable[[PresetBook], PresetBook],
+        detail: str = "",
+    ) -> PresetBook:
+        """Apply `edit` to the stored book and store it with its audit event; admins only.
+
+        Compare-and-set on the book's version: an edit that lost a race to
+        another admin's is decided again on the book as it is now.
+        """
+        self._admin(tenant_id, actor_id)
+        while True:
+            book = edit(self.store.get_presets(tenant_id))
+            event = PresetEvent(
+                action=action,
+                actor_id=actor_id,
+                at=_push.now(self.clock),
+                preset=name,
+                detail=detail,
+                version=book.version,
+            )
+            if self.store.save_presets(tenant_id, book, event):
+                _log.info("presets of tenant %s: %s", tenant_id, event)
+                return book
+
+    def create_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Add a named preset (defaults, locks, mode); admins only; `AlreadyExists` if taken."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.CREATED,
+            preset.name,
+            lambda book: book.creating(preset),
+            preset.describe(),
+        )
+
+    def update_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Replace the preset of the same name (new defaults, locks or mode); admins only."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.UPDATED,
+            preset.name,
+            lambda book: book.replacing(preset),
+            preset.describe(),
+        )
+
+    def rename_preset(
+        self, tenant_id: str, *, actor_id: str, name: str, new_name: str
+    ) -> PresetBook:
+        """Rename a preset; its group assignments follow it. Admins only."""
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.RENAMED,
+            name,
+            lambda book: book.renaming(name, new_name),
+            f"to {new_name!r}",
+        )
+
+    def delete_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PresetBook:
+        """Delete a preset and its group assignments. Admins only."""
+        return self._edit_presets(
+            tenant_id, actor_id, PresetAction.DELETED, name, lambda book: book.deleting(name)
+        )
+
+    def assign_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        group: str,
+        name: str | None,
+        position: int | None = None,
+    ) -> PresetBook:
+        """Give `group` preset `name` at `position` of the precedence order (None: last).
+
+        `name` None takes the group's preset away. One preset per group: an
+        assigned group is moved. Admins only.
+        """
+        if name is None:
+            book = self.store.get_presets(tenant_id)
+            current = next((a.preset for a in book.assignments if a.group == group), group)
+            return self._edit_presets(
+                tenant_id,
+                actor_id,
+                PresetAction.UNASSIGNED,
+                current,
+                lambda book: book.unassigning(group),
+                f"from group {group!r}",
+            )
+        where = "last" if position is None else f"at precedence {position}"
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.ASSIGNED,
+            name,
+            lambda book: book.assigning(group, name, position=position),
+            f"to group {group!r}, {where}",
+        )
+
+    def start_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PushJob:
+        """Start the push of preset `name` to its groups (R21); admins only.
+
+        A push of the preset's defaults whose audience is the members of the
+        groups assigned the preset (`PresetBook.audience`); the job's record
+        names that audience, and the preset's trail records the push. A preset
+        whose mode is not OVERRIDE is refused (`InvalidInput`): this release's
+        push applies OVERRIDE only.
+        """
+        self._admin(tenant_id, actor_id)
+        book = self.store.get_presets(tenant_id)
+        preset = book.preset(name)
+        audience = book.audience(name)
+        if preset.mode is not PushMode.OVERRIDE:
+            # The push of this release applies OVERRIDE only; another mode is not faked.
+            raise InvalidInput(
+                "preset.mode",
+                preset.mode.name,
+                f"of preset {name!r} needs push modes (R16), which this labelsync's push "
+                "does not apply yet; use OVERRIDE",
+            )
+        job = self.start_push(
+            tenant_id, actor_id=actor_id, defaults=preset.defaults, audience=audience
+        )
+        self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.APPLIED,
+            name,
+            lambda book: book.recorded(name),
+            f"push {job.id} to {audience.describe()}",
+        )
+        return job
+
+    def apply_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        name: str,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """ "Apply this preset to its groups now", in one call: `start_preset` then `run_push`."""
+        _push.check_batch_size(batch_size)
+        job = self.start_preset(tenant_id, actor_id=actor_id, name=name)
+        return self.run_push(job.id, batch_size=batch_size, progress=progress)
+
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
         locked = self.store.settings(tenant_id).locked
@@ -382,11 +606,19 @@ class LabelSync:
     # -- pushes -------------------------------------------------------------------
 
     def preview(
-        self, tenant_id: str, defaults: Defaults, *, mode: PushMode = PushMode.OVERRIDE
+        self,
+        tenant_id: str,
+        defaults: Defaults,
+        *,
+        mode: PushMode = PushMode.OVERRIDE,
+        audience: Audience | None = None,
     ) -> Changes:
-        """What pushing `defaults` in `mode` now would change, without writing anything (B1)."""
+        """What pushing `defaults` in `mode` (to `audience`, R20) now would change, writing
+        nothing (B1)."""
         _check_mode(mode)
-        return apply_defaults(self.store.get_tenant(tenant_id), defaults, mode=mode)[1]
+        audience = _audience(audience)
+        tenant = self.store.get_tenant(tenant_id)
+        return apply_defaults(tenant, defaults, mode=mode, audience=audience)[1]
 
     def start_push(
         self,
@@ -395,17 +627,30 @@ class LabelSync:
         actor_id: str,
         defaults: Defaults,
         mode: PushMode = PushMode.OVERRIDE,
+        audience: Audience | None = None,
     ) -> PushJob:
         """ "Apply to all users": fix the roster now (R6) and persist a job; admins only (R1).
 
         `mode` (R16) says how the push treats the Users' own choices; the
-        tenant's locked labels are applied in every mode (R17). An unfinished
-        earlier push of the tenant is superseded (R10).
+        tenant's locked labels are applied in every mode (R17). With an
+        `audience` (R20) the roster is its members now: `total` counts them and
+        the job (and its audit record) names the audience. Listed User ids must
+        be Users of the tenant. An unfinished earlier push of the tenant is
+        superseded (R10).
         """
         if not isinstance(defaults, Defaults):
             raise InvalidInput("defaults", defaults, "is not a Defaults")
         _check_mode(mode)
+        audience = _audience(audience)
         self._admin(tenant_id, actor_id)
+        if audience.user_ids:
+            wanted = sorted(audience.user_ids)
+            known = {user.id for user in self.store.get_users(tenant_id, wanted)}
+            unknown = [user_id for user_id in wanted if user_id not in known]
+            if unknown:
+                raise InvalidInput(
+                    "audience.user_ids", unknown[0], f"is not a User of tenant {tenant_id!r}"
+                )
         job = PushJob(
             id=self._new_id(),
             tenant_id=tenant_id,
@@ -415,6 +660,7 @@ class LabelSync:
             started_at=_push.now(self.clock),
             mode=mode,
             locked=self.store.settings(tenant_id).locked,
+            audience=audience,
         )
         return _push.start_job(self.store, job)
 
@@ -473,10 +719,13 @@ class LabelSync:
         batch_size: int = 500,
         progress: Progress | None = None,
         mode: PushMode = PushMode.OVERRIDE,
+        audience: Audience | None = None,
     ) -> PushReport:
         """`start_push` then `run_push`."""
         _push.check_batch_size(batch_size)
-        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults, mode=mode)
+        job = self.start_push(
+            tenant_id, actor_id=actor_id, defaults=defaults, mode=mode, audience=audience
+        )
         return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def job(self, job_id: str) -> PushJob:

@@ -16,6 +16,7 @@ from attrs import field, frozen
 
 from labelsync._display import block, escape, table
 from labelsync._repr import html
+from labelsync.audience import EVERYONE, Audience
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, MissingExtra, NotFound
 from labelsync.model import Defaults, Tenant
@@ -103,6 +104,8 @@ class Comparison:
     tenant_id: str
     users: int
     rows: tuple[ComparisonRow, ...]
+    audience: Audience = EVERYONE
+    """Who every candidate was previewed on (R20); `users` counts its members."""
 
     def row(self, candidate: str, mode: PushMode | None = None) -> ComparisonRow:
         """The row of `candidate` (in `mode`, if given); `NotFound` if there is none."""
@@ -177,6 +180,8 @@ class Comparison:
             return "  ".join([first, *flags, *counts]).rstrip()
 
         title = f"What-if for tenant {self.tenant_id} ({self.users} Users)"
+        if self.audience.narrowed:
+            title = f"{title[:-1]} of {self.audience.describe()})"
         return "\n".join([title, line(header), *(line(cells) for cells in body)])
 
     def plot(self, ax: Axes | None = None) -> Axes:
@@ -219,13 +224,19 @@ def compare(
     candidates: Mapping[str, Defaults],
     *,
     modes: Iterable[PushMode] = (PushMode.OVERRIDE,),
+    audience: Audience | None = None,
 ) -> Comparison:
     """Preview each of `candidates` (name -> `Defaults`) on `tenant` in each of `modes`.
 
     Nothing is changed. Each row counts what ``apply_defaults(tenant, defaults,
-    mode=mode)`` reports, so the numbers are the push's own; rows are each
-    candidate in each mode (R16), candidates first, so modes sit side by side.
+    mode=mode, audience=audience)`` reports, so the numbers are the push's own;
+    rows are each candidate in each mode (R16), candidates first, so modes sit
+    side by side. With an `audience` (R20) the candidates are compared on its
+    members only.
     """
+    if audience is not None and not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    audience = audience or Audience.everyone()
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
     if not isinstance(candidates, Mapping):
@@ -250,7 +261,7 @@ def compare(
     rows = []
     for name, defaults in candidates.items():
         for mode in cast(list[PushMode], chosen):
-            _, changes = apply_defaults(tenant, defaults, mode=mode)
+            _, changes = apply_defaults(tenant, defaults, mode=mode, audience=audience)
             counts = changes.counts()
             rows.append(
                 ComparisonRow(
@@ -267,7 +278,8 @@ def compare(
                     user_choice_kept=counts.user_choice_kept,
                 )
             )
-    return Comparison(tenant_id=tenant.id, users=len(tenant.users), rows=tuple(rows))
+    users = len(tenant.users) if not audience.narrowed else rows[0].users
+    return Comparison(tenant_id=tenant.id, users=users, rows=tuple(rows), audience=audience)
 
 
 @html.register(Comparison)
@@ -279,6 +291,8 @@ def _comparison_html(comparison: Comparison) -> str:
         f"<b>What-if</b> for {escape(comparison.tenant_id)}: {comparison.users} Users, "
         f"{candidates} candidates" + (f" &times; {modes} push modes" if modes > 1 else "")
     )
+    if comparison.audience.narrowed:
+        head += f", audience: {escape(comparison.audience.describe())}"
     shown = comparison._modes_shown
     rows = table(
         (

@@ -29,6 +29,7 @@ from labelsync.exceptions import (
 from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
 from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = ["InMemoryStore"]
 
@@ -44,6 +45,8 @@ class _TenantRow:
     users: dict[str, User] = attrs.Factory(dict)
     positions: list[int] = attrs.Factory(list)  # roster positions, increasing
     ids: list[str] = attrs.Factory(list)  # user id at the same index as its position
+    presets: PresetBook = attrs.Factory(PresetBook)
+    preset_events: list[PresetEvent] = attrs.Factory(list)
 
 
 class InMemoryStore:
@@ -56,6 +59,8 @@ class InMemoryStore:
         self._changes: dict[str, list[StoredChange]] = {}
         self._skips: dict[str, list[Skip]] = {}
         self._reverts: dict[str, RevertJob] = {}  # by push job id, in start order
+        # A narrowed audience's roster (R20): its members' positions at the start, increasing.
+        self._members: dict[str, list[int]] = {}
         self._next_position = 1
 
     def __repr__(self) -> str:
@@ -180,14 +185,27 @@ class InMemoryStore:
             for other in self._jobs.values():
                 if other.tenant_id == job.tenant_id and not other.finished:
                     self._jobs[other.id] = jobs.superseded(other, by=job.id)
-            stored = jobs.started(
-                job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
-            )
+            if job.audience.narrowed:
+                members = [
+                    position
+                    for position, user_id in zip(row.positions, row.ids, strict=True)
+                    if job.audience.includes(row.users[user_id])
+                ]
+                self._members[job.id] = members
+                stored = jobs.started(
+                    job, total=len(members), roster_end=members[-1] if members else 0
+                )
+            else:
+                stored = jobs.started(
+                    job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
+                )
             self._jobs[job.id] = stored
             self._changes[job.id] = []
             self._skips[job.id] = []
             row.current_job_id = job.id
-            row.defaults = job.defaults
+            if not job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                row.defaults = job.defaults
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -208,6 +226,19 @@ class InMemoryStore:
     def _roster(self, job: PushJob, after: int, limit: int) -> tuple[list[int], list[User]]:
         """Positions and Users of up to `limit` roster Users of `job` after position `after`."""
         row = self._row(job.tenant_id)
+        members = self._members.get(job.id)
+        if members is not None:
+            # Members still in the store: a member removed since is no longer there.
+            picked: list[int] = []
+            users: list[User] = []
+            for position in members[bisect.bisect_right(members, after) :]:
+                at = bisect.bisect_left(row.positions, position)
+                if at < len(row.positions) and row.positions[at] == position:
+                    picked.append(position)
+                    users.append(row.users[row.ids[at]])
+                    if len(picked) == limit:
+                        break
+            return picked, users
         start = bisect.bisect_right(row.positions, after)
         stop = bisect.bisect_right(row.positions, job.roster_end)
         stop = min(stop, start + max(limit, 0))
@@ -307,3 +338,26 @@ class InMemoryStore:
                 r for r in self._reverts.values() if tenant_id is None or r.tenant_id == tenant_id
             ]
             return found[::-1]
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._lock:
+            return self._row(tenant_id).presets
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._lock:
+            row = self._row(tenant_id)
+            if row.presets.version != book.version - 1:
+                return False
+            row.presets = book
+            row.preset_events.append(event)
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._lock:
+            return list(self._row(tenant_id).preset_events)

@@ -53,6 +53,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -88,6 +89,7 @@ from labelsync.model import (
 from labelsync.parallel import Busy, Claim, LeaseLost
 from labelsync.policy import PushMode
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 if TYPE_CHECKING:
     import psycopg
@@ -239,7 +241,30 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.jobs ADD COLUMN runner_id text;
     ALTER TABLE {s}.jobs ADD COLUMN lease_until timestamptz;
     """,
-    # Version 4: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+    # Version 4: audiences and presets (R20, R21). A User's groups are cold (a push
+    # never reads them); a job names its audience, and a narrowed job's roster is
+    # the positions of its members at the start, so a batch walks them only.
+    """
+    ALTER TABLE {s}.users ADD COLUMN groups jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE {s}.jobs ADD COLUMN audience jsonb;
+    CREATE TABLE {s}.job_members (
+        job_id text NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (job_id, position)
+    );
+    CREATE TABLE {s}.presets (
+        tenant_id text PRIMARY KEY REFERENCES {s}.tenants (id),
+        version bigint NOT NULL,
+        book jsonb NOT NULL
+    );
+    CREATE TABLE {s}.preset_events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        event jsonb NOT NULL
+    );
+    CREATE INDEX ON {s}.preset_events (tenant_id, seq);
+    """,
+    # Version 5: admin policy (R15-R19). Each User's provenance stays in the narrow hot
     # row a push writes (covered; per label the origin, its job and time; NULL origin:
     # unknown, which every existing User migrates to). Jobs keep their mode, the labels
     # locked when they started and their USER_CHOICE_KEPT count; tenants their locks;
@@ -308,7 +333,7 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by, mode, locked, user_choice_kept"
+    "label_missing, finished_at, superseded_by, mode, locked, user_choice_kept, audience"
 )
 _REVERT_COLUMNS = (
     "id, tenant_id, push_job_id, actor_id, started_at, status, finished_at, users_restored, "
@@ -322,7 +347,7 @@ _JOB_SELECT = _JOB_COLUMNS + ", runner_id, lease_until"
 _USER_JSON = (
     "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
     "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on, h.covered, "
-    "h.inbox_origin, h.inbox_job, h.inbox_at, h.sent_origin, h.sent_job, h.sent_at)"
+    "h.inbox_origin, h.inbox_job, h.inbox_at, h.sent_origin, h.sent_job, h.sent_at, u.groups)"
 )
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _USERS = (
@@ -334,7 +359,7 @@ _USER_RECORDS = (
     "address text, labels text, other_synced jsonb, version bigint, position bigint, "
     "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean, covered boolean, "
     "inbox_origin text, inbox_job text, inbox_at text, sent_origin text, sent_job text, "
-    "sent_at text)"
+    "sent_at text, groups jsonb)"
 )
 
 # -- a push batch, set-based ----------------------------------------------------------------
@@ -417,6 +442,29 @@ _RUN_BATCH = """
            count(*) FILTER (WHERE kept_i), count(*) FILTER (WHERE kept_s)
     FROM b
 """
+# A narrowed audience (R20): the batch is its members in the range, whose positions
+# `job_members` holds; the same statements, over them only.
+_LOCK_MEMBERS = """
+    SELECT count(*), max(position) FROM (
+        SELECT h.position FROM {s}.job_members AS m
+        JOIN {s}.user_state AS h ON h.tenant_id = %(t)s AND h.position = m.position
+        WHERE m.job_id = %(job)s AND m.position > %(after)s AND m.position <= %(end)s
+        ORDER BY m.position LIMIT %(limit)s FOR UPDATE OF h
+    ) AS r
+"""
+_RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
+# Only the members' rows, looked up by key: the positions between them are never read.
+_RUN_MEMBERS = _RUN_BATCH.replace(
+    _RANGE,
+    "WHERE tenant_id = %(t)s AND position IN (SELECT position FROM {s}.job_members "
+    "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s)",
+)
+_ROSTER_OF = {
+    "groups": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.users WHERE tenant_id = %(t)s AND groups ?| %(names)s::text[]",
+    "users": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.user_state WHERE tenant_id = %(t)s AND id = ANY(%(names)s::text[])",
+}
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
 
@@ -535,6 +583,7 @@ def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
         "sent_id": sent_id,
         "sent_on": sent_on,
         **dict(zip(_PROVENANCE_KEYS, provenance_columns(user.provenance), strict=True)),
+        "groups": sorted(user.groups),
     }
 
 
@@ -547,6 +596,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
     """A User from the array `_USER_JSON` builds."""
     user_id, email, permissions, provider, address, labels, others, version = doc[:8]
     inbox_id, inbox_on, sent_id, sent_on = doc[8:12]
+    groups = doc[19]
     return User(
         id=user_id,
         email=email,
@@ -559,6 +609,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
         synced=selection(others, inbox_id, inbox_on, sent_id, sent_on),
         version=version,
         provenance=provenance_from(*doc[12:19]),
+        groups=frozenset(groups) if groups else frozenset(),
     )
 
 
@@ -573,7 +624,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by, mode, locked, kept = row[16:21]
+    finished_at, superseded_by, mode, locked, kept, audience = row[16:22]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -597,8 +648,9 @@ def _job_from_row(row: Row) -> PushJob:
         superseded_by=superseded_by,
         mode=PushMode(mode),
         locked=locked_from_text(locked),
-        runner_id=row[21] if len(row) > 21 else None,
-        lease_until=_utc(row[22]) if len(row) > 22 and row[22] is not None else None,
+        audience=Audience.from_doc(audience),
+        runner_id=row[22] if len(row) > 22 else None,
+        lease_until=_utc(row[23]) if len(row) > 23 and row[23] is not None else None,
     )
 
 
@@ -847,8 +899,9 @@ class PostgresStore:
             cur.execute(
                 f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
                 f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
-                f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
-                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
+                f"address, labels, other_synced, groups) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced, "
+                f"w.groups FROM w) "
                 f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
                 f"inbox_id, inbox_on, sent_id, sent_on, covered, inbox_origin, inbox_job, "
                 f"inbox_at, sent_origin, sent_job, sent_at) SELECT %s, w.position, w.id, "
@@ -887,7 +940,8 @@ class PostgresStore:
             f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
             f"UPDATE {s}.users AS u SET email = w.email, permissions = w.permissions, "
             f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
-            f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
+            f"other_synced = w.other_synced, groups = w.groups "
+            f"FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
             f"UPDATE {s}.user_state AS h SET version = w.version, "
             f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
             f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on, "
@@ -909,9 +963,10 @@ class PostgresStore:
         counts; None when there were none.
         """
         s = self._s
+        narrowed = job.audience.narrowed
         cur.execute(
-            _LOCK_BATCH.replace("{s}", s),
-            {"t": job.tenant_id, "after": after, "end": end, "limit": limit},
+            (_LOCK_MEMBERS if narrowed else _LOCK_BATCH).replace("{s}", s),
+            {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit},
         )
         row = cur.fetchone()
         assert row is not None
@@ -921,7 +976,7 @@ class PostgresStore:
         plan = jobs.job_plan(job)
         inbox, sent = plan.checked
         cur.execute(
-            _RUN_BATCH.replace("{s}", s),
+            (_RUN_MEMBERS if narrowed else _RUN_BATCH).replace("{s}", s),
             {
                 "t": job.tenant_id,
                 "job": job.id,
@@ -1138,11 +1193,24 @@ class PostgresStore:
             cur.execute(f"SELECT 1 FROM {s}.jobs WHERE id = %s", (job.id,))
             if cur.fetchone() is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
-            cur.execute(
-                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
-                f"WHERE tenant_id = %s",
-                (job.tenant_id,),
-            )
+            if job.audience.narrowed:
+                # The members now (R6, R20), selected in the database.
+                ((key, names),) = (job.audience.to_doc() or {}).items()
+                cur.execute(
+                    _ROSTER_OF[key].replace("{s}", s),
+                    {"job": job.id, "t": job.tenant_id, "names": names},
+                )
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.job_members "
+                    f"WHERE job_id = %s",
+                    (job.id,),
+                )
+            else:
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
+                    f"WHERE tenant_id = %s",
+                    (job.tenant_id,),
+                )
             counted = cur.fetchone()
             assert counted is not None
             stored = jobs.started(job, total=counted[0], roster_end=counted[1])
@@ -1155,7 +1223,7 @@ class PostgresStore:
                 self._save_job(cur, jobs.superseded(_job_from_row(row), by=job.id))
             c = stored.counts
             cur.execute(
-                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 21)})",
+                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 22)})",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -1178,13 +1246,21 @@ class PostgresStore:
                     stored.mode.value,
                     locked_text(stored.locked),
                     c.user_choice_kept,
+                    None if stored.audience.to_doc() is None else _jsonb(stored.audience.to_doc()),
                 ),
             )
-            cur.execute(
-                f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
-                f"defaults_sent = %s WHERE id = %s",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s WHERE id = %s",
+                    (job.id, job.tenant_id),
+                )
+            else:
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
+                    f"defaults_sent = %s WHERE id = %s",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -1323,12 +1399,18 @@ class PostgresStore:
                 # Cut the roster once; whoever holds the job row does it, the others wait.
                 job = self._job(cur, job_id, "FOR UPDATE")
                 if not self._has_ranges(cur, job_id):
+                    # A narrowed job's ranges are cut over its members only (R20).
+                    roster = (
+                        f"{s}.job_members WHERE job_id = %(job)s"
+                        if job.audience.narrowed
+                        else f"{s}.user_state WHERE tenant_id = %(tenant)s"
+                    )
                     cur.execute(
                         f"INSERT INTO {s}.batches (tenant_id, job_id, range_no, first_position, "
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {s}.user_state WHERE tenant_id = %(tenant)s "
+                        f"FROM {roster} "
                         f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
@@ -1487,6 +1569,52 @@ class PostgresStore:
                     (tenant_id,),
                 )
             return [_revert_from_row(row) for row in cur.fetchall()]
+
+    # -- presets (R21) ----------------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT version, book FROM {self._s}.presets WHERE tenant_id = %s", (tenant_id,)
+            )
+            row = cur.fetchone()
+        return PresetBook() if row is None else PresetBook.from_doc(row[1], row[0])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        s = self._s
+        with self._tx() as cur:
+            # The tenant row's lock orders concurrent edits: the version read stays true.
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(f"SELECT version FROM {s}.presets WHERE tenant_id = %s", (tenant_id,))
+            row = cur.fetchone()
+            if (0 if row is None else row[0]) != book.version - 1:
+                return False
+            cur.execute(
+                f"INSERT INTO {s}.presets (tenant_id, version, book) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version, "
+                f"book = excluded.book",
+                (tenant_id, book.version, _jsonb(book.to_doc())),
+            )
+            cur.execute(
+                f"INSERT INTO {s}.preset_events (tenant_id, event) VALUES (%s, %s)",
+                (tenant_id, _jsonb(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT event FROM {self._s}.preset_events WHERE tenant_id = %s ORDER BY seq",
+                (tenant_id,),
+            )
+            rows = cur.fetchall()
+        return [event_from_doc(row[0]) for row in rows]
 
 
 def _revert_params(revert: RevertJob) -> tuple[object, ...]:

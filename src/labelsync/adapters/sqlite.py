@@ -18,6 +18,7 @@ conformance kit's differential test proves it equal to `apply_defaults`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -49,6 +50,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience, AudienceKind
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -82,6 +84,7 @@ from labelsync.model import (
 )
 from labelsync.policy import PushMode
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 __all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SqliteStore", "storage_error"]
 
@@ -247,12 +250,45 @@ _V3: Final = (
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT",  # ISO 8601; NULL: no live runner
 )
 
-# Version 4: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+# Version 4: audiences and presets (R20, R21). A User's groups are cold (a push never
+# reads them); a job names its audience, and a narrowed job's roster is the
+# positions of its members at the start, so a batch walks them and nobody else.
+_V4: Final = (
+    "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'",  # JSON list, sorted
+    # Users by their set of groups: few distinct sets, so a group's members are found
+    # by key, without reading the wide cold rows.
+    "CREATE INDEX users_by_groups ON users (tenant_id, groups, position)",
+    "ALTER TABLE jobs ADD COLUMN audience TEXT",  # JSON; NULL: everyone
+    """
+    CREATE TABLE job_members (
+        job_id   TEXT NOT NULL REFERENCES jobs (id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (job_id, position)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE presets (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+        version   INTEGER NOT NULL,
+        book      TEXT NOT NULL               -- JSON: presets and group assignments
+    )
+    """,
+    """
+    CREATE TABLE preset_events (
+        seq       INTEGER PRIMARY KEY,        -- change order
+        tenant_id TEXT NOT NULL REFERENCES tenants (id),
+        event     TEXT NOT NULL               -- JSON: who, when, what
+    )
+    """,
+    "CREATE INDEX preset_events_by_tenant ON preset_events (tenant_id, seq)",
+)
+
+# Version 5: admin policy (R15-R19). Each User's provenance stays in the narrow hot
 # row the push engine writes (covered, and per label the origin, its job and time;
 # NULL origin: unknown, which is what every existing User migrates to). Jobs keep
 # their mode, the labels locked when they started and their USER_CHOICE_KEPT count;
 # tenants their locks (JSON: labels, who, when); reverts are audited jobs of their own.
-_V4: Final = (
+_V5: Final = (
     "ALTER TABLE user_state ADD COLUMN covered INTEGER NOT NULL DEFAULT 0 CHECK (covered IN (0,1))",
     "ALTER TABLE user_state ADD COLUMN inbox_origin TEXT",
     "ALTER TABLE user_state ADD COLUMN inbox_job TEXT",
@@ -284,7 +320,7 @@ _V4: Final = (
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -298,7 +334,7 @@ _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _SELECT_USERS: Final = """
     SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
-           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on,
+           u.other_synced, u.groups, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on,
            h.covered, h.inbox_origin, h.inbox_job, h.inbox_at, h.sent_origin, h.sent_job,
            h.sent_at
     FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
@@ -306,8 +342,8 @@ _SELECT_USERS: Final = """
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, other_synced)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced, groups)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _INSERT_STATE_V2: Final = """
@@ -337,7 +373,7 @@ _CAS_STATE: Final = """
 _UPDATE_COLD: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        other_synced = ?
+        other_synced = ?, groups = ?
     WHERE tenant_id = ? AND id = ?
 """
 
@@ -431,12 +467,75 @@ _BATCH_USERS: Final = f"""
     WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT} OR {_UNCOVERED})
 """
 
+# -- a push batch of a narrowed audience (R20) ------------------------------------------
+#
+# The same statements, over the job's members only: `job_members` holds their
+# positions, fixed at the start, so a batch reads its members by primary key
+# and never the Users outside the audience.
+
+_MEMBERS: Final = (
+    "position IN (SELECT position FROM job_members"
+    " WHERE job_id = :job AND position > :after AND position <= :last)"
+)
+# Only the members' rows, looked up by key: the positions between them are never read.
+_BATCH_MEMBERS: Final = f"tenant_id = :t AND {_MEMBERS}"
+
+_MEMBERS_RANGE: Final = f"""
+    SELECT count(*), max(position),
+           sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum({_NO_MAILBOX}), sum({_MISS_INBOX}), sum({_MISS_SENT}),
+           sum({_KEPT_INBOX}), sum({_KEPT_SENT}), sum({_UNCOVERED})
+    FROM (
+        SELECT h.position, h.has_mailbox, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on,
+               h.covered, h.inbox_origin, h.sent_origin
+        FROM job_members AS m
+        JOIN user_state AS h ON h.tenant_id = :t AND h.position = m.position
+        WHERE m.job_id = :job AND m.position > :after AND m.position <= :end
+        ORDER BY m.position LIMIT :limit
+    )
+"""
+_MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_SKIPS: Final = _BATCH_SKIPS.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchSql:
+    """The statements of a batch: over a range of the roster, or over a job's members."""
+
+    range: str
+    changes: str
+    skips: str
+    users: str
+
+
+_EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_USERS)
+_NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
+
+# A narrowed job's roster: its members' positions, selected in the store at the start.
+# The next distinct set of groups after :after, by one seek in `users_by_groups`: a
+# tenant has few distinct sets, so they are found in that many seeks, not a scan.
+_NEXT_GROUP_SET: Final = (
+    "SELECT groups FROM users WHERE tenant_id = :t AND groups > :after ORDER BY groups LIMIT 1"
+)
+_ROSTER_OF_GROUPS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, position FROM users
+    WHERE tenant_id = :t AND groups IN (SELECT value FROM json_each(:names))
+"""
+_ROSTER_OF_USERS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, h.position FROM json_each(:names) AS n CROSS JOIN user_state AS h
+    WHERE h.tenant_id = :t AND h.id = n.value  -- CROSS JOIN: the listed ids drive
+"""
+
 # A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
 _JOB_KEY: Final = ("id", "tenant_id")
 _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
     "no_mailbox", "label_missing", "superseded_by", "mode", "locked", "user_choice_kept",
+    "audience",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -465,7 +564,7 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-ColdParams = tuple[str, str, str | None, str | None, str | None, str]
+ColdParams = tuple[str, str, str | None, str | None, str | None, str, str]
 HotParams = tuple[object, ...]
 
 
@@ -497,6 +596,7 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
         address,
         labels,
         _json(others),
+        _GROUPS_NONE if not user.groups else _json(sorted(user.groups)),
     )
     hot = (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
     return cold, (*hot, *provenance_columns(user.provenance))
@@ -534,6 +634,15 @@ def _selection_from(text: str, inbox_id: str | None, sent_id: str | None) -> Lab
     return selection(json.loads(text), inbox_id, inbox_id is not None, sent_id, sent_id is not None)
 
 
+_GROUPS_NONE: Final = "[]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _groups_from_text(text: str) -> frozenset[str]:
+    # Checked by `User(...)` like any other groups.
+    return frozenset() if text == _GROUPS_NONE else frozenset(json.loads(text))
+
+
 @functools.lru_cache(maxsize=256)
 def _permissions_from_text(text: str) -> frozenset[Permission]:
     return frozenset(Permission(p) for p in json.loads(text))
@@ -564,6 +673,7 @@ def _user_from_row(row: sqlite3.Row) -> User:
             row["sent_job"],
             row["sent_at"],
         ),
+        groups=_groups_from_text(row["groups"]),
     )
 
 
@@ -676,7 +786,13 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         job.mode.value,
         locked_text(job.locked),
         counts.user_choice_kept,
+        _audience_text(job.audience),
     )
+
+
+def _audience_text(audience: Audience) -> str | None:
+    doc = audience.to_doc()
+    return None if doc is None else _json(doc)
 
 
 def _job_from_row(row: sqlite3.Row) -> PushJob:
@@ -704,9 +820,14 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
         superseded_by=row["superseded_by"],
         mode=PushMode(row["mode"]),
         locked=locked_from_text(row["locked"]),
+        audience=_audience_from_text(row["audience"]),
         runner_id=row["runner_id"],
         lease_until=None if row["lease_until"] is None else _time_from_text(row["lease_until"]),
     )
+
+
+def _audience_from_text(text: str | None) -> Audience:
+    return Audience.from_doc(None if text is None else json.loads(text))
 
 
 def _change_from_row(row: sqlite3.Row) -> StoredChange:
@@ -1284,18 +1405,59 @@ class SqliteStore:
             ).fetchall()
             for row in unfinished:
                 self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
-            total, roster_end = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (job.tenant_id,),
-            ).fetchone()
-            stored = jobs.started(job, total=total, roster_end=roster_end)
-            conn.execute(_INSERT_JOB, _job_params(stored))
-            conn.execute(
-                "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
-                " WHERE id = ?",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
+            if job.audience.narrowed:
+                # The job row first: its members' rows point at it.
+                conn.execute(_INSERT_JOB, _job_params(jobs.started(job, total=0, roster_end=0)))
+                total, roster_end = self._roster_of(conn, job)
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                self._save_job(conn, stored)
+            else:
+                total, roster_end = conn.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state"
+                    " WHERE tenant_id = ?",
+                    (job.tenant_id,),
+                ).fetchone()
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                conn.execute(_INSERT_JOB, _job_params(stored))
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ? WHERE id = ?", (job.id, job.tenant_id)
+                )
+            else:
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
+                    " WHERE id = ?",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             return stored
+
+    @staticmethod
+    def _members_params(job: PushJob) -> dict[str, object]:
+        audience = job.audience
+        names = audience.group_names if audience.kind is AudienceKind.GROUPS else audience.user_ids
+        return {"job": job.id, "t": job.tenant_id, "names": _json(sorted(names))}
+
+    def _roster_of(self, conn: sqlite3.Connection, job: PushJob) -> tuple[int, int]:
+        """Store a narrowed job's members (R20) as they are now; their count and last position."""
+        params = self._members_params(job)
+        if job.audience.kind is AudienceKind.GROUPS:
+            # The distinct sets of groups that hold one of the audience's, then their Users.
+            wanted = job.audience.group_names
+            sets: list[str] = []
+            after = ""  # before every JSON text ('["a"]' sorts before '[]')
+            while row := conn.execute(_NEXT_GROUP_SET, {**params, "after": after}).fetchone():
+                after = row[0]
+                if not wanted.isdisjoint(json.loads(after)):
+                    sets.append(after)
+            conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)})
+        else:
+            conn.execute(_ROSTER_OF_USERS, params)
+        total, roster_end = conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?",
+            (job.id,),
+        ).fetchone()
+        return total, roster_end
 
     def get_job(self, job_id: str) -> PushJob:
         """One job; `UnknownJob` if there is none."""
@@ -1343,7 +1505,8 @@ class SqliteStore:
                 "ns": plan.new_only[1],
                 "at": _time(job.started_at),
             }
-            counted = conn.execute(_BATCH_RANGE, params).fetchone()
+            sql = _NARROWED if job.audience.narrowed else _EVERYONE
+            counted = conn.execute(sql.range, params).fetchone()
             size, last, changed, flips_inbox, flips_sent, no_mailbox = counted[:6]
             miss_inbox, miss_sent, kept_inbox, kept_sent, uncovered = counted[6:]
             if not size:
@@ -1352,11 +1515,11 @@ class SqliteStore:
             # Changes and skips first: they read each User as the batch found it (its
             # version, whether it was covered), which the update then moves on.
             if changed:
-                conn.execute(_BATCH_CHANGES, params)
+                conn.execute(sql.changes, params)
             if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent:
-                conn.execute(_BATCH_SKIPS, params)
+                conn.execute(sql.skips, params)
             if changed or uncovered:
-                conn.execute(_BATCH_USERS, params)
+                conn.execute(sql.users, params)
             counts = plan.counts(
                 users_changed=changed,
                 flips=(flips_inbox, flips_sent),
@@ -1509,3 +1672,50 @@ class SqliteStore:
                     "SELECT * FROM reverts WHERE tenant_id = ? ORDER BY seq DESC", (tenant_id,)
                 )
             return [_revert_from_row(row) for row in rows]
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's stored presets; an empty book at version 0 if none was saved."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version, book FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        if row is None:
+            return PresetBook()
+        return PresetBook.from_doc(json.loads(row["book"]), row["version"])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Compare-and-set on the book's version: store it and its event, or nothing."""
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            if (0 if row is None else row["version"]) != book.version - 1:
+                return False
+            conn.execute(
+                "INSERT INTO presets (tenant_id, version, book) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version,"
+                " book = excluded.book",
+                (tenant_id, book.version, _json(book.to_doc())),
+            )
+            conn.execute(
+                "INSERT INTO preset_events (tenant_id, event) VALUES (?, ?)",
+                (tenant_id, _json(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """The tenant's preset changes, oldest first."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            rows = conn.execute(
+                "SELECT event FROM preset_events WHERE tenant_id = ? ORDER BY seq", (tenant_id,)
+            ).fetchall()
+        return [event_from_doc(json.loads(row["event"])) for row in rows]

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from labelsync.cli._audiences import audience_of, audience_options, coverage_command, presets
 from labelsync.cli._demo import demo
 from labelsync.cli._exits import (
     EXIT_FAILED,
@@ -169,6 +170,8 @@ def _log_to_stderr(level: int) -> None:
 
 
 main.add_command(demo)
+main.add_command(coverage_command)
+main.add_command(presets)
 
 
 @main.command(name="import")
@@ -317,6 +320,7 @@ def preview(
 @click.option("--actor", "actor_id", required=True, help="Id of the admin User who pushes.")
 @label_options
 @mode_option
+@audience_options
 @batch_size_option
 @_json_format
 def push(
@@ -326,6 +330,8 @@ def push(
     inbox: bool | None,
     sent: bool | None,
     mode: str,
+    groups: tuple[str, ...],
+    user_ids: str | None,
     batch_size: int,
     output_format: str,
 ) -> None:
@@ -333,23 +339,29 @@ def push(
 
     The "Apply to all users" button. Both checkbox options are required, as
     an unchecked label is deselected for every User, overriding their own
-    choice. Only an admin User of the tenant may push. Ctrl-C stops it with
-    every committed batch kept and prints how to resume it. --mode
-    KEEP_USER_CHOICES leaves labels Users set themselves; NEW_USERS_ONLY
-    reaches only Users no push or onboarding covered yet. Locked labels are
-    applied in every mode.
+    choice. --group or --users push to some Users only. Only an admin User
+    of the tenant may push. Ctrl-C stops it with every committed batch kept
+    and prints how to resume it. --mode KEEP_USER_CHOICES leaves labels Users
+    set themselves; NEW_USERS_ONLY reaches only Users no push or onboarding
+    covered yet. Locked labels are applied in every mode.
     """
     defaults = defaults_of(inbox, sent)
+    audience = audience_of(groups, user_ids)
     err = make_console(stderr=True)
     with service(db) as svc:
         with suggesting_admins(svc, tenant_id, actor_id):
             job = svc.start_push(
-                tenant_id, actor_id=actor_id, defaults=defaults, mode=PushMode[mode.upper()]
+                tenant_id,
+                actor_id=actor_id,
+                defaults=defaults,
+                mode=PushMode[mode.upper()],
+                audience=audience,
             )
         how = "" if job.mode is PushMode.OVERRIDE else f" ({job.mode.name})"
+        whom = f" ({audience.describe()})" if audience.narrowed else ""
         err.print(
             f"push {job.id} started: {defaults.describe()}{how}, to {num(job.total)} Users "
-            f"of {tenant_id!r}; Ctrl-C leaves it resumable"
+            f"of {tenant_id!r}{whom}; Ctrl-C leaves it resumable"
         )
         job = run_job(svc, job, db, batch_size)
     _finished(job, db, output_format)

@@ -72,6 +72,7 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
+from labelsync.testing.audiences import AudienceContract, PresetContract
 from labelsync.testing.input_policy import InputPolicyContract
 from labelsync.testing.policy_conformance import PolicyContract
 
@@ -267,8 +268,12 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(InputPolicyContract, PolicyContract):
+class StoreContract(InputPolicyContract, PolicyContract, AudienceContract, PresetContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
+
+    Version 2's contracts are inherited from their own classes
+    (`labelsync.testing.audiences`: `AudienceContract` for groups and narrowed
+    rosters, `PresetContract` for presets and their trail).
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
     test and close it afterwards. See the module docstring for an example.

@@ -23,6 +23,7 @@ from labelsync.exceptions import InvalidInput
 from labelsync.jobs import RevertJob
 from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import PushJob, StaleCheckpoint, Store, StoredChange, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = ["STORE_METHODS", "FaultyStore", "InjectedFault", "StoreProxy"]
 
@@ -198,6 +199,28 @@ class StoreProxy:
         """Delegates to `inner`."""
         return self.intercept(
             "list_reverts", (tenant_id,), lambda: self.inner.list_reverts(tenant_id)
+        )
+
+    # -- presets --------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "get_presets", (tenant_id,), lambda: self.inner.get_presets(tenant_id)
+        )
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "save_presets",
+            (tenant_id, book, event),
+            lambda: self.inner.save_presets(tenant_id, book, event),
+        )
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "preset_events", (tenant_id,), lambda: self.inner.preset_events(tenant_id)
         )
 
 
