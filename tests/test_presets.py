@@ -13,11 +13,14 @@ from labelsync import (
     Audience,
     Defaults,
     InvalidInput,
+    LabelLocked,
     LabelSet,
     LabelSync,
     NotFound,
+    Origin,
     PermissionDenied,
     Preset,
+    PushMode,
     SystemLabel,
     Tenant,
 )
@@ -227,26 +230,68 @@ def test_coverage_measures_a_user_against_its_groups_preset(svc: LabelSync) -> N
 
 
 def test_a_label_locked_by_the_users_preset_cannot_be_changed_by_the_user(svc: LabelSync) -> None:
-    """R21 with R17: Sales locks Sent; ana (sales) may change Inbox, not Sent. Nothing written."""
+    """R21 with R17: Sales locks Sent; ana (sales) may change Inbox, not Sent. Nothing written.
+
+    The refusal is policy's `LabelLocked` (a `PermissionDenied`), as for the tenant's locks."""
     with_two_presets(svc)
     svc.apply_preset("acme", actor_id="admin", name="Sales")
     before = svc.user("acme", "ana")
 
-    with pytest.raises(PermissionDenied, match="Sent is locked by preset 'Sales'"):
+    with pytest.raises(LabelLocked, match="SENT is locked by preset 'Sales'") as refused:
         svc.set_selection("acme", "ana", LabelSet(["INBOX"]))
+    assert isinstance(refused.value, PermissionDenied)
+    assert ("ana", "SENT", "preset 'Sales'") == (
+        refused.value.user_id,
+        refused.value.label,
+        refused.value.by,
+    )
     assert before == svc.user("acme", "ana")
     assert LabelSet(["SENT"]) == svc.set_selection("acme", "ana", LabelSet(["SENT"])).synced
     # di's group (support) has a preset without locks: free to change.
     assert LabelSet(["SENT"]) == svc.set_selection("acme", "di", LabelSet(["SENT"])).synced
 
 
-def test_applying_a_preset_whose_mode_needs_push_modes_is_refused(svc: LabelSync) -> None:
-    from labelsync import PushMode
+def test_a_keep_user_choices_preset_leaves_its_users_own_choices(svc: LabelSync) -> None:
+    """R21 with R16, R15: a KEEP_USER_CHOICES preset pushes in that mode to its group only.
 
-    keep = Preset(name="Keep", defaults=BOTH, mode=PushMode.KEEP_USER_CHOICES)
+    ana (sales) turned Inbox on herself; the preset (Inbox off, Sent on) keeps her
+    Inbox, counts it kept, and still sets Sent; ed (sales, nothing of his own)
+    gets both; di (support) is not in the audience and stays as she was."""
+    keep = Preset(
+        name="Keep", defaults=Defaults(inbox=False, sent=True), mode=PushMode.KEEP_USER_CHOICES
+    )
     svc.create_preset("acme", actor_id="admin", preset=keep)
     svc.assign_preset("acme", actor_id="admin", group="sales", name="Keep")
+    svc.set_selection("acme", "ana", LabelSet(["INBOX"]))
+    di_before = svc.user("acme", "di")
 
-    with pytest.raises(InvalidInput, match=r"preset\.mode: 'KEEP_USER_CHOICES'"):
-        svc.apply_preset("acme", actor_id="admin", name="Keep")
-    assert [] == svc.jobs("acme")
+    report = svc.apply_preset("acme", actor_id="admin", name="Keep")
+
+    job = report.job
+    assert (PushMode.KEEP_USER_CHOICES, Audience.groups({"sales"})) == (job.mode, job.audience)
+    assert LabelSet(["INBOX", "SENT"]) == svc.user("acme", "ana").synced  # her Inbox kept
+    assert Origin.USER == svc.user("acme", "ana").provenance.inbox.origin
+    assert Origin.PUSH == svc.user("acme", "ana").provenance.sent.origin
+    assert LabelSet(["SENT"]) == svc.user("acme", "ed").synced
+    assert 1 == job.counts.user_choice_kept
+    assert di_before == svc.user("acme", "di")
+
+
+def test_a_presets_locks_are_applied_in_every_mode(svc: LabelSync) -> None:
+    """R21 with R17: a label the preset locks is pushed even where its mode keeps choices."""
+    keep = Preset(
+        name="Keep",
+        defaults=Defaults(inbox=False, sent=True),
+        locks=frozenset({SystemLabel.INBOX}),
+        mode=PushMode.KEEP_USER_CHOICES,
+    )
+    svc.create_preset("acme", actor_id="admin", preset=keep)
+    svc.assign_preset("acme", actor_id="admin", group="sales", name="Keep")
+    svc.set_selection("acme", "ana", LabelSet(["INBOX"]), actor_id="admin")  # an admin may
+    assert Origin.USER == svc.user("acme", "ana").provenance.inbox.origin
+
+    report = svc.apply_preset("acme", actor_id="admin", name="Keep")
+
+    assert frozenset({SystemLabel.INBOX}) == report.job.locked
+    assert LabelSet(["SENT"]) == svc.user("acme", "ana").synced  # locked Inbox overridden
+    assert 0 == report.job.counts.user_choice_kept

@@ -9,7 +9,8 @@ order, from "the push cannot reach them" to "reached, as the admin wants":
 3. ``NO_EMAIL_TAB``: the User lacks EMAIL_SYNC, so they cannot see their Email
    tab: the push applies to them, invisibly (R8).
 4. ``DRIFTED``: their INBOX/SENT selection differs from the tenant's current
-   defaults, or from their group's preset (R18, R21; `drifted` says which labels).
+   defaults, or from their group's preset (R18, R21; `drifted` says which labels),
+   as `labelsync.policy.user_drift` defines it: the same drift `drift` reports.
 5. ``STALE_IDS``: their selection names ids the mailbox no longer has (R5 keeps them).
 6. ``COVERED``: none of the above.
 
@@ -31,6 +32,7 @@ from attrs import field, frozen
 from labelsync._repr import html
 from labelsync.exceptions import InvalidInput, MissingExtra, UnknownUser
 from labelsync.model import Defaults, Permission, SystemLabel, Tenant, User
+from labelsync.policy import user_drift
 from labelsync.presets import PresetBook
 
 if TYPE_CHECKING:
@@ -262,8 +264,13 @@ def user_coverage(user: User, defaults: Defaults | None) -> UserCoverage:
             continue
         if label.guessed:
             guessed.append(role)
-        if defaults is not None and (label.id in user.synced) is not defaults.checked(role):
-            drifted.append(role)
+    if defaults is not None:
+        # Drift as policy defines it (R18), against this User's defaults (R21: a preset's).
+        drifted = [
+            row.label
+            for row in user_drift(user, defaults)
+            if row.label is not None and row.selected is not None
+        ]
     if missing:
         status = CoverageStatus.LABEL_MISSING
     elif not user.can(Permission.EMAIL_SYNC):

@@ -93,13 +93,15 @@ class PermissionDenied(LabelSyncError):
 
 
 class LabelLocked(PermissionDenied):
-    """Raised when a User changes a label their admin locked (R17); nothing is written."""
+    """Raised when a User changes a label their admin locked (R17), for the tenant or in their
+    group's preset (R21); nothing is written."""
 
-    def __init__(self, user_id: str, label: str) -> None:
+    def __init__(self, user_id: str, label: str, *, by: str | None = None) -> None:
         self.user_id = user_id
         self.label = label
+        self.by = by  # None: the tenant's locks (R17); else e.g. "preset 'Sales'" (R21)
         super().__init__(
-            f"synced: {label} is locked by the admin of this tenant; "
+            f"synced: {label} is locked by {by or 'the admin of this tenant'}; "
             f"User {user_id!r} cannot change it (it is managed by your admin)"
         )
 

@@ -35,6 +35,7 @@ __all__ = [
     "changed_labels",
     "check_locks",
     "drift",
+    "user_drift",
 ]
 
 
@@ -199,7 +200,7 @@ def drift(tenant: Tenant) -> Drift:
     the User's own change, never covered, or an earlier setting. A tenant
     without defaults has no drift.
     """
-    from labelsync.model import SystemLabel, Tenant
+    from labelsync.model import Tenant
 
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
@@ -208,26 +209,48 @@ def drift(tenant: Tenant) -> Drift:
         return Drift(defaults=None, rows=())
     rows: list[DriftRow] = []
     for user in tenant.users:
-        if user.mailbox is None:
-            rows.append(DriftRow(user_id=user.id, label=None, reason=DriftReason.NO_MAILBOX))
-            continue
-        for label in SystemLabel:
-            label_id = user.mailbox.label_id(label)
-            if label_id is None:
-                rows.append(
-                    DriftRow(user_id=user.id, label=label, reason=DriftReason.LABEL_MISSING)
-                )
-                continue
-            selected = label_id in user.synced
-            if selected is not defaults.checked(label):
-                origin = user.provenance.of(label)
-                rows.append(
-                    DriftRow(
-                        user_id=user.id,
-                        label=label,
-                        reason=_why(user, origin),
-                        selected=selected,
-                        origin=origin,
-                    )
-                )
+        rows += _user_rows(user, defaults)
     return Drift(defaults=defaults, rows=tuple(rows))
+
+
+def user_drift(user: User, defaults: Defaults) -> tuple[DriftRow, ...]:
+    """How one User differs from `defaults`, and why (R18): the rows `drift` gives them.
+
+    The one definition of drift: `drift` applies it to every User with the
+    tenant's defaults, `labelsync.coverage` with each User's preset's (R21).
+    Rows with a `selected` value are selection differences; the others say
+    that no push can reach the User (NO_MAILBOX) or the label (LABEL_MISSING).
+    """
+    from labelsync.model import Defaults, User
+
+    if not isinstance(user, User):
+        raise InvalidInput("user", user, "is not a User")
+    if not isinstance(defaults, Defaults):
+        raise InvalidInput("defaults", defaults, "is not a Defaults")
+    return _user_rows(user, defaults)
+
+
+def _user_rows(user: User, defaults: Defaults) -> tuple[DriftRow, ...]:
+    from labelsync.model import SystemLabel
+
+    if user.mailbox is None:
+        return (DriftRow(user_id=user.id, label=None, reason=DriftReason.NO_MAILBOX),)
+    rows: list[DriftRow] = []
+    for label in SystemLabel:
+        label_id = user.mailbox.label_id(label)
+        if label_id is None:
+            rows.append(DriftRow(user_id=user.id, label=label, reason=DriftReason.LABEL_MISSING))
+            continue
+        selected = label_id in user.synced
+        if selected is not defaults.checked(label):
+            origin = user.provenance.of(label)
+            rows.append(
+                DriftRow(
+                    user_id=user.id,
+                    label=label,
+                    reason=_why(user, origin),
+                    selected=selected,
+                    origin=origin,
+                )
+            )
+    return tuple(rows)

@@ -27,6 +27,7 @@ from labelsync.changes import Changes
 from labelsync.coverage import Coverage, coverage
 from labelsync.exceptions import (
     InvalidInput,
+    LabelLocked,
     LabelSyncError,
     PermissionDenied,
     UnknownUser,
@@ -333,10 +334,7 @@ class LabelSync:
         for label in sorted(preset.locks, key=lambda label: label.value):
             label_id = user.mailbox.label_id(label)
             if label_id is not None and (label_id in synced) is not (label_id in user.synced):
-                raise PermissionDenied(
-                    f"synced: {label.title} is locked by preset {preset.name!r} of User "
-                    f"{user.id!r}'s group; only an admin's push changes it"
-                )
+                raise LabelLocked(user.id, label.name, by=f"preset {preset.name!r}")
 
     def _admin(self, tenant_id: str, actor_id: str, *, doing: str | None = None) -> User:
         self.store.settings(tenant_id)  # UnknownTenant before anything else
@@ -553,26 +551,23 @@ class LabelSync:
     def start_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PushJob:
         """Start the push of preset `name` to its groups (R21); admins only.
 
-        A push of the preset's defaults whose audience is the members of the
-        groups assigned the preset (`PresetBook.audience`); the job's record
-        names that audience, and the preset's trail records the push. A preset
-        whose mode is not OVERRIDE is refused (`InvalidInput`): this release's
-        push applies OVERRIDE only.
+        A push of the preset's defaults in the preset's mode (R16) whose
+        audience is the members of the groups assigned the preset
+        (`PresetBook.audience`). The preset's locked labels are applied in
+        every mode, as the tenant's are (R17). The job's record names that
+        audience, and the preset's trail records the push.
         """
         self._admin(tenant_id, actor_id)
         book = self.store.get_presets(tenant_id)
         preset = book.preset(name)
         audience = book.audience(name)
-        if preset.mode is not PushMode.OVERRIDE:
-            # The push of this release applies OVERRIDE only; another mode is not faked.
-            raise InvalidInput(
-                "preset.mode",
-                preset.mode.name,
-                f"of preset {name!r} needs push modes (R16), which this labelsync's push "
-                "does not apply yet; use OVERRIDE",
-            )
-        job = self.start_push(
-            tenant_id, actor_id=actor_id, defaults=preset.defaults, audience=audience
+        job = self._start_push(
+            tenant_id,
+            actor_id=actor_id,
+            defaults=preset.defaults,
+            mode=preset.mode,
+            audience=audience,
+            also_locked=preset.locks,
         )
         self._edit_presets(
             tenant_id,
@@ -642,6 +637,21 @@ class LabelSync:
             raise InvalidInput("defaults", defaults, "is not a Defaults")
         _check_mode(mode)
         audience = _audience(audience)
+        return self._start_push(
+            tenant_id, actor_id=actor_id, defaults=defaults, mode=mode, audience=audience
+        )
+
+    def _start_push(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        defaults: Defaults,
+        mode: PushMode,
+        audience: Audience,
+        also_locked: frozenset[SystemLabel] = frozenset(),
+    ) -> PushJob:
+        """`start_push` with its arguments checked; `also_locked` joins the tenant's locks."""
         self._admin(tenant_id, actor_id)
         if audience.user_ids:
             wanted = sorted(audience.user_ids)
@@ -659,7 +669,7 @@ class LabelSync:
             status=JobStatus.PENDING,
             started_at=_push.now(self.clock),
             mode=mode,
-            locked=self.store.settings(tenant_id).locked,
+            locked=self.store.settings(tenant_id).locked | also_locked,
             audience=audience,
         )
         return _push.start_job(self.store, job)
@@ -971,6 +981,55 @@ class LabelSync:
     def drift(self, tenant_id: str) -> Drift:
         """Who differs from the tenant's current defaults, and why (R18)."""
         return drift(self.store.get_tenant(tenant_id))
+
+    def start_push_drifted(
+        self, tenant_id: str, *, actor_id: str, mode: PushMode = PushMode.OVERRIDE
+    ) -> PushJob:
+        """Start a push of the tenant's defaults to exactly the Users `drift` shows now
+        (R18 with R20); admins only.
+
+        The audience is ``Audience.users(drift(tenant).user_ids)``, resolved when the
+        push starts, so a User who drifts later is not part of it. The defaults are
+        the tenant's current ones, the ones drift is measured against. A tenant
+        without defaults, or without drifted Users, is refused (`InvalidInput`) and
+        nothing is started.
+        """
+        _check_mode(mode)
+        self._admin(tenant_id, actor_id)
+        found = drift(self.store.get_tenant(tenant_id))
+        if found.defaults is None:
+            raise InvalidInput(
+                "tenant.defaults",
+                None,
+                f"means tenant {tenant_id!r} has no defaults yet, so no User can drift from them",
+            )
+        if not found:
+            raise InvalidInput(
+                "drift",
+                0,
+                f"Users of tenant {tenant_id!r} differ from its defaults; nothing to push",
+            )
+        return self.start_push(
+            tenant_id,
+            actor_id=actor_id,
+            defaults=found.defaults,
+            mode=mode,
+            audience=Audience.users(found.user_ids),
+        )
+
+    def push_drifted(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        mode: PushMode = PushMode.OVERRIDE,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """Push to exactly the drifted Users, in one call: `start_push_drifted` then `run_push`."""
+        _push.check_batch_size(batch_size)
+        job = self.start_push_drifted(tenant_id, actor_id=actor_id, mode=mode)
+        return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
 
 def _check_mode(mode: object) -> None:

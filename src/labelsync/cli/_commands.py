@@ -321,6 +321,12 @@ def preview(
 @label_options
 @mode_option
 @audience_options
+@click.option(
+    "--drifted",
+    is_flag=True,
+    help="Push the tenant's saved defaults to exactly the Users that drifted from them "
+    "(see 'labelsync drift'); leave out --inbox/--sent.",
+)
 @batch_size_option
 @_json_format
 def push(
@@ -332,6 +338,7 @@ def push(
     mode: str,
     groups: tuple[str, ...],
     user_ids: str | None,
+    drifted: bool,
     batch_size: int,
     output_format: str,
 ) -> None:
@@ -343,22 +350,38 @@ def push(
     of the tenant may push. Ctrl-C stops it with every committed batch kept
     and prints how to resume it. --mode KEEP_USER_CHOICES leaves labels Users
     set themselves; NEW_USERS_ONLY reaches only Users no push or onboarding
-    covered yet. Locked labels are applied in every mode.
+    covered yet. Locked labels are applied in every mode. --drifted pushes
+    the saved defaults to exactly the Users that drifted from them.
     """
-    defaults = defaults_of(inbox, sent)
-    audience = audience_of(groups, user_ids)
+    if drifted:
+        if inbox is not None or sent is not None or groups or user_ids is not None:
+            raise click.UsageError(
+                "--drifted pushes the tenant's saved defaults to its drifted Users; "
+                "leave out --inbox/--sent, --group and --users"
+            )
+    else:
+        defaults = defaults_of(inbox, sent)
+    audience = audience_of((), None) if drifted else audience_of(groups, user_ids)
     err = make_console(stderr=True)
     with service(db) as svc:
         with suggesting_admins(svc, tenant_id, actor_id):
-            job = svc.start_push(
-                tenant_id,
-                actor_id=actor_id,
-                defaults=defaults,
-                mode=PushMode[mode.upper()],
-                audience=audience,
-            )
+            if drifted:
+                job = svc.start_push_drifted(
+                    tenant_id, actor_id=actor_id, mode=PushMode[mode.upper()]
+                )
+                defaults = job.defaults
+            else:
+                job = svc.start_push(
+                    tenant_id,
+                    actor_id=actor_id,
+                    defaults=defaults,
+                    mode=PushMode[mode.upper()],
+                    audience=audience,
+                )
         how = "" if job.mode is PushMode.OVERRIDE else f" ({job.mode.name})"
         whom = f" ({audience.describe()})" if audience.narrowed else ""
+        if drifted:
+            whom = " (the Users that drifted from these defaults)"
         err.print(
             f"push {job.id} started: {defaults.describe()}{how}, to {num(job.total)} Users "
             f"of {tenant_id!r}{whom}; Ctrl-C leaves it resumable"
