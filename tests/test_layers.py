@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "labelsync"
 
-CORE = ("model", "rules", "changes", "jobs", "exceptions")
+CORE = ("model", "rules", "changes", "jobs", "exceptions", "directory")
 """The core modules; `jobs` joins once the push job's decisions move into the core."""
 
 BELOW_OR_BESIDE = {f"labelsync.{name}" for name in (*CORE, "_validate", "_repr")}

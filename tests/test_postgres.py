@@ -583,7 +583,7 @@ def test_a_store_opened_without_migrating_refuses_a_missing_or_old_schema(
     with pytest.raises(LabelSyncError, match="schema_sql"):
         PostgresStore(dsn, schema=schema, migrate=False)
     _v1_schema(dsn, schema)
-    with pytest.raises(LabelSyncError, match="version 1, not 2"):
+    with pytest.raises(LabelSyncError, match=f"version 1, not {SCHEMA_VERSION}"):
         PostgresStore(dsn, schema=schema, migrate=False)
     with psycopg.connect(dsn) as conn:
         assert (1,) == conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchone()

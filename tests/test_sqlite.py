@@ -34,11 +34,15 @@ from labelsync import (
     User,
     apply_defaults,
 )
+from labelsync.adapters import sqlite
 from labelsync.adapters.sqlite import SCHEMA_VERSION, SqliteStore
 from labelsync.ports import JobStatus, PushJob
 from labelsync.testing.conformance import commit_all, run_next
 
-TABLES = ("schema_version", "tenants", "users", "user_state", "jobs", "job_changes", "job_skips")
+TABLES = (
+    "schema_version", "tenants", "users", "user_state", "jobs", "job_changes", "job_skips",
+    "removed_users",
+)  # fmt: skip
 V1_DUMP = Path(__file__).parent / "data" / "labelsync-v1.sql"
 START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)
@@ -104,9 +108,9 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
         assert ("wal",) == conn.execute("PRAGMA journal_mode").fetchone()
 
 
-def test_a_new_file_records_schema_version_2(store: SqliteStore, path: Path) -> None:
-    assert 2 == SCHEMA_VERSION
-    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
+def test_a_new_file_records_the_current_schema_version(store: SqliteStore, path: Path) -> None:
+    assert len(sqlite._MIGRATIONS) == SCHEMA_VERSION
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_every_table_of_the_schema_exists(store: SqliteStore, path: Path) -> None:
@@ -119,7 +123,7 @@ def test_reopening_a_file_keeps_one_schema_version_row(path: Path) -> None:
     for _ in range(3):
         SqliteStore(path).close()
 
-    assert [(1, 2)] == rows(path)["schema_version"]  # (id, version): one row only
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
 def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
@@ -135,9 +139,12 @@ def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
-    """A skip row must name a User of the job's tenant: t2's u9 is not one of t1's."""
+    """A skip row must name a stored job; a User's row must belong to a stored tenant.
+
+    Since schema 3 a skip or change row may name a removed User (R14): the push's
+    history outlives the User, so those rows no longer refer to `users`.
+    """
     store.add_tenant(tenant("t1", 2))
-    store.add_tenant(Tenant(id="t2", name="Globex", users=(gmail_user("u9"),)))
     store.start_job(new_job("j1"))
     before = rows(path)
 
@@ -146,7 +153,12 @@ def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             conn.execute(
                 "INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)"
-                " VALUES ('j1', 't1', 'u9', NULL, 'NO_MAILBOX')"
+                " VALUES ('nope', 't1', 'u1', NULL, 'NO_MAILBOX')"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO users (tenant_id, id, position, email, permissions, other_synced)"
+                " VALUES ('t9', 'u1', 99, 'a@x.io', '[]', '[]')"
             )
 
     assert before == rows(path)
@@ -421,7 +433,7 @@ def test_a_version_1_file_migrates_in_place_keeping_every_user_job_and_record(
         changes = list(store.job_changes("j1")) + list(store.job_changes("j2"))
         last_push = store.settings("acme").last_push
 
-    assert [(1, 2)] == rows(path)["schema_version"]
+    assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]
     assert users == tenant.users
     assert (JobStatus.DONE, JobStatus.RUNNING, 7) == (
         finished.status,

@@ -106,7 +106,15 @@ class ModelJob:
     superseded_by: str | None = None
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict.fromkeys(
-            ("users_changed", "selected", "deselected", "no_mailbox", "label_missing"), 0
+            (
+                "users_changed",
+                "selected",
+                "deselected",
+                "no_mailbox",
+                "label_missing",
+                "user_removed",
+            ),
+            0,
         )
     )
 

@@ -46,6 +46,7 @@ def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -
         deselected=deselected,
         no_mailbox=reasons[SkipReason.NO_MAILBOX],
         label_missing=reasons[SkipReason.LABEL_MISSING],
+        user_removed=reasons[SkipReason.USER_REMOVED],
     )
 
 
@@ -155,6 +156,8 @@ class Changes:
         flips = Counter((row[1], row[3]) for row in self._change_rows)
         missing = Counter(row[1] for row in self._skip_rows if row[2] is SkipReason.LABEL_MISSING)
         no_mailbox = sum(1 for row in self._skip_rows if row[2] is SkipReason.NO_MAILBOX)
+        # A User removed while the push ran (R14) neither changed nor stayed unchanged.
+        removed = sum(1 for row in self._skip_rows if row[2] is SkipReason.USER_REMOVED)
         labels = []
         for label in SystemLabel:
             selected, deselected = flips[(label, True)], flips[(label, False)]
@@ -163,7 +166,12 @@ class Changes:
                     label=label,
                     selected=selected,
                     deselected=deselected,
-                    unchanged=self.users - selected - deselected - no_mailbox - missing[label],
+                    unchanged=self.users
+                    - selected
+                    - deselected
+                    - no_mailbox
+                    - removed
+                    - missing[label],
                     no_mailbox=no_mailbox,
                     label_missing=missing[label],
                 )

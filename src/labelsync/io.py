@@ -20,7 +20,7 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
-  ``label_missing``).
+  ``label_missing``, and ``user_removed``, default 0, written only when not 0).
 
 Enums are written by name, sets as sorted lists, and every field is written,
 defaults included (a label's flags excepted, see above). On reading, fields
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, Tenant
+from labelsync.model import Label, LabelSet, PushCounts, Tenant
 
 if TYPE_CHECKING:
     import cattrs
@@ -281,6 +281,7 @@ def _converter() -> cattrs.Converter:
 
     converter.register_unstructure_hook(LabelSet, list)  # iterates in sorted order
     converter.register_unstructure_hook(Label, _label_doc)
+    converter.register_unstructure_hook(PushCounts, _counts_doc)
     converter.register_structure_hook(LabelSet, _label_set)
 
     def unstructure_set(cls: Any) -> Callable[[frozenset[Any]], list[Any]]:
@@ -324,6 +325,15 @@ def _converter() -> cattrs.Converter:
 
     converter.register_structure_hook_factory(attrs.has, attrs_object)
     return converter
+
+
+def _counts_doc(counts: PushCounts) -> dict[str, object]:
+    doc: dict[str, object] = attrs.asdict(counts)
+    if not counts.user_removed:
+        # Written only when some User was removed during the push (R14), so that a
+        # snapshot of any other push stays readable by an older labelsync.
+        del doc["user_removed"]
+    return doc
 
 
 def _label_doc(label: Label) -> dict[str, object]:

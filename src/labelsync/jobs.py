@@ -20,9 +20,9 @@ import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
-from labelsync.changes import LabelChange, Skip, count_rows
+from labelsync.changes import ChangeRow, LabelChange, Skip, SkipRow, count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
-from labelsync.model import Defaults, PushCounts, PushRecord, SystemLabel, User
+from labelsync.model import Defaults, PushCounts, PushRecord, SkipReason, SystemLabel, User
 from labelsync.rules import apply_rows
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "BatchPlan",
     "JobStatus",
     "PushJob",
+    "Removed",
     "StoredChange",
     "after_batch",
     "after_range",
@@ -207,7 +208,8 @@ class BatchPlan:
     For each system label, in `labels` order, `checked[i]` is its checkbox: a
     User whose mailbox has the label gets its selection flag set to that value
     (a change where it differs); a mailbox without it is skipped for that label
-    with LABEL_MISSING; a User without a mailbox is skipped once with NO_MAILBOX.
+    with LABEL_MISSING; a User without a mailbox is skipped once with NO_MAILBOX;
+    a roster User removed since the job started is skipped once with USER_REMOVED.
     Nothing else of the User changes, and a User with any change moves one
     version on. A store may run this as set-based SQL; the conformance kit
     proves it equal to `apply_defaults`.
@@ -227,12 +229,14 @@ class BatchPlan:
         flips: Sequence[int],
         no_mailbox: int,
         missing: Sequence[int],
+        removed: int = 0,
     ) -> PushCounts:
         """The `PushCounts` of a batch run set-based, from what a store counted per label.
 
         `flips[i]` and `missing[i]` count the Users whose label `labels[i]` the
         batch changed, and whose mailbox lacks it; a flip is a selection where
-        the label is checked and a deselection where it is not.
+        the label is checked and a deselection where it is not; `removed` counts
+        the roster entries whose User was removed since the job started (R14).
         """
         selected = sum(n for n, on in zip(flips, self.checked, strict=True) if on)
         return PushCounts(
@@ -241,6 +245,7 @@ class BatchPlan:
             deselected=sum(flips) - selected,
             no_mailbox=no_mailbox,
             label_missing=sum(missing),
+            user_removed=removed,
         )
 
 
@@ -265,12 +270,46 @@ class BatchDecision:
     counts: PushCounts
 
 
-def decide(users: Sequence[User], defaults: Defaults) -> BatchDecision:
+@frozen
+class Removed:
+    """A roster entry whose User was removed after the push started (R14).
+
+    A batch skips it with `SkipReason.USER_REMOVED` and writes nothing for it;
+    it still counts as a roster User handled, so `processed` reaches `total`.
+    """
+
+    user_id: str = field(validator=v.non_empty_str)
+
+
+def decide(entries: Sequence[User | Removed], defaults: Defaults) -> BatchDecision:
     """Turn the per-User rule's output for a batch (`rules.apply_rows`) into what is written.
 
-    `users` are the batch's roster Users as read, in roster order.
+    `entries` are the batch's roster entries in roster order: each User as
+    read, or `Removed` for one removed since the job started (R14).
     """
-    after, change_rows, skip_rows = apply_rows(users, defaults)
+    users: list[User] = []
+    change_rows: list[ChangeRow] = []
+    skip_rows: list[SkipRow] = []
+    after: list[User] = []
+    run: list[User] = []
+
+    def flush() -> None:
+        # The rule runs over each stretch of live Users, so rows stay in roster order.
+        if run:
+            new, changed, skipped = apply_rows(run, defaults)
+            users.extend(run)
+            after.extend(new)
+            change_rows.extend(changed)
+            skip_rows.extend(skipped)
+            run.clear()
+
+    for entry in entries:
+        if isinstance(entry, Removed):
+            flush()
+            skip_rows.append((entry.user_id, None, SkipReason.USER_REMOVED))
+        else:
+            run.append(entry)
+    flush()
     version_after = {new.id: new.version for old, new in zip(users, after, strict=True)}
     return BatchDecision(
         writes=tuple(

@@ -76,6 +76,8 @@ class SkipReason(enum.Enum):
     """The User has no connected mailbox; the whole User is skipped."""
     LABEL_MISSING = "LABEL_MISSING"
     """The mailbox has no label with that system role; only that label is skipped."""
+    USER_REMOVED = "USER_REMOVED"
+    """The User was removed while the push ran; nothing was written for them (R14)."""
 
 
 def _blank(value: object) -> bool:
@@ -422,6 +424,8 @@ class PushCounts:
     deselected: int = field(default=0, validator=v.count)
     no_mailbox: int = field(default=0, validator=v.count)
     label_missing: int = field(default=0, validator=v.count)
+    user_removed: int = field(default=0, validator=v.count)
+    """Roster Users removed from the directory before the push reached them (R14)."""
 
     def __add__(self, other: PushCounts) -> PushCounts:
         if not isinstance(other, PushCounts):
@@ -432,6 +436,7 @@ class PushCounts:
             deselected=self.deselected + other.deselected,
             no_mailbox=self.no_mailbox + other.no_mailbox,
             label_missing=self.label_missing + other.label_missing,
+            user_removed=self.user_removed + other.user_removed,
         )
 
     @property
@@ -442,13 +447,14 @@ class PushCounts:
     @property
     def skipped(self) -> int:
         """Skips in all, whatever the reason."""
-        return self.no_mailbox + self.label_missing
+        return self.no_mailbox + self.label_missing + self.user_removed
 
     def skipped_by_reason(self) -> Mapping[SkipReason, int]:
         """Skips counted per reason (B2)."""
         return {
             SkipReason.NO_MAILBOX: self.no_mailbox,
             SkipReason.LABEL_MISSING: self.label_missing,
+            SkipReason.USER_REMOVED: self.user_removed,
         }
 
 

@@ -68,6 +68,7 @@ class PushReport:
             f"{job.processed}/{job.total} Users, {c.users_changed} changed "
             f"(+{c.selected} selected, -{c.deselected} deselected), "
             f"skipped: {c.no_mailbox} no mailbox, {c.label_missing} label missing"
+            + (f", {c.user_removed} removed while it ran" if c.user_removed else "")
         )
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import groupby, islice
 
 from attrs import frozen
 
+from labelsync import directory
 from labelsync import push as _push
+from labelsync.directory import DirectoryReport
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
@@ -83,10 +85,126 @@ class LabelSync:
         if not isinstance(user, User):
             raise InvalidInput("user", user, "is not a User")
         settings = self.store.settings(tenant_id)
-        if settings.onboard_new_users and settings.last_push is not None:
-            user = apply_rows((user,), settings.last_push.defaults)[0][0]
+        user = directory.onboarded(
+            user, directory.onboarding(settings.onboard_new_users, settings.last_push)
+        )
         self.store.add_user(tenant_id, user)
         return user
+
+    # -- the directory (R13, R14) --------------------------------------------------
+
+    def _directory_actor(self, tenant_id: str, actor_id: str | None) -> None:
+        # A directory call is the host's own, trusted call; made on a person's
+        # behalf (actor_id given), that person must be an admin of the tenant.
+        if actor_id is None:
+            self.store.settings(tenant_id)  # UnknownTenant before anything else
+        else:
+            self._admin(tenant_id, actor_id)
+
+    def update_user(self, tenant_id: str, user: User, *, actor_id: str | None = None) -> User:
+        """Take the host-owned fields of a stored User from `user` (R13); return it as stored.
+
+        Email, permissions, the mailbox and its labels (connect, disconnect,
+        refresh) come from `user`; its `synced` and `version` are ignored: the
+        selection stays labelsync's (`labelsync.directory.kept_selection`) and
+        the version moves on, so a writer that read the old User notices (R12).
+        Nothing is written when no host-owned field differs. The host's call;
+        with `actor_id`, that actor must be an admin of the tenant.
+        """
+        if not isinstance(user, User):
+            raise InvalidInput("user", user, "is not a User")
+        self._directory_actor(tenant_id, actor_id)
+        while True:
+            current = self.store.get_user(tenant_id, user.id)
+            new = directory.updated(current, user)
+            if new is current or not self.store.save_users(tenant_id, [(new, current.version)]):
+                if new is not current:
+                    _log.info("User %s of tenant %s updated from the directory", user.id, tenant_id)
+                return new
+            # A push or the User's own edit landed in between: apply the host's
+            # fields again on top of what they wrote, which stays theirs.
+
+    def remove_user(self, tenant_id: str, user_id: str, *, actor_id: str | None = None) -> None:
+        """Remove a User (R13); `UnknownUser` if there is none.
+
+        A push running now skips them with `SkipReason.USER_REMOVED` (R14). The
+        id may be added again later, as a new User outside that push's roster.
+        The host's call; with `actor_id`, that actor must be an admin of the tenant.
+        """
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise InvalidInput("user_id", user_id, "must be a non-empty string")
+        self._directory_actor(tenant_id, actor_id)
+        if not self.store.remove_users(tenant_id, [user_id]):
+            raise UnknownUser(user_id, tenant_id)
+        _log.info("User %s of tenant %s removed from the directory", user_id, tenant_id)
+
+    def sync_directory(
+        self,
+        tenant_id: str,
+        users: Iterable[User],
+        remove_missing: bool = False,
+        *,
+        actor_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[DirectoryReport], object] | None = None,
+    ) -> DirectoryReport:
+        """Bring the stored tenant in step with the host's whole roster `users` (R13).
+
+        Runs `labelsync.directory.reconcile` batch by batch over the stored
+        Users: new ids are added (onboarded exactly as `add_user` does, B4),
+        stored ones take the host-owned fields (`update_user`), equal ones are
+        unchanged; with `remove_missing`, stored Users absent from `users` are
+        removed (R14). The roster is checked whole first (every item a User, no
+        id twice), so bad input writes nothing. Each batch commits on its own
+        and the reconcile goes by id, so calling again with the same roster
+        after an interruption converges to the state an uninterrupted call
+        leaves. `progress(report)` gets the report so far after each batch.
+        """
+        _push.check_batch_size(batch_size)
+        directory.check_flag("remove_missing", remove_missing)
+        roster = directory.check_roster(users)
+        self._directory_actor(tenant_id, actor_id)
+        report = DirectoryReport()
+        for start in range(0, len(roster), batch_size):
+            done = self._sync_batch(tenant_id, roster[start : start + batch_size])
+            report += done
+            if progress is not None:
+                progress(report)
+        if remove_missing:
+            listed = {user.id for user in roster}
+            missing = [i for i in self.store.user_ids(tenant_id) if i not in listed]
+            for start in range(0, len(missing), batch_size):
+                removed = self.store.remove_users(tenant_id, missing[start : start + batch_size])
+                report += DirectoryReport(removed=removed)
+                if progress is not None:
+                    progress(report)
+        _log.info("directory sync of tenant %s: %s", tenant_id, report)
+        return report
+
+    def _sync_batch(self, tenant_id: str, users: list[User]) -> DirectoryReport:
+        """Reconcile one batch of the host's roster; Users written meanwhile are read again."""
+        settings = self.store.settings(tenant_id)
+        onboard_with = directory.onboarding(settings.onboard_new_users, settings.last_push)
+        stored = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in users])}
+        batch = directory.plan_batch(stored, users, onboard_with=onboard_with)
+        if batch.adds:
+            self.store.add_users(tenant_id, batch.adds)
+        report = DirectoryReport(added=batch.added, unchanged=batch.unchanged)
+        writes = batch.writes
+        while writes:
+            conflicts = set(self.store.save_users(tenant_id, writes))
+            report += DirectoryReport(updated=[u.id for u, _ in writes if u.id not in conflicts])
+            if not conflicts:
+                break
+            # A push or a User's edit wrote these in between: reconcile them again.
+            again = [u for u in users if u.id in conflicts]
+            current = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in again])}
+            retry = directory.plan_batch(current, again, onboard_with=onboard_with)
+            if retry.adds:  # removed meanwhile: the host lists them, so they come back
+                self.store.add_users(tenant_id, retry.adds)
+            report += DirectoryReport(added=retry.added, unchanged=retry.unchanged)
+            writes = retry.writes
+        return report
 
     def set_selection(self, tenant_id: str, user_id: str, synced: LabelSet) -> User:
         """A User edits their own Email tab: `synced` becomes their selection (R12 keeps it).

@@ -16,6 +16,8 @@ __all__ = [
     "HotState",
     "check_distinct",
     "check_limit",
+    "check_new_users",
+    "check_user_ids",
     "hot_state",
     "label_from_row",
     "label_row",
@@ -94,6 +96,28 @@ def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
         if user.id in seen:
             raise InvalidInput(f"{what}[{index}].id", user.id, "is written twice in one call")
         seen.add(user.id)
+
+
+def check_new_users(what: str, users: Sequence[object]) -> None:
+    """Refuse anything but Users with distinct ids (`InvalidInput` naming ``what[i]``)."""
+    seen: set[str] = set()
+    for index, user in enumerate(users):
+        if not isinstance(user, User):
+            raise InvalidInput(f"{what}[{index}]", user, "is not a User")
+        if user.id in seen:
+            raise InvalidInput(f"{what}[{index}].id", user.id, "is added twice in one call")
+        seen.add(user.id)
+
+
+def check_user_ids(what: str, user_ids: object) -> list[str]:
+    """`user_ids` as a list without repeats, refused (`InvalidInput`) unless a collection of strings."""
+    if isinstance(user_ids, str | bytes) or not isinstance(user_ids, Iterable):
+        raise InvalidInput(what, user_ids, "must be a collection of user ids, not one string")
+    ids = list(dict.fromkeys(user_ids))
+    for index, user_id in enumerate(ids):
+        if not isinstance(user_id, str):
+            raise InvalidInput(f"{what}[{index}]", user_id, "is not a user id")
+    return ids
 
 
 def check_limit(limit: object) -> int:

@@ -37,6 +37,8 @@ from labelsync import jobs
 from labelsync.adapters._records import (
     check_distinct,
     check_limit,
+    check_new_users,
+    check_user_ids,
     hot_state,
     label_from_row,
     label_row,
@@ -215,6 +217,18 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.users DROP COLUMN version;
     ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
     """,
+    # Version 3: the directory (R13, R14). A roster User removed before the running push
+    # reached them stays in `removed_users` for that push to skip; jobs count those skips.
+    """
+    ALTER TABLE {s}.jobs ADD COLUMN user_removed bigint NOT NULL DEFAULT 0;
+    CREATE TABLE {s}.removed_users (
+        tenant_id text NOT NULL,
+        position bigint NOT NULL,
+        id text NOT NULL,
+        job_id text NOT NULL,
+        PRIMARY KEY (tenant_id, position)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -250,7 +264,7 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by"
+    "label_missing, finished_at, superseded_by, user_removed"
 )
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
 # once, so no per-value conversion runs in Python. A mailbox's labels travel as
@@ -309,6 +323,10 @@ _RUN_BATCH = """
         FROM (SELECT position, 0 AS rank, id, NULL::text AS label, 'NO_MAILBOX' AS reason
               FROM b WHERE no_mailbox
               UNION ALL
+              SELECT position, 0, id, NULL, 'USER_REMOVED' FROM {s}.removed_users
+              WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+                AND job_id = %(job)s
+              UNION ALL
               SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
               FROM b WHERE NOT no_mailbox AND inbox_id IS NULL
               UNION ALL
@@ -328,6 +346,26 @@ _RUN_BATCH = """
            count(*) FILTER (WHERE NOT no_mailbox AND inbox_id IS NULL),
            count(*) FILTER (WHERE NOT no_mailbox AND sent_id IS NULL)
     FROM b
+"""
+# Roster Users removed since the job started (R14). Read after the batch's live rows are
+# locked: a removal of one of those waits for the batch, and one committed before the
+# lock has its row in `removed_users` visible to these later statements.
+_REMOVED_AHEAD = """
+    SELECT count(*) FROM {s}.removed_users
+    WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+      AND job_id = %(job)s
+"""
+_ENTRIES_END = """
+    SELECT max(position), sum(removed)::bigint FROM (
+        SELECT position, removed FROM (
+            SELECT position, 0 AS removed FROM {s}.user_state
+            WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+            UNION ALL
+            SELECT position, 1 FROM {s}.removed_users
+            WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+              AND job_id = %(job)s
+        ) AS e ORDER BY position LIMIT %(limit)s
+    ) AS f
 """
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
@@ -444,7 +482,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by = row[16:18]
+    finished_at, superseded_by, user_removed = row[16:19]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -462,6 +500,7 @@ def _job_from_row(row: Row) -> PushJob:
             deselected=deselected,
             no_mailbox=no_mailbox,
             label_missing=missing,
+            user_removed=user_removed,
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
@@ -720,14 +759,27 @@ class PostgresStore:
         counts; None when there were none.
         """
         s = self._s
-        cur.execute(
-            _LOCK_BATCH.replace("{s}", s),
-            {"t": job.tenant_id, "after": after, "end": end, "limit": limit},
-        )
+        where = {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit}
+        cur.execute(_LOCK_BATCH.replace("{s}", s), where)
         row = cur.fetchone()
         assert row is not None
         size, last = row
-        if not size:
+        removed = 0
+        cur.execute(_REMOVED_AHEAD.replace("{s}", s), where)
+        if _one(cur):
+            # The batch ends where its first `limit` live or removed entries end; its
+            # live rows are among those just locked.
+            cur.execute(_ENTRIES_END.replace("{s}", s), where)
+            ended = cur.fetchone()
+            assert ended is not None
+            last, removed = ended
+            cur.execute(
+                f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
+                f"AND position > %(after)s AND position <= %(last)s",
+                {**where, "last": last},
+            )
+            size = _one(cur)
+        if not size and not removed:
             return None
         plan = jobs.plan(job.defaults)
         inbox, sent = plan.checked
@@ -751,8 +803,9 @@ class PostgresStore:
             flips=(flips_inbox, flips_sent),
             no_mailbox=no_mailbox,
             missing=(miss_inbox, miss_sent),
+            removed=removed,
         )
-        return size, last, counts
+        return size + removed, last, counts
 
     def _save_job(self, cur: psycopg.Cursor[Row], job: PushJob) -> None:
         """Persist what `labelsync.jobs` made of a stored job."""
@@ -760,7 +813,8 @@ class PostgresStore:
         cur.execute(
             f"UPDATE {self._s}.jobs SET status = %s, finished_at = %s, processed = %s, "
             f"checkpoint = %s, users_changed = %s, selected = %s, deselected = %s, "
-            f"no_mailbox = %s, label_missing = %s, superseded_by = %s WHERE id = %s",
+            f"no_mailbox = %s, label_missing = %s, superseded_by = %s, user_removed = %s "
+            f"WHERE id = %s",
             (
                 job.status.value,
                 job.finished_at,
@@ -772,6 +826,7 @@ class PostgresStore:
                 c.no_mailbox,
                 c.label_missing,
                 job.superseded_by,
+                c.user_removed,
                 job.id,
             ),
         )
@@ -913,6 +968,83 @@ class PostgresStore:
             self._update_users(cur, tenant_id, [u for u, _ in writes if u.id not in rejected])
             return conflicts
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        users = list(users)
+        check_new_users("users", users)
+        with self._tx() as cur:
+            # A share lock, as add_user: new Users and a roster cut (R6) never interleave.
+            self._lock_tenant(cur, tenant_id, "FOR SHARE")
+            cur.execute(
+                f"SELECT id FROM {self._s}.users WHERE tenant_id = %s "
+                f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                (tenant_id, _json([user.id for user in users])),
+            )
+            taken = {row[0] for row in cur.fetchall()}
+            for index, user in enumerate(users):
+                if user.id in taken:
+                    raise AlreadyExists(
+                        f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
+                    )
+            self._insert_users(cur, tenant_id, users)
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        wanted = check_user_ids("user_ids", user_ids)
+        s = self._s
+        with self._tx() as cur:
+            # A share lock: a push cannot start (and cut its roster) meanwhile.
+            current = self._lock_tenant(cur, tenant_id, "FOR SHARE")[4]
+            # Roster order, as a batch locks its range; a batch holding one of these
+            # commits first, and the job read below sees how far it got.
+            cur.execute(
+                f"SELECT id, position FROM {s}.user_state WHERE tenant_id = %s "
+                f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s))) ORDER BY position "
+                f"FOR UPDATE",
+                (tenant_id, _json(wanted)),
+            )
+            found = dict(cast(list[tuple[str, int]], cur.fetchall()))
+            if not found:
+                return ()
+            ids = _json(list(found))
+            for table in ("user_state", "users"):
+                cur.execute(
+                    f"DELETE FROM {s}.{table} WHERE tenant_id = %s "
+                    f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                    (tenant_id, ids),
+                )
+            job = None if current is None else self._job(cur, current)
+            if job is not None and not job.finished:
+                cur.executemany(
+                    f"INSERT INTO {s}.removed_users (tenant_id, position, id, job_id) "
+                    f"VALUES (%s, %s, %s, %s)",
+                    [
+                        (tenant_id, position, user_id, job.id)
+                        for user_id, position in found.items()
+                        if job.cursor < position <= job.roster_end
+                    ],
+                )
+            return tuple(i for i in wanted if i in found)
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+        return self._id_pages(tenant_id)
+
+    def _id_pages(self, tenant_id: str) -> Iterator[str]:
+        after = 0
+        while True:
+            with self._tx() as cur:
+                cur.execute(
+                    f"SELECT position, id FROM {self._s}.user_state WHERE tenant_id = %s "
+                    f"AND position > %s ORDER BY position LIMIT %s",
+                    (tenant_id, after, _INSERT_CHUNK),
+                )
+                rows = cur.fetchall()
+            for _, user_id in rows:
+                yield user_id
+            if len(rows) < _INSERT_CHUNK:
+                return
+            after = rows[-1][0]
+
     # -- push jobs --------------------------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:
@@ -942,7 +1074,7 @@ class PostgresStore:
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -962,8 +1094,11 @@ class PostgresStore:
                     c.label_missing,
                     stored.finished_at,
                     stored.superseded_by,
+                    c.user_removed,
                 ),
             )
+            # Removed Users were kept only for the jobs superseded above.
+            cur.execute(f"DELETE FROM {s}.removed_users WHERE tenant_id = %s", (job.tenant_id,))
             cur.execute(
                 f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
                 f"defaults_sent = %s WHERE id = %s",
@@ -1031,6 +1166,7 @@ class PostgresStore:
                 f"UPDATE {s}.tenants SET last_push = %s WHERE id = %s",
                 (_jsonb(record_doc(done.record())), job.tenant_id),
             )
+            cur.execute(f"DELETE FROM {s}.removed_users WHERE job_id = %s", (job_id,))
             return done
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:
@@ -1099,8 +1235,11 @@ class PostgresStore:
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {s}.user_state WHERE tenant_id = %(tenant)s "
-                        f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
+                        f"FROM (SELECT position FROM {s}.user_state WHERE tenant_id = %(tenant)s "
+                        f"AND position > %(after)s AND position <= %(end)s UNION ALL "
+                        f"SELECT position FROM {s}.removed_users WHERE tenant_id = %(tenant)s "
+                        f"AND job_id = %(job)s AND position > %(after)s "
+                        f"AND position <= %(end)s) AS e) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
                             "job": job_id,

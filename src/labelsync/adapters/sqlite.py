@@ -32,6 +32,8 @@ from labelsync import jobs
 from labelsync.adapters._records import (
     check_distinct,
     check_limit,
+    check_new_users,
+    check_user_ids,
     hot_state,
     label_from_row,
     label_row,
@@ -222,9 +224,62 @@ _V2: Final = (
     "ALTER TABLE users RENAME COLUMN synced TO other_synced",
 )
 
+# Version 3: the directory (R13, R14). Users can be removed: a push's changes and skips
+# keep naming a removed User (their tables are rebuilt without the foreign key to
+# `users`), a roster User removed before the running push reached them is kept in
+# `removed_users` for that push to skip, and jobs count those skips.
+_HISTORY_WITHOUT_USER_KEYS: Final = tuple(
+    step
+    for table, columns, index in (
+        (
+            "job_changes",
+            """seq           INTEGER PRIMARY KEY,
+               job_id        TEXT NOT NULL REFERENCES jobs (id),
+               tenant_id     TEXT NOT NULL,
+               user_id       TEXT NOT NULL,
+               label         TEXT NOT NULL,
+               label_id      TEXT NOT NULL,
+               selected      INTEGER NOT NULL CHECK (selected IN (0, 1)),
+               version_after INTEGER NOT NULL""",
+            "seq, job_id, tenant_id, user_id, label, label_id, selected, version_after",
+        ),
+        (
+            "job_skips",
+            """seq       INTEGER PRIMARY KEY,
+               job_id    TEXT NOT NULL REFERENCES jobs (id),
+               tenant_id TEXT NOT NULL,
+               user_id   TEXT NOT NULL,
+               label     TEXT,
+               reason    TEXT NOT NULL""",
+            "seq, job_id, tenant_id, user_id, label, reason",
+        ),
+    )
+    for step in (
+        f"CREATE TABLE {table}_v3 ({columns})",
+        f"INSERT INTO {table}_v3 ({index}) SELECT {index} FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v3 RENAME TO {table}",
+        f"CREATE INDEX {table}_by_job ON {table} (job_id, seq)",
+    )
+)
+
+_V3: Final = (
+    *_HISTORY_WITHOUT_USER_KEYS,
+    "ALTER TABLE jobs ADD COLUMN user_removed INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE removed_users (
+        tenant_id TEXT NOT NULL REFERENCES tenants (id),
+        position  INTEGER NOT NULL,        -- the removed User's roster position
+        id        TEXT NOT NULL,
+        job_id    TEXT NOT NULL REFERENCES jobs (id),  -- the unfinished push that skips it
+        PRIMARY KEY (tenant_id, position)
+    ) WITHOUT ROWID
+    """,
+)
+
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -310,12 +365,35 @@ _BATCH_SKIPS: Final = f"""
         SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
         FROM user_state WHERE {_BATCH} AND NOT has_mailbox
         UNION ALL
+        SELECT position, 0, id, NULL, 'USER_REMOVED'
+        FROM removed_users WHERE {_BATCH} AND job_id = :job
+        UNION ALL
         SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
         FROM user_state WHERE {_BATCH} AND has_mailbox AND inbox_id IS NULL
         UNION ALL
         SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
         FROM user_state WHERE {_BATCH} AND has_mailbox AND sent_id IS NULL
     ) ORDER BY position, rank
+"""
+
+# Roster Users removed since the job started (R14), kept for it in `removed_users`. Only
+# when the batch's stretch of the roster has some does the batch end where the
+# first :limit entries of both tables end, not of `user_state` alone.
+_REMOVED_AHEAD: Final = """
+    SELECT count(*) FROM removed_users
+    WHERE tenant_id = :t AND position > :after AND position <= :end AND job_id = :job
+"""
+
+_ENTRIES_END: Final = """
+    SELECT max(position), sum(removed) FROM (
+        SELECT position, removed FROM (
+            SELECT position, 0 AS removed FROM user_state
+            WHERE tenant_id = :t AND position > :after AND position <= :end
+            UNION ALL
+            SELECT position, 1 FROM removed_users
+            WHERE tenant_id = :t AND position > :after AND position <= :end AND job_id = :job
+        ) ORDER BY position LIMIT :limit
+    )
 """
 
 # Only the flags and the version change (R5): cold columns are never read or written.
@@ -332,7 +410,7 @@ _JOB_KEY: Final = ("id", "tenant_id")
 _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
-    "no_mailbox", "label_missing", "superseded_by",
+    "no_mailbox", "label_missing", "superseded_by", "user_removed",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -514,6 +592,7 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         counts.no_mailbox,
         counts.label_missing,
         job.superseded_by,
+        counts.user_removed,
     )
 
 
@@ -536,6 +615,7 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
             deselected=row["deselected"],
             no_mailbox=row["no_mailbox"],
             label_missing=row["label_missing"],
+            user_removed=row["user_removed"],
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
@@ -916,6 +996,74 @@ class SqliteStore:
                 _compare_and_set(conn, tenant_id, rest)
             return conflicts
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        """Store new Users at the end of the roster, in order, all or none (`AlreadyExists`)."""
+        users = list(users)
+        check_new_users("users", users)
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            taken = _versions(conn, tenant_id, [user.id for user in users])
+            for index, user in enumerate(users):
+                if user.id in taken:
+                    raise AlreadyExists(
+                        f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
+                    )
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
+                (tenant_id,),
+            ).fetchone()
+            _insert_users(conn, tenant_id, list(enumerate(users, start=last + 1)))
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        """Remove the Users with these ids; a running push skips them (R14). Returns those removed."""
+        wanted = check_user_ids("user_ids", user_ids)
+        with self._writing() as conn:
+            current = self._tenant_row(conn, tenant_id)["current_job_id"]
+            job = None if current is None else self._job(conn, current)
+            found: dict[str, int] = {}
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                where = f"tenant_id = ? AND id IN ({marks})"
+                rows = conn.execute(
+                    f"SELECT id, position FROM user_state WHERE {where}", (tenant_id, *chunk)
+                )
+                found.update((row["id"], row["position"]) for row in rows)
+                # The hot row first: it refers to the cold one.
+                conn.execute(f"DELETE FROM user_state WHERE {where}", (tenant_id, *chunk))
+                conn.execute(f"DELETE FROM users WHERE {where}", (tenant_id, *chunk))
+            if job is not None and not job.finished:
+                conn.executemany(
+                    "INSERT INTO removed_users (tenant_id, position, id, job_id) VALUES (?, ?, ?, ?)",
+                    (
+                        (tenant_id, position, user_id, job.id)
+                        for user_id, position in found.items()
+                        if job.cursor < position <= job.roster_end
+                    ),
+                )
+            return tuple(i for i in wanted if i in found)
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        """The ids of the tenant's Users in roster order, streamed page by page."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+        return self._id_pages(tenant_id)
+
+    def _id_pages(self, tenant_id: str) -> Iterator[str]:
+        after = 0
+        while True:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    "SELECT position, id FROM user_state WHERE tenant_id = ? AND position > ?"
+                    " ORDER BY position LIMIT ?",
+                    (tenant_id, after, _PAGE),
+                ).fetchall()
+            for row in rows:
+                yield row["id"]
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1]["position"]
+
     # -- push jobs ----------------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:
@@ -944,6 +1092,8 @@ class SqliteStore:
             ).fetchone()
             stored = jobs.started(job, total=total, roster_end=roster_end)
             conn.execute(_INSERT_JOB, _job_params(stored))
+            # Removed Users were kept only for the jobs superseded above.
+            conn.execute("DELETE FROM removed_users WHERE tenant_id = ?", (job.tenant_id,))
             conn.execute(
                 "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
                 " WHERE id = ?",
@@ -990,9 +1140,16 @@ class SqliteStore:
                 "i": inbox,
                 "s": sent,
             }
+            removed = 0
+            if conn.execute(_REMOVED_AHEAD, params).fetchone()[0]:
+                # The batch's entries end at the last of its first `limit` live or removed
+                # Users; at most `limit` live Users are in that stretch.
+                params["end"], removed = conn.execute(_ENTRIES_END, params).fetchone()
             size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
                 conn.execute(_BATCH_RANGE, params).fetchone()
             )
+            if removed:
+                size, last = size + removed, params["end"]
             if not size:
                 return job
             params["last"] = last
@@ -1000,13 +1157,14 @@ class SqliteStore:
                 # Changes first: they record each User's version + 1, before the update.
                 conn.execute(_BATCH_CHANGES, params)
                 conn.execute(_BATCH_USERS, params)
-            if no_mailbox or miss_inbox or miss_sent:
+            if no_mailbox or miss_inbox or miss_sent or removed:
                 conn.execute(_BATCH_SKIPS, params)
             counts = plan.counts(
-                users_changed=changed,
-                flips=(flips_inbox, flips_sent),
-                no_mailbox=no_mailbox,
-                missing=(miss_inbox, miss_sent),
+                users_changed=changed or 0,
+                flips=(flips_inbox or 0, flips_sent or 0),
+                no_mailbox=no_mailbox or 0,
+                missing=(miss_inbox or 0, miss_sent or 0),
+                removed=removed,
             )
             stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
             self._save_job(conn, stored)
@@ -1028,6 +1186,7 @@ class SqliteStore:
                 "UPDATE tenants SET last_push = ? WHERE id = ?",
                 (_json(record_doc(stored.record())), job.tenant_id),
             )
+            conn.execute("DELETE FROM removed_users WHERE job_id = ?", (job.id,))
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:
