@@ -94,7 +94,9 @@ def updated(current: User, host: User) -> User:
     _check_user("current", current)
     _check_user("user", host)
     if host.id != current.id:
-        raise InvalidInput("user.id", host.id, f"is not the id of the User updated ({current.id!r})")
+        raise InvalidInput(
+            "user.id", host.id, f"is not the id of the User updated ({current.id!r})"
+        )
     if host_fields(host) == host_fields(current):
         return current
     return attrs.evolve(
@@ -315,4 +317,3 @@ def reconcile(
     if not report.changed:
         return tenant, report
     return attrs.evolve(tenant, users=(*kept, *batch.adds)), report
-

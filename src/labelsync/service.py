@@ -16,8 +16,8 @@ from attrs import frozen
 
 from labelsync import directory
 from labelsync import push as _push
-from labelsync.directory import DirectoryReport
 from labelsync.changes import Changes
+from labelsync.directory import DirectoryReport
 from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User

@@ -110,7 +110,7 @@ def check_new_users(what: str, users: Sequence[object]) -> None:
 
 
 def check_user_ids(what: str, user_ids: object) -> list[str]:
-    """`user_ids` as a list without repeats, refused (`InvalidInput`) unless a collection of strings."""
+    """`user_ids` as a list without repeats; `InvalidInput` unless a collection of strings."""
     if isinstance(user_ids, str | bytes) or not isinstance(user_ids, Iterable):
         raise InvalidInput(what, user_ids, "must be a collection of user ids, not one string")
     ids = list(dict.fromkeys(user_ids))

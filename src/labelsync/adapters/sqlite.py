@@ -707,6 +707,22 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
+def _last_position(conn: sqlite3.Connection, tenant_id: str) -> int:
+    """The roster position a new User of the tenant must come after.
+
+    The last stored User's, or the end of the current push's roster if that is
+    later (its last Users were removed): a User added later is never in that
+    roster (R6), even with the id of a removed one (R14).
+    """
+    (last,) = conn.execute(
+        "SELECT max(COALESCE((SELECT MAX(position) FROM user_state WHERE tenant_id = :t), 0),"
+        " COALESCE((SELECT j.roster_end FROM tenants AS t JOIN jobs AS j"
+        " ON j.id = t.current_job_id WHERE t.id = :t), 0))",
+        {"t": tenant_id},
+    ).fetchone()
+    return int(last)
+
+
 def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str]) -> dict[str, int]:
     """The stored version of each of `user_ids` that the tenant has."""
     versions: dict[str, int] = {}
@@ -939,11 +955,7 @@ class SqliteStore:
                 raise AlreadyExists(
                     "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
                 )
-            (last,) = conn.execute(
-                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (tenant_id,),
-            ).fetchone()
-            _insert_users(conn, tenant_id, [(last + 1, user)])
+            _insert_users(conn, tenant_id, [(_last_position(conn, tenant_id) + 1, user)])
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         """One stored User; `UnknownUser` if the tenant has none with that id."""
@@ -1008,14 +1020,11 @@ class SqliteStore:
                     raise AlreadyExists(
                         f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
                     )
-            (last,) = conn.execute(
-                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (tenant_id,),
-            ).fetchone()
+            last = _last_position(conn, tenant_id)
             _insert_users(conn, tenant_id, list(enumerate(users, start=last + 1)))
 
     def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
-        """Remove the Users with these ids; a running push skips them (R14). Returns those removed."""
+        """Remove the Users with these ids (a running push skips them, R14); return those removed."""
         wanted = check_user_ids("user_ids", user_ids)
         with self._writing() as conn:
             current = self._tenant_row(conn, tenant_id)["current_job_id"]
@@ -1034,7 +1043,8 @@ class SqliteStore:
                 conn.execute(f"DELETE FROM users WHERE {where}", (tenant_id, *chunk))
             if job is not None and not job.finished:
                 conn.executemany(
-                    "INSERT INTO removed_users (tenant_id, position, id, job_id) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO removed_users (tenant_id, position, id, job_id)"
+                    " VALUES (?, ?, ?, ?)",
                     (
                         (tenant_id, position, user_id, job.id)
                         for user_id, position in found.items()

@@ -71,8 +71,9 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
+from labelsync.testing.directory_conformance import DirectoryContract
 
-__all__ = ["StoreContract", "commit_all", "run_next"]
+__all__ = ["DirectoryContract", "StoreContract", "commit_all", "run_next"]
 
 # -- values the tests build on ----------------------------------------------------
 
@@ -256,8 +257,10 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract:
+class StoreContract(DirectoryContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
+
+    It includes `DirectoryContract` (adding and removing Users, R13, R14).
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
     test and close it afterwards. See the module docstring for an example.
