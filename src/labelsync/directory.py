@@ -165,8 +165,8 @@ def check_flag(name: str, value: object) -> bool:
 
 
 def check_roster(users: Iterable[User]) -> list[User]:
-    """The host's roster as a list, refused (`InvalidInput` naming ``users[i]``) unless every
-    item is a User and no id appears twice: which of two should win is not for labelsync to guess."""
+    """The host's roster as a list; `InvalidInput` naming ``users[i]`` unless every item is a
+    User and no id appears twice (which of two should win is not labelsync's to guess)."""
     if isinstance(users, str | bytes | Mapping) or not isinstance(users, Iterable):
         raise InvalidInput("users", users, "must be a collection of Users")
     roster = users if isinstance(users, list) else list(users)

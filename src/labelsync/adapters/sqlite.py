@@ -1024,7 +1024,7 @@ class SqliteStore:
             _insert_users(conn, tenant_id, list(enumerate(users, start=last + 1)))
 
     def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
-        """Remove the Users with these ids (a running push skips them, R14); return those removed."""
+        """Remove the Users with these ids (a running push skips them, R14); return those gone."""
         wanted = check_user_ids("user_ids", user_ids)
         with self._writing() as conn:
             current = self._tenant_row(conn, tenant_id)["current_job_id"]

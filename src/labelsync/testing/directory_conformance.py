@@ -308,18 +308,19 @@ class DirectoryContract:
             done = 0
             while not job.roster_done:
                 alive = [i for i in roster[done:] if i not in gone]
-                removing = (
-                    data.draw(st.lists(st.sampled_from(alive), unique=True, max_size=2))
-                    if alive
-                    else []
-                )
+                removing: list[str] = []
+                if alive:
+                    removing = data.draw(st.lists(st.sampled_from(alive), unique=True, max_size=2))
                 store.remove_users(tenant.id, removing)
                 gone.update(removing)
                 again = data.draw(st.sampled_from(sorted(gone))) if gone else None
-                if again is not None and data.draw(st.booleans()):
-                    # Back as a new User: outside this push's roster (R6).
-                    if again not in {u.id for u in store.get_users(tenant.id, [again])}:
-                        store.add_user(tenant.id, _member(again))
+                # Back as a new User, outside this push's roster (R6), unless back already.
+                if (
+                    again is not None
+                    and data.draw(st.booleans())
+                    and not store.get_users(tenant.id, [again])
+                ):
+                    store.add_user(tenant.id, _member(again))
                 window = roster[done : done + limit]
                 stored = {u.id: u for u in store.get_users(tenant.id, window)}
                 entries: Sequence[User | jobs.Removed] = [
