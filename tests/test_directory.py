@@ -12,7 +12,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-from postgres_fixtures import fresh_schema, postgres_dsn
 
 from labelsync import (
     Defaults,
@@ -38,6 +37,7 @@ from labelsync.directory import DirectoryReport
 from labelsync.exceptions import UnknownTenant, UnknownUser
 from labelsync.ports import Store
 from labelsync.providers import gmail_label
+from postgres_fixtures import fresh_schema, postgres_dsn
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)

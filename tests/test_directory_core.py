@@ -1,4 +1,4 @@
-"""The pure directory functions (labelsync.directory): each change, and `reconcile` as laws (R13)."""
+"""The pure directory functions (labelsync.directory): each change; `reconcile` as laws (R13)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_updated_with_nothing_new_is_the_same_user() -> None:
 
 
 def test_updated_refuses_another_users_id() -> None:
-    with pytest.raises(InvalidInput, match="user.id: 'bo'"):
+    with pytest.raises(InvalidInput, match=r"user\.id: 'bo'"):
         updated(ana(), attrs.evolve(ana(), id="bo"))
 
 
@@ -106,7 +106,7 @@ def test_a_refresh_drops_only_the_selected_ids_of_labels_the_provider_deleted() 
 
 
 def test_a_refresh_of_a_user_without_a_mailbox_is_refused() -> None:
-    with pytest.raises(InvalidInput, match="user.mailbox"):
+    with pytest.raises(InvalidInput, match=r"user\.mailbox"):
         refresh_labels(attrs.evolve(ana(), mailbox=None), [INBOX])
 
 

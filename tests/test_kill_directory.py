@@ -1,4 +1,4 @@
-"""A directory sync killed with SIGKILL mid-run, run again in a new process, ends like one uninterrupted run.
+"""A directory sync killed with SIGKILL, run again in a new process, ends as an uninterrupted one.
 
 A SQLite file of 50,000 Users (a push done, onboarding on) is copied; one copy
 is synced with the host's roster in-process without interruption, the other by
@@ -95,7 +95,8 @@ _names: dict[str, object] = {}
 exec(ROSTER, _names)
 stored_user = _names["stored_user"]
 host_roster = _names["host_roster"]
-assert callable(stored_user) and callable(host_roster)
+assert callable(stored_user)
+assert callable(host_roster)
 
 ADMIN = User(id="admin", email="admin@acme.io", permissions=frozenset({Permission.ADMIN_ACCESS}))
 
@@ -205,15 +206,16 @@ def test_a_sync_killed_mid_run_converges_when_run_again(
     added, updated, removed, _ = kill_after(
         path, random.Random(1).randint(5, 40), tmp_path / "w.log"
     )
-    assert added + updated > 0 and removed == 0
+    assert added + updated > 0
+    assert 0 == removed
     assert uninterrupted != state(path)
     again = run_to_the_end(path, tmp_path / "again.log")
 
     assert uninterrupted == state(path)
     # Users the killed run already added or updated are unchanged the second time.
-    assert again[0] + added == 2_000 and again[1] + updated == len(
-        [n for n in range(50_000) if n % 13 and (n % 10 == 0 or n % 7 == 0)]
-    )
+    assert 2_000 == again[0] + added
+    changed = [n for n in range(50_000) if n % 13 and (n % 10 == 0 or n % 7 == 0)]
+    assert len(changed) == again[1] + updated
 
 
 def test_a_sync_killed_three_times_even_in_its_removals_converges(

@@ -20,6 +20,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, consumes, multiple, rule, run_state_machine_as_test
+
+from labelsync import JobStatus, LabelSet, Mailbox, Tenant, User
+from labelsync.exceptions import UnknownUser
+from labelsync.ports import Store
+from labelsync.testing import strategies
 from postgres_fixtures import drop_schema, new_schema_name, postgres_dsn
 from test_stateful import (
     ADMIN,
@@ -31,11 +36,6 @@ from test_stateful import (
     SqlitePushMachine,
     system_ids,
 )
-
-from labelsync import JobStatus, LabelSet, Mailbox, Tenant, User
-from labelsync.exceptions import UnknownUser
-from labelsync.ports import Store
-from labelsync.testing import strategies
 
 
 def deleted_ids(old: Mailbox | None, new: Mailbox | None) -> set[str]:
@@ -66,7 +66,7 @@ class DirectoryMachine(PushMachine):
     # -- the model of R14 -----------------------------------------------------------------
 
     def model_batch(self, job: ModelJob, size: int) -> None:
-        """R14: a removed roster entry is one handled, skipped, counted entry; the rest as before."""
+        """R14: a removed roster entry is handled, skipped and counted; the rest as before."""
         removed = self.removed_entries.get(job.id, set())
         end = min(len(job.roster), job.processed + size)
         index = job.processed

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, PushCounts, Tenant
+from labelsync.model import Label, LabelSet, PushCounts, Tenant, User
 
 if TYPE_CHECKING:
     import cattrs
@@ -64,6 +64,7 @@ __all__ = [
     "load",
     "loads",
     "to_dict",
+    "users_from_list",
 ]
 
 SNAPSHOT_FORMAT = 1
@@ -175,6 +176,26 @@ def from_dict(document: object, *, source: str | None = None) -> Tenant:
         return converter.structure(document["tenant"], Tenant)
     except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
         raise InvalidSnapshot(_problems(error, "tenant", None), source=source) from None
+
+
+def users_from_list(document: object, *, source: str | None = None) -> list[User]:
+    """The Users of a host's roster: a JSON list of Users in the snapshot's User format, or
+    ``{"users": [...]}``; `InvalidSnapshot` lists every bad value with its path (``users[3].id``).
+    """
+    converter = _converter()
+    import cattrs
+
+    if isinstance(document, dict) and set(document) == {"users"}:
+        document = document["users"]
+    if not isinstance(document, list):
+        raise InvalidSnapshot(
+            [f'{_ROOT}: {_short.repr(document)} must be a list of Users or {{"users": [...]}}'],
+            source=source,
+        )
+    try:
+        return converter.structure(document, list[User])
+    except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
+        raise InvalidSnapshot(_problems(error, "users", None), source=source) from None
 
 
 def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
