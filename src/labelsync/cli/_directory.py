@@ -103,11 +103,11 @@ def _from_csv(path: Path, text: str) -> list[User]:
             raise _bad(path, f"line {line}: more fields than the header has columns")
         try:
             users += users_from_list([_csv_user(row)], source=str(path))
-        except ValueError as error:
-            raise _bad(path, f"line {line}: {error}") from None
-        except InvalidSnapshot as error:
+        except InvalidSnapshot as error:  # an InvalidInput, hence a ValueError: first
             problems = "; ".join(p.removeprefix("users[0].") for p in error.problems)
             raise _bad(path, f"line {line}: {problems}") from None
+        except ValueError as error:
+            raise _bad(path, f"line {line}: {error}") from None
     return users
 
 
