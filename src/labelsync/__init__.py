@@ -21,6 +21,7 @@ from typing import Any
 
 from labelsync import _display  # noqa: F401  # registers the notebook renderers by type
 from labelsync.changes import Changes, LabelChange, Skip, Summary
+from labelsync.directory import DirectoryReport
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
@@ -62,6 +63,7 @@ __all__ = [
     "AlreadyExists",
     "Changes",
     "Defaults",
+    "DirectoryReport",
     "EmailTab",
     "InvalidInput",
     "JobStatus",

@@ -415,7 +415,7 @@ class Defaults:
         return ", ".join(f"{label.title} {'on' if on else 'off'}" for label, on in self.items())
 
 
-@frozen
+@frozen(repr=False)
 class PushCounts:
     """What a push did, counted: Users changed, labels flipped, skips by reason (R7, R11)."""
 
@@ -426,6 +426,16 @@ class PushCounts:
     label_missing: int = field(default=0, validator=v.count)
     user_removed: int = field(default=0, validator=v.count)
     """Roster Users removed from the directory before the push reached them (R14)."""
+
+    def __repr__(self) -> str:
+        # A count that only some pushes can have is shown when it is not 0, so the
+        # repr of every other push reads as before.
+        shown = (
+            f"{a.name}={getattr(self, a.name)!r}"
+            for a in attrs.fields(PushCounts)
+            if a.name not in _SHOWN_WHEN_SET or getattr(self, a.name)
+        )
+        return f"PushCounts({', '.join(shown)})"
 
     def __add__(self, other: PushCounts) -> PushCounts:
         if not isinstance(other, PushCounts):
@@ -450,12 +460,18 @@ class PushCounts:
         return self.no_mailbox + self.label_missing + self.user_removed
 
     def skipped_by_reason(self) -> Mapping[SkipReason, int]:
-        """Skips counted per reason (B2)."""
-        return {
+        """Skips counted per reason (B2); USER_REMOVED only when the push met a removed User."""
+        counted = {
             SkipReason.NO_MAILBOX: self.no_mailbox,
             SkipReason.LABEL_MISSING: self.label_missing,
-            SkipReason.USER_REMOVED: self.user_removed,
         }
+        if self.user_removed:
+            counted[SkipReason.USER_REMOVED] = self.user_removed
+        return counted
+
+
+_SHOWN_WHEN_SET = frozenset({"user_removed"})
+"""`PushCounts` fields its repr leaves out while they are 0."""
 
 
 @frozen
