@@ -7,7 +7,11 @@ What it keeps, as `SqliteStore` does:
   finished, and stops with `Superseded` otherwise;
 - the checkpoint (cursor, processed, counts) moved in the same transaction, so a
   crash resumes after the last committed batch;
-- one row per label change and per skip, with foreign keys on (to the job and the User);
+- one row per label change and per skip, with foreign keys on (to the job; a
+  change also to the User);
+- a roster User removed while the job runs (R14): each batch first looks for
+  removed Users in its range (one index probe) and, finding some, ends where its
+  first 500 live or removed entries end and writes a USER_REMOVED skip for each;
 - the roster fixed at the start: the job records the last roster position, and
   Users added later are never read;
 - SQLite's durable settings: WAL, ``synchronous = FULL``;
@@ -76,7 +80,14 @@ _SCHEMA = (
         deselected    INTEGER NOT NULL DEFAULT 0,
         no_mailbox    INTEGER NOT NULL DEFAULT 0,
         label_missing INTEGER NOT NULL DEFAULT 0,
+        user_removed  INTEGER NOT NULL DEFAULT 0,
         finished_at   TEXT
+    )""",
+    """
+    CREATE TABLE removed (              -- roster Users removed while their push runs (R14)
+        pos    INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        id     TEXT NOT NULL
     )""",
     """
     CREATE TABLE job_changes (
@@ -93,7 +104,7 @@ _SCHEMA = (
     CREATE TABLE job_skips (
         seq      INTEGER PRIMARY KEY,
         job_id   TEXT NOT NULL REFERENCES jobs (id),
-        user_pos INTEGER NOT NULL REFERENCES users (pos),
+        user_pos INTEGER NOT NULL,      -- a removed User's skip outlives its row
         label    TEXT,
         reason   TEXT NOT NULL
     )""",
@@ -109,6 +120,21 @@ _NEXT_BATCH = """
         ORDER BY pos LIMIT :size
     )
 """
+_REMOVED_AHEAD = "SELECT count(*) FROM removed WHERE job_id = ? AND pos > ? AND pos <= ?"
+_ENTRIES = """
+    SELECT max(pos), count(*), sum(gone) FROM (
+        SELECT pos, gone FROM (
+            SELECT pos, 0 AS gone FROM users
+            WHERE pos > :cursor AND pos <= :roster_end AND +tenant_id = :tenant
+            UNION ALL
+            SELECT pos, 1 FROM removed WHERE job_id = :job AND pos > :cursor AND pos <= :roster_end
+        ) ORDER BY pos LIMIT :size
+    )
+"""
+_REMOVED_SKIPS = (
+    "INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
+    " 'USER_REMOVED' FROM removed WHERE job_id = :job AND pos > :cursor AND pos <= :end"
+)
 _SKIPS = (
     (
         f"INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
@@ -148,7 +174,7 @@ _CHECKPOINT = """
     UPDATE jobs SET status = 'RUNNING', cursor = :end, processed = processed + :batch,
         users_changed = users_changed + :users_changed, selected = selected + :selected,
         deselected = deselected + :deselected, no_mailbox = no_mailbox + :no_mailbox,
-        label_missing = label_missing + :label_missing
+        label_missing = label_missing + :label_missing, user_removed = user_removed + :removed
     WHERE id = :job
 """
 _FENCE = """
@@ -228,15 +254,18 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
         conn.execute("BEGIN IMMEDIATE")
         try:
             tenant_id, cursor, roster_end, inbox, sent = _fence(conn, job_id)
-            end, batch = conn.execute(
-                _NEXT_BATCH,
-                {
-                    "cursor": cursor,
-                    "roster_end": roster_end,
-                    "tenant": tenant_id,
-                    "size": batch_size,
-                },
-            ).fetchone()
+            bounds = {
+                "cursor": cursor,
+                "roster_end": roster_end,
+                "tenant": tenant_id,
+                "size": batch_size,
+                "job": job_id,
+            }
+            removed = 0
+            if conn.execute(_REMOVED_AHEAD, (job_id, cursor, roster_end)).fetchone()[0]:
+                end, batch, removed = conn.execute(_ENTRIES, bounds).fetchone()
+            else:
+                end, batch = conn.execute(_NEXT_BATCH, bounds).fetchone()
             if end is None:
                 _finish(conn, job_id, tenant_id, inbox, sent, finished_at)
                 conn.execute("COMMIT")
@@ -250,6 +279,8 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                 conn.execute(statement, flags).rowcount for statement in _CHANGES
             )
             users_changed = conn.execute(_UPDATE_USERS, flags).rowcount
+            if removed:
+                conn.execute(_REMOVED_SKIPS, where)
             conn.execute(
                 _CHECKPOINT,
                 {
@@ -261,6 +292,7 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                     "deselected": inbox_flips * (not inbox) + sent_flips * (not sent),
                     "no_mailbox": no_mailbox,
                     "label_missing": inbox_missing + sent_missing,
+                    "removed": removed,
                 },
             )
             conn.execute("COMMIT")

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import cast
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,8 @@ print("done", *report.counts().values(), flush=True)
 
 _names: dict[str, object] = {}
 exec(ROSTER, _names)
-stored_user = _names["stored_user"]
-host_roster = _names["host_roster"]
-assert callable(stored_user)
-assert callable(host_roster)
+stored_user = cast(Callable[[int], User], _names["stored_user"])
+host_roster = cast(Callable[[], list[User]], _names["host_roster"])
 
 ADMIN = User(id="admin", email="admin@acme.io", permissions=frozenset({Permission.ADMIN_ACCESS}))
 
@@ -119,7 +118,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tenant]:
     """The file before the sync (a push done, onboarding on) and the uninterrupted outcome."""
     directory = tmp_path_factory.mktemp("kill-directory")
     base = directory / "base.db"
-    make: Callable[[int], User] = stored_user  # type: ignore[assignment]
+    make = stored_user
     with SqliteStore(base) as store:
         svc = service(store)
         svc.create_tenant(Tenant(id=TENANT, name="Acme", users=[ADMIN, *map(make, range(50_000))]))

@@ -152,7 +152,7 @@ class DirectoryContract:
         store.add_tenant(_team("t1", "u1"))
 
         with pytest.raises(InvalidInput):
-            store.remove_users("t1", "u1")  # type: ignore[arg-type]  # the mistake checked
+            store.remove_users("t1", "u1")  # a str is a Sequence[str]: the mistake checked
 
         assert ["u1"] == _ids(store, "t1")
 
