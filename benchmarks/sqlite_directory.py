@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -132,7 +133,7 @@ def _hot(ids: set[str], box: Mailbox | None) -> tuple[object, ...]:
 
 
 def floor_sync(path: Path, roster: Sequence[User], *, remove_missing: bool) -> tuple[int, ...]:
-    """Reconcile the stored tenant with `roster` in raw SQL; (added, updated, removed, unchanged)."""
+    """Reconcile the stored tenant with `roster` in raw SQL; the counts of each outcome."""
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -140,17 +141,18 @@ def floor_sync(path: Path, roster: Sequence[User], *, remove_missing: bool) -> t
     layouts: dict[int, str] = {}
     try:
         seen = set()
-        for index, user in enumerate(roster):  # checked whole first: bad input writes nothing
-            if not isinstance(user, User) or user.id in seen:
+        for index, item in enumerate(roster):  # checked whole first: bad input writes nothing
+            given: object = item
+            if not isinstance(given, User) or given.id in seen:
                 raise ValueError(f"users[{index}]")
-            seen.add(user.id)
+            seen.add(given.id)
         for start in range(0, len(roster), BATCH):
             batch = roster[start : start + BATCH]
             conn.execute("BEGIN IMMEDIATE")
             onboard, last_push = conn.execute(
                 "SELECT onboard_new_users, last_push FROM tenants WHERE id = ?", (TENANT,)
             ).fetchone()
-            stored = {}
+            stored: dict[str, tuple[Any, ...]] = {}
             for part in range(0, len(batch), 500):
                 ids = [u.id for u in batch[part : part + 500]]
                 sql = _COLD.format(", ".join("?" * len(ids)))
@@ -166,13 +168,15 @@ def floor_sync(path: Path, roster: Sequence[User], *, remove_missing: bool) -> t
                     unchanged += 1
                     continue
                 version, inbox_id, inbox_on, sent_id, sent_on = row[7:12]
-                ids = set(json.loads(row[6]))
-                ids.update(i for i, on in ((inbox_id, inbox_on), (sent_id, sent_on)) if on)
-                if row[5] is not None and host[4] is not None:  # a refresh: deleted labels go
+                selected = set(json.loads(row[6]))
+                selected.update(i for i, on in ((inbox_id, inbox_on), (sent_id, sent_on)) if on)
+                if row[5] is not None and user.mailbox is not None:  # a refresh: deleted go
                     old = {label[0] for label in json.loads(row[5])}
-                    ids -= old - {label.id for label in user.mailbox.labels}  # type: ignore[union-attr]
-                has, inbox, inbox_on, sent, sent_on, others = _hot(ids, user.mailbox)
-                hot_updates.append((version + 1, has, inbox, inbox_on, sent, sent_on, TENANT, user.id))
+                    selected -= old - {label.id for label in user.mailbox.labels}
+                has, inbox, inbox_on, sent, sent_on, others = _hot(selected, user.mailbox)
+                hot_updates.append(
+                    (version + 1, has, inbox, inbox_on, sent, sent_on, TENANT, user.id)
+                )
                 cold_updates.append((*host, others, TENANT, user.id))
                 updated += 1
             conn.executemany(
@@ -293,7 +297,15 @@ def run_child(impl: str, base: Path, work: Path, users: int, *, keep: bool = Fal
     remove_db(target)
     shutil.copyfile(base, target)
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.sqlite_directory", "child", impl, str(target), str(users)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.sqlite_directory",
+            "child",
+            impl,
+            str(target),
+            str(users),
+        ],
         check=False,
         capture_output=True,
         text=True,
@@ -398,29 +410,37 @@ def section(results: Sequence[Result], check_users: int, command: str) -> str:
             START,
             "## Directory sync on SQLite",
             "",
-            "`LabelSync.sync_directory(tenant, roster, remove_missing=True)` (batches of 1,000) "
-            "against a raw-sqlite3 floor (`benchmarks/sqlite_directory.py`). The host's roster "
-            "differs in 1% of the Users: 0.8% updated (half a new email, half a mailbox "
-            "refreshed without its last label), 0.1% gone, 0.1% new. Each run is a fresh "
-            "process on a fresh copy of one file, labelsync and the floor interleaved; the "
-            "roster is built as `User` values before the clock starts. Before any timing both "
-            f"synced a tenant of {check_users:,} Users and left files that read back as equal "
-            "tenants, with equal counts; every timed run counted the same.",
+            (
+                "`LabelSync.sync_directory(tenant, roster, remove_missing=True)` "
+                "(batches of 1,000) against a raw-sqlite3 floor "
+                "(`benchmarks/sqlite_directory.py`). The host's roster differs in 1% of "
+                "the Users: 0.8% updated (half a new email, half a mailbox refreshed "
+                "without its last label), 0.1% gone, 0.1% new. Each run is a fresh "
+                "process on a fresh copy of one file, labelsync and the floor "
+                "interleaved; the roster is built as `User` values before the clock "
+                "starts. Before any timing both synced a tenant of "
+                f"{check_users:,} Users and left files that read back as equal "
+                "tenants, with equal counts; every timed run counted the same."
+            ),
             "",
             f"Machine: {_machine()}; load average when done: {load_average()}.",
             "",
-            "| Users | runs each | added / updated / removed / unchanged | wall s floor / "
-            "labelsync | floor Users/s | labelsync Users/s | labelsync/floor (wall) | (CPU) "
-            "| peak RSS: with the roster → floor / labelsync |",
+            (
+                "| Users | runs each | added / updated / removed / unchanged | wall s floor / "
+                "labelsync | floor Users/s | labelsync Users/s | labelsync/floor (wall) | (CPU) "
+                "| peak RSS: with the roster → floor / labelsync |"
+            ),
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
-            "The floor keeps every guarantee of the sync (see the module's docstring). "
-            "labelsync pays for building each stored User of a batch as a value and comparing "
-            "values, and for reading and writing a batch in two transactions (a read, then a "
-            "compare-and-set), which lets a push or a User's edit run between them. Peak RSS "
-            "is dominated by the host's roster itself; the sync holds one batch of stored "
-            "Users at a time.",
+            (
+                "The floor keeps every guarantee of the sync (see the module's docstring). "
+                "labelsync pays for building each stored User of a batch as a value and comparing "
+                "values, and for reading and writing a batch in two transactions (a read, then a "
+                "compare-and-set), which lets a push or a User's edit run between them. Peak RSS "
+                "is dominated by the host's roster itself; the sync holds one batch of stored "
+                "Users at a time."
+            ),
             "",
             "```sh",
             command,

@@ -13,12 +13,12 @@ from pathlib import Path
 import attrs
 import pytest
 from click.testing import CliRunner
-from test_cli import digest, labelsync, one_error_line, stored
 
 from labelsync import LabelSet, Mailbox, Permission, Provider, Tenant, User, io
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.cli import main
 from labelsync.providers import gmail_label
+from test_cli import digest, labelsync, one_error_line, stored
 
 LABELS = (
     gmail_label("INBOX", "Inbox"),

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import pytest
 

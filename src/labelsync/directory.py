@@ -22,6 +22,7 @@ changes nothing is no change and keeps the same object.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -55,9 +56,15 @@ LABELSYNC_OWNED = frozenset({"synced", "version"})
 """The `User` fields labelsync owns; every other field is the host's (R13)."""
 
 
+_host_fields = operator.attrgetter(
+    *(a.name for a in attrs.fields(User) if a.name not in LABELSYNC_OWNED)
+)
+
+
 def host_fields(user: User) -> tuple[Any, ...]:
     """The values of the host-owned fields of `user`, to tell whether a directory change is one."""
-    return tuple(getattr(user, a.name) for a in attrs.fields(User) if a.name not in LABELSYNC_OWNED)
+    values: tuple[Any, ...] = _host_fields(user)
+    return values
 
 
 def _label_ids(mailbox: Mailbox) -> frozenset[str]:

@@ -189,6 +189,9 @@ def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
+    shared = _PERMISSION_SETS.get(permissions) if type(permissions) is frozenset else None
+    if shared is not None:
+        return shared  # a valid set already (the keys hold only Permissions): no copy
     permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
     # Few sets of Permissions exist: Users share them instead of one each.
     return _PERMISSION_SETS.get(permissions, permissions)

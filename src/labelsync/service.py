@@ -131,7 +131,8 @@ class LabelSync:
         id may be added again later, as a new User outside that push's roster.
         The host's call; with `actor_id`, that actor must be an admin of the tenant.
         """
-        if not isinstance(user_id, str) or not user_id.strip():
+        given: object = user_id
+        if not isinstance(given, str) or not given.strip():
             raise InvalidInput("user_id", user_id, "must be a non-empty string")
         self._directory_actor(tenant_id, actor_id)
         if not self.store.remove_users(tenant_id, [user_id]):
@@ -164,22 +165,35 @@ class LabelSync:
         directory.check_flag("remove_missing", remove_missing)
         roster = directory.check_roster(users)
         self._directory_actor(tenant_id, actor_id)
-        report = DirectoryReport()
+        # Lists, not a report per batch: adding reports would copy every id so far each time.
+        outcomes: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+
+        def report() -> DirectoryReport:
+            added, updated, removed, unchanged = outcomes
+            return DirectoryReport(
+                added=added, updated=updated, removed=removed, unchanged=unchanged
+            )
+
         for start in range(0, len(roster), batch_size):
             done = self._sync_batch(tenant_id, roster[start : start + batch_size])
-            report += done
+            for ids, more in zip(
+                outcomes, (done.added, done.updated, (), done.unchanged), strict=True
+            ):
+                ids.extend(more)
             if progress is not None:
-                progress(report)
+                progress(report())
         if remove_missing:
             listed = {user.id for user in roster}
             missing = [i for i in self.store.user_ids(tenant_id) if i not in listed]
             for start in range(0, len(missing), batch_size):
-                removed = self.store.remove_users(tenant_id, missing[start : start + batch_size])
-                report += DirectoryReport(removed=removed)
+                outcomes[2].extend(
+                    self.store.remove_users(tenant_id, missing[start : start + batch_size])
+                )
                 if progress is not None:
-                    progress(report)
-        _log.info("directory sync of tenant %s: %s", tenant_id, report)
-        return report
+                    progress(report())
+        final = report()
+        _log.info("directory sync of tenant %s: %s", tenant_id, final)
+        return final
 
     def _sync_batch(self, tenant_id: str, users: list[User]) -> DirectoryReport:
         """Reconcile one batch of the host's roster; Users written meanwhile are read again."""
