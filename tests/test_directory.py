@@ -402,3 +402,29 @@ def test_a_sync_while_a_push_runs_leaves_the_push_whole(svc: LabelSync) -> None:
         bo.synced,
         dan.synced,
     )
+
+
+@pytest.mark.postgres
+def test_parallel_workers_skip_a_user_removed_before_and_after_the_roster_was_cut(
+    tmp_path: Path,
+) -> None:
+    """R14 with B6: the workers' ranges include removed Users, whether removed before the
+    roster was cut into ranges or after, and each is skipped once, counted, never written."""
+    from labelsync.adapters.postgres import PostgresStore
+
+    dsn = postgres_dsn()
+    with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as store:
+        svc = LabelSync(store=store, clock=FixedClock(T0))
+        svc.create_tenant(acme(*(person(f"u{n}") for n in range(6))))
+        job = svc.start_push("acme", actor_id="admin", defaults=BOTH)
+        svc.remove_user("acme", "u1")  # before the first claim cuts the roster
+        with pytest.raises(_Stop):
+            svc.run_push(job.id, worker_id="w1", batch_size=2, progress=stop)
+        svc.remove_user("acme", "u4")  # after: its range is not done yet
+
+        report = svc.run_push(job.id, worker_id="w2", batch_size=2)
+
+        assert (7, 7, 2) == (report.job.total, report.job.processed, report.counts.user_removed)
+        skipped = {s.user_id for s in svc.changes(job.id).skipped}
+        assert {"u1", "u4"} == skipped
+        assert {"u1", "u4"}.isdisjoint(svc.changes(job.id).changed_user_ids)
