@@ -462,6 +462,16 @@ def write_section(text: str, doc: Path = DOC) -> None:
     doc.write_text(page, encoding="utf-8")
 
 
+def carry_section(old_page: str, new_page: str) -> str:
+    """`new_page` (a report `python -m benchmarks` wrote) with this benchmark's section of
+    `old_page` kept, before "## Reproduce": the full run does not measure the sync."""
+    if START not in old_page or END not in old_page or START in new_page:
+        return new_page
+    text = START + old_page.split(START, 1)[1].split(END, 1)[0] + END
+    head, marker, tail = new_page.partition("## Reproduce")
+    return head + text + "\n\n" + marker + tail if marker else new_page + "\n" + text + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "child":
