@@ -43,7 +43,9 @@ INTERRUPTIBLE = (
     ),
 )
 
-JOB_ROW = re.compile(r"^([0-9a-f]{32})\s+(\S+)\s+(PENDING|RUNNING|DONE|SUPERSEDED)\s", re.MULTILINE)
+JOB_ROW = re.compile(
+    r"^([0-9a-f]{32})\s+(\S+)\s+(PENDING|RUNNING|INTERRUPTED|DONE|SUPERSEDED)\s", re.MULTILINE
+)
 STARTED = re.compile(r"^push ([0-9a-f]{32}) started", re.MULTILINE)
 
 ROOT = Path(__file__).parent.parent
@@ -548,8 +550,13 @@ def test_a_push_killed_mid_run_resumes_to_the_state_of_an_uninterrupted_push(
     [killed] = jobs(big_copy)
     resumed = labelsync("resume", job_id, "--db", big_copy, "--batch-size", "500", cwd=tmp_path)
 
-    assert [(job_id, "big", "RUNNING")] == status_rows(status.stdout)
-    assert f"running: labelsync resume {job_id} --db {big_copy}" in status.stdout
+    # Its runner is dead (the lease names its pid on this host): INTERRUPTED, not RUNNING.
+    assert [(job_id, "big", "INTERRUPTED")] == status_rows(status.stdout)
+    assert (
+        f"interrupted (no runner): labelsync resume {job_id} --db {big_copy}"
+        in status.stdout.replace("\n", " ")
+    )
+    assert (JobStatus.RUNNING, True) == (killed.status, killed.lease_until is not None)
     assert 0 < killed.processed < killed.total
     assert 0 == resumed.returncode, resumed.stderr
     assert f"push {job_id} to 'big' done" in resumed.stdout
@@ -834,6 +841,7 @@ COMMANDS = [
     "status",
     "revert",
     "tenants",
+    "migrate",
     "schema",
     "sync-directory",
 ]

@@ -90,7 +90,7 @@ def test_the_help_lists_the_exit_codes_of_the_table_in_order() -> None:
 
     listed = re.findall(r"^ +(\d+)  ", result.stdout.split("Exit codes:")[1], re.MULTILINE)
     assert [str(exit.code) for exit in EXIT_CODES] == listed
-    assert ["0", "1", "2", "3", "4", "130", "143"] == listed
+    assert ["0", "1", "2", "3", "4", "5", "130", "143"] == listed
 
 
 @pytest.mark.parametrize("missing", ["click", "rich"])

@@ -40,7 +40,7 @@ from labelsync import (
 from labelsync.adapters import postgres as postgres_adapter
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.postgres import SCHEMA_VERSION, PostgresStore, schema_sql
-from labelsync.exceptions import MissingExtra
+from labelsync.exceptions import MissingExtra, Retryable, StorageUnavailable
 from labelsync.parallel import Claim
 from labelsync.ports import PushJob, Store
 from labelsync.testing.conformance import StoreContract
@@ -397,9 +397,10 @@ def test_a_store_whose_connection_the_server_dropped_reconnects_on_the_next_call
                 (f"dropped-{schema}",),
             )
 
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(StorageUnavailable) as failed:
             store.tenant_ids()
 
+        assert isinstance(failed.value, Retryable)
         assert ["t1"] == store.tenant_ids()
 
 

@@ -26,6 +26,7 @@ from labelsync import (
     apply_defaults,
     email_tab,
 )
+from labelsync._validate import text_problem
 from labelsync.adapters._records import label_from_row, label_row
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.model import HIDDEN_NOTE, SYNC_ENABLED_NOTE
@@ -43,8 +44,9 @@ from labelsync.providers import (
 from labelsync.rules import apply_to_user
 from labelsync.testing.strategies import CUSTOM_NAMES, INBOX_NAMES, SENT_NAMES
 
+# Any name the input policy allows (valid Unicode, no NUL, not blank).
 ANY_NAME = st.sampled_from(INBOX_NAMES + SENT_NAMES + CUSTOM_NAMES) | st.text(min_size=1).filter(
-    str.strip
+    lambda name: text_problem(name) is None
 )
 
 # Gmail

@@ -54,9 +54,9 @@ def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -
 class LabelChange:
     """One system label of one User that a push selected (`selected=True`) or deselected."""
 
-    user_id: str = field(validator=v.non_empty_str)
+    user_id: str = field(validator=v.an_id)
     label: SystemLabel = field(validator=v.member_of(SystemLabel))
-    label_id: str = field(validator=v.non_empty_str)
+    label_id: str = field(validator=v.an_id)
     selected: bool = field(validator=v.strict_bool)
 
     def _row(self) -> ChangeRow:
@@ -67,7 +67,7 @@ class LabelChange:
 class Skip:
     """A User (label=None) or one label of a User that a push could not cover, and why (R7)."""
 
-    user_id: str = field(validator=v.non_empty_str)
+    user_id: str = field(validator=v.an_id)
     label: SystemLabel | None = field(validator=v.member_of(SystemLabel, optional=True))
     reason: SkipReason = field(validator=v.member_of(SkipReason))
 

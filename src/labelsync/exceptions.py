@@ -14,6 +14,13 @@ __all__ = [
     "MissingExtra",
     "NotFound",
     "PermissionDenied",
+    "Retryable",
+    "StorageBusy",
+    "StorageCorrupt",
+    "StorageError",
+    "StorageFull",
+    "StorageReadOnly",
+    "StorageUnavailable",
     "UnknownJob",
     "UnknownTenant",
     "UnknownUser",
@@ -22,6 +29,15 @@ __all__ = [
 
 class LabelSyncError(Exception):
     """Raised for every failure labelsync reports on purpose; the base to catch."""
+
+
+class Retryable:
+    """A marker mixed into errors that a host should retry: the same call may succeed later.
+
+    Catch it with ``except Retryable`` (it is a plain class, so combine it with
+    `LabelSyncError` in the ``except`` tuple or check ``isinstance``). Every
+    other `LabelSyncError` is final: retrying the same call fails the same way.
+    """
 
 
 class InvalidInput(LabelSyncError, ValueError):
@@ -92,3 +108,42 @@ class MissingExtra(LabelSyncError, ImportError):
             f"{feature} needs {module!r}, which is not installed; "
             f"install the extra: pip install 'labelsync[{extra}]'"
         )
+
+
+class StorageError(LabelSyncError):
+    """Raised when storage fails under labelsync; `path` names where, the message what to do.
+
+    Nothing of the failed call was written (its transaction was rolled back).
+    """
+
+    path: str
+
+    def __init__(self, path: str, problem: str, advice: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"{path}: {problem}; {advice}")
+
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str, str]]:
+        # Pickled whole (task queues ship a task's exception to another process).
+        return type(self), (self.path, self.problem, self.advice)
+
+
+class StorageCorrupt(StorageError):
+    """Raised when the database is damaged (or is not a database): restore it from a backup."""
+
+
+class StorageReadOnly(StorageError):
+    """Raised when the database cannot be written: its file, directory or mount is read-only."""
+
+
+class StorageFull(StorageError):
+    """Raised when a write finds no room: the disk is full or a file size limit was reached."""
+
+
+class StorageBusy(StorageError, Retryable):
+    """Raised when another writer held the database past the wait (a lock, a conflict); retry."""
+
+
+class StorageUnavailable(StorageError, Retryable):
+    """Raised when the database cannot be reached (connection lost, server down); retry later."""

@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from labelsync._validate import MAX_ID_LENGTH, MAX_VERSION, text_problem
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, PushCounts, Tenant, User
+from labelsync.model import Label, LabelSet, PushCounts, Tenant, User, label_id_problem
 
 if TYPE_CHECKING:
     import cattrs
@@ -173,9 +174,26 @@ def from_dict(document: object, *, source: str | None = None) -> Tenant:
     if problems:
         raise InvalidSnapshot(problems, source=source)
     try:
-        return converter.structure(document["tenant"], Tenant)
+        tenant: Tenant = converter.structure(document["tenant"], Tenant)
     except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
         raise InvalidSnapshot(_problems(error, "tenant", None), source=source) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
+    too_big = [
+        f"tenant.users[{index}].version: {user.version} must be at most 2**62 ({MAX_VERSION}) "
+        "for a new User, so it can grow"
+        for index, user in enumerate(tenant.users)
+        if user.version > MAX_VERSION
+    ]
+    if too_big:
+        raise InvalidSnapshot(too_big, source=source)
+    return tenant
+
+
+# Nesting is bounded by the JSON parser (Python's recursion limit, about 1,000 levels): deeper
+# is refused as bad input, never a RecursionError. Shallower nesting where the format expects a
+# plain value is refused as that bad value, shown shortened.
+_TOO_DEEP = f"{_ROOT}: is nested too deeply to read (a snapshot nests 7 levels)"
 
 
 def users_from_list(document: object, *, source: str | None = None) -> list[User]:
@@ -193,9 +211,12 @@ def users_from_list(document: object, *, source: str | None = None) -> list[User
             source=source,
         )
     try:
-        return converter.structure(document, list[User])
+        users: list[User] = converter.structure(document, list[User])
     except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
         raise InvalidSnapshot(_problems(error, "users", None), source=source) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
+    return users
 
 
 def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
@@ -213,6 +234,8 @@ def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
         raise InvalidSnapshot(
             [f"{_ROOT}: is not UTF-8 text ({error.reason})"], source=source
         ) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
     return from_dict(document, source=source)
 
 
@@ -436,8 +459,8 @@ def _label_set(value: object, _: Any) -> LabelSet:
         raise _Bad(value, "must be a list of label ids")
     errors: list[Exception] = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            error = _Bad(item, "must be a non-empty string label id")
+        if text_problem(item, limit=MAX_ID_LENGTH) is not None:
+            error = _Bad(item, label_id_problem(item))
             error.add_note(cattrs.IterableValidationNote(f"@ index {index}", index, str))
             errors.append(error)
     if errors:

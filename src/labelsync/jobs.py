@@ -26,12 +26,14 @@ from labelsync.model import Defaults, PushCounts, PushRecord, SkipReason, System
 from labelsync.rules import apply_rows
 
 __all__ = [
+    "Activity",
     "BatchDecision",
     "BatchPlan",
     "JobStatus",
     "PushJob",
     "Removed",
     "StoredChange",
+    "activity",
     "after_batch",
     "after_range",
     "check_current",
@@ -39,6 +41,7 @@ __all__ = [
     "check_writable",
     "decide",
     "finished",
+    "leased",
     "plan",
     "started",
     "superseded",
@@ -68,9 +71,9 @@ class PushJob:
     after; `processed` counts the roster Users handled so far.
     """
 
-    id: str = field(validator=v.non_empty_str)
-    tenant_id: str = field(validator=v.non_empty_str)
-    actor_id: str = field(validator=v.non_empty_str)
+    id: str = field(validator=v.an_id)
+    tenant_id: str = field(validator=v.an_id)
+    actor_id: str = field(validator=v.an_id)
     defaults: Defaults = field(validator=v.instance_of(Defaults, what="a Defaults"))
     status: JobStatus = field(validator=v.member_of(JobStatus))
     started_at: dt.datetime = field(validator=v.aware_datetime)
@@ -83,6 +86,18 @@ class PushJob:
         default=None, validator=attrs.validators.optional(v.aware_datetime)
     )
     superseded_by: str | None = None
+    # The runner lease is how the job is run, not what it is: equality ignores it.
+    runner_id: str | None = field(
+        default=None, kw_only=True, eq=False, validator=attrs.validators.optional(v.an_id)
+    )
+    """The runner (process) that last leased the job to run it; None if none ever did."""
+    lease_until: dt.datetime | None = field(
+        default=None,
+        kw_only=True,
+        eq=False,
+        validator=attrs.validators.optional(v.aware_datetime),
+    )
+    """Until when `runner_id` is known to be alive and running it; None once released."""
 
     @property
     def finished(self) -> bool:
@@ -117,7 +132,58 @@ class StoredChange:
     version_after: int = field(validator=v.count)
 
 
+class Activity(enum.Enum):
+    """Whether anything runs a job now, from its status and its runner's lease (`activity`)."""
+
+    RUNNING = "RUNNING"
+    """Unfinished, and a runner holds a live lease on it: something is running it."""
+    INTERRUPTED = "INTERRUPTED"
+    """Unfinished, and its runner stopped (released its lease, or its lease lapsed): resume it."""
+    WAITING = "WAITING"
+    """PENDING and never leased by a runner: started, waiting for one."""
+    FINISHED = "FINISHED"
+    """DONE or SUPERSEDED: nothing more runs."""
+
+
+def activity(job: PushJob, now: dt.datetime, *, runner_alive: bool | None = None) -> Activity:
+    """Whether a runner is running `job` at `now`: a live lease says so, nothing else does.
+
+    A runner renews its lease while it runs and releases it when it stops (an
+    error, Ctrl-C, SIGTERM); a runner killed outright (SIGKILL, a power cut)
+    cannot, and its job shows INTERRUPTED once the lease lapses, or at once
+    when the caller knows the runner's process is gone (``runner_alive=False``).
+    """
+    if job.finished:
+        return Activity.FINISHED
+    if job.lease_until is not None and job.lease_until > now and runner_alive is not False:
+        return Activity.RUNNING
+    if job.runner_id is None and job.status is JobStatus.PENDING:
+        return Activity.WAITING
+    return Activity.INTERRUPTED
+
+
 # -- transitions -------------------------------------------------------------------------
+
+
+def leased(job: PushJob, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+    """The job with its lease renewed to `until` by `runner_id`, or released (``until=None``).
+
+    A release by a runner that no longer holds the lease (another took it on)
+    changes nothing, so one worker stopping never hides another that still runs.
+    A finished job is left as it is: `activity` ignores its lease.
+    """
+    v.check_id("runner_id", runner_id)
+    if until is not None:
+        when: object = until
+        if not isinstance(when, dt.datetime) or when.utcoffset() is None:
+            raise InvalidInput("until", until, "must be a timezone-aware datetime or None")
+    if job.finished:
+        return job  # nothing runs it any more, whatever its last lease said
+    if until is None:
+        if job.runner_id != runner_id or job.lease_until is None:
+            return job
+        return attrs.evolve(job, lease_until=None)
+    return attrs.evolve(job, runner_id=runner_id, lease_until=until)
 
 
 def started(job: PushJob, *, total: int, roster_end: int) -> PushJob:

@@ -80,9 +80,26 @@ class SkipReason(enum.Enum):
     """The User was removed while the push ran; nothing was written for them (R14)."""
 
 
-def _blank(value: object) -> bool:
-    """Whether `value` is what `_validate.non_empty_str` refuses: not a string, or only spaces."""
-    return not isinstance(value, str) or not value.strip()
+def _good_id(value: object) -> bool:
+    """Whether `value` is an id under the input policy (`_validate.is_id`); inlined for speed."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= v.MAX_ID_LENGTH
+        and "\x00" not in value
+        and (value.isascii() or v.is_id(value))
+        and not value.isspace()
+    )
+
+
+def _check_label_id(label_id: object) -> None:
+    if not _good_id(label_id):
+        raise InvalidInput("LabelSet.ids", label_id, label_id_problem(label_id))
+
+
+def label_id_problem(label_id: object) -> str:
+    """Why `label_id` cannot be a label id (under the input policy)."""
+    problem = v.text_problem(label_id, limit=v.MAX_ID_LENGTH) or "is not a label id"
+    return "must be a non-empty string label id" if problem.startswith("must be a non") else problem
 
 
 def _label_ids(value: object) -> frozenset[str]:
@@ -91,15 +108,14 @@ def _label_ids(value: object) -> frozenset[str]:
         raise InvalidInput(
             "LabelSet.ids", value, "must be a collection of label ids, not one string"
         )
-    if isinstance(value, frozenset) and all(isinstance(i, str) and i.strip() for i in value):
+    if isinstance(value, frozenset) and all(_good_id(i) for i in value):
         return value  # already a valid frozenset of ids: no copy
     try:
         ids: frozenset[object] = frozenset(value)  # type: ignore[call-overload]
     except TypeError:
         raise InvalidInput("LabelSet.ids", value, "must be a collection of label ids") from None
     for label_id in ids:
-        if not isinstance(label_id, str) or not label_id.strip():
-            raise InvalidInput("LabelSet.ids", label_id, "must be a non-empty string label id")
+        _check_label_id(label_id)
     return cast(frozenset[str], ids)
 
 
@@ -131,8 +147,7 @@ class LabelSet:
         as `LabelSet(...)` checks ids, so the result is one the validated path accepts.
         """
         for label_id in label_ids:
-            if _blank(label_id):
-                raise InvalidInput("LabelSet.ids", label_id, "must be a non-empty string label id")
+            _check_label_id(label_id)
         new = _new(LabelSet)
         _set_label_set_ids(new, self.ids.symmetric_difference(label_ids))
         return new
@@ -192,7 +207,10 @@ def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
     shared = _PERMISSION_SETS.get(permissions) if type(permissions) is frozenset else None
     if shared is not None:
         return shared  # a valid set already (the keys hold only Permissions): no copy
-    permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
+    try:
+        permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
+    except TypeError:  # an unhashable item cannot be a Permission
+        raise InvalidInput("User.permissions", permissions, "must be a set of Permission") from None
     # Few sets of Permissions exist: Users share them instead of one each.
     return _PERMISSION_SETS.get(permissions, permissions)
 
@@ -212,7 +230,7 @@ class Label:
     provider hides from its own label list (Gmail ``labelHide``, Graph ``isHidden``).
     """
 
-    id: str = field(validator=v.non_empty_str)
+    id: str = field(validator=v.an_id)
     name: str = field(validator=v.non_empty_str)
     system: SystemLabel | None = field(
         default=None, validator=v.member_of(SystemLabel, optional=True)
@@ -295,8 +313,7 @@ class Mailbox:
         the layout once and copy it per row. The address is checked as
         `Mailbox(...)` checks it, so a blank one is refused here too.
         """
-        if _blank(address):
-            raise InvalidInput("Mailbox.address", address, "must be a non-empty string")
+        v.check_text("Mailbox.address", address)
         new = _new(Mailbox)
         _set_mailbox_provider(new, self.provider)
         _set_mailbox_address(new, address)
@@ -327,7 +344,7 @@ class User:
     of `synced`, so stores can detect a concurrent edit.
     """
 
-    id: str = field(validator=v.non_empty_str)
+    id: str = field(validator=v.an_id)
     email: str = field(validator=v.non_empty_str)
     permissions: frozenset[Permission] = field(
         default=frozenset(),
@@ -340,7 +357,7 @@ class User:
     synced: LabelSet = field(
         default=LabelSet(), validator=v.instance_of(LabelSet, what="a LabelSet")
     )
-    version: int = field(default=0, validator=v.count)
+    version: int = field(default=0, validator=v.version)
 
     def can(self, permission: Permission) -> bool:
         """Whether this User's role holds `permission`."""
@@ -481,8 +498,8 @@ _SHOWN_WHEN_SET = frozenset({"user_removed"})
 class PushRecord:
     """The audit record of a finished push (R11)."""
 
-    job_id: str = field(validator=v.non_empty_str)
-    actor_id: str = field(validator=v.non_empty_str)
+    job_id: str = field(validator=v.an_id)
+    actor_id: str = field(validator=v.an_id)
     defaults: Defaults = field(validator=v.instance_of(Defaults, what="a Defaults"))
     started_at: dt.datetime = field(validator=v.aware_datetime)
     finished_at: dt.datetime = field(validator=v.aware_datetime)
@@ -497,7 +514,7 @@ class Tenant:
     User ids are unique within a tenant; `user(id)` finds one in O(1).
     """
 
-    id: str = field(validator=v.non_empty_str)
+    id: str = field(validator=v.an_id)
     name: str = field(validator=v.non_empty_str)
     users: tuple[User, ...] = field(
         default=(), converter=_users_tuple, validator=v.each_instance_of(User, what="a User")

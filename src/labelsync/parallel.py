@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from attrs import frozen
 
+from labelsync import _validate as v
 from labelsync.exceptions import InvalidInput, JobSuperseded
 from labelsync.jobs import JobStatus, PushJob
 from labelsync.ports import Clock, Store
@@ -115,21 +115,12 @@ class ParallelStore(Store, Protocol):
 
 def check_worker_id(worker_id: object) -> str:
     """Refuse anything but a non-empty string: it names the lease holder in the store."""
-    if not isinstance(worker_id, str) or not worker_id.strip():
-        raise InvalidInput("worker_id", worker_id, "must be a non-empty string")
-    return worker_id
+    return v.check_id("worker_id", worker_id)
 
 
 def check_lease_seconds(lease_seconds: object) -> float:
     """Refuse anything but a finite number of seconds > 0."""
-    if (
-        isinstance(lease_seconds, bool)
-        or not isinstance(lease_seconds, int | float)
-        or not math.isfinite(lease_seconds)
-        or lease_seconds <= 0
-    ):
-        raise InvalidInput("lease_seconds", lease_seconds, "must be a number of seconds > 0")
-    return float(lease_seconds)
+    return v.check_lease(lease_seconds)
 
 
 def parallel_store(store: Store, worker_id: object) -> ParallelStore:

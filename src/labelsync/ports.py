@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync._validate import MAX_BATCH_SIZE, is_id
 from labelsync.changes import Skip
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
 
 __all__ = [
+    "MAX_BATCH_SIZE",
     "Clock",
+    "JobLeases",
     "JobStatus",
     "PushExecution",
     "PushHistory",
@@ -33,6 +36,7 @@ __all__ = [
     "TenantDirectory",
     "TenantSettings",
     "UserDirectory",
+    "is_id",
 ]
 
 
@@ -44,7 +48,7 @@ class TenantSettings:
     loads a roster.
     """
 
-    id: str = field(validator=v.non_empty_str)
+    id: str = field(validator=v.an_id)
     name: str = field(validator=v.non_empty_str)
     defaults: Defaults | None = field(
         default=None, validator=v.optional_instance_of(Defaults, what="a Defaults")
@@ -208,6 +212,24 @@ class PushExecution(Protocol):
         """Mark the job DONE (`jobs.finished`) and make it the tenant's last push (R11).
 
         Fenced by `jobs.check_current`; finishing a DONE job again returns it unchanged.
+        """
+        ...
+
+
+@runtime_checkable
+class JobLeases(Protocol):
+    """Optional: a runner's lease on a job, so status tells a running job from an interrupted one.
+
+    Every shipped store implements it. A host store without it still runs
+    pushes; its unfinished jobs then show no runner (`labelsync.jobs.activity`).
+    """
+
+    def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+        """Store the job's runner lease as `jobs.leased` makes it: renewed to `until`, or released.
+
+        One transaction, not fenced (a superseded or done job's lease is kept
+        as `jobs.leased` says); changes nothing else of the job. Returns the
+        job as stored; `UnknownJob` if there is none.
         """
         ...
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from attrs import frozen
 
+from labelsync import _validate as v
 from labelsync.exceptions import InvalidInput, JobSuperseded
 from labelsync.jobs import JobStatus, PushJob
 from labelsync.model import PushCounts, SkipReason
@@ -81,10 +82,8 @@ def now(clock: Clock) -> dt.datetime:
 
 
 def check_batch_size(batch_size: object) -> int:
-    """Refuse anything but a whole number >= 1."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput("batch_size", batch_size, "must be a whole number >= 1")
-    return batch_size
+    """Refuse anything but a whole number in 1..100,000 (`_validate.MAX_BATCH_SIZE`)."""
+    return v.check_batch_size(batch_size)
 
 
 def start_job(store: Store, job: PushJob) -> PushJob:

@@ -7,22 +7,27 @@ back with compare-and-set. Wire one at start-up and share it.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterable
 from itertools import groupby, islice
 
 from attrs import frozen
 
+from labelsync import _validate as v
 from labelsync import directory
 from labelsync import push as _push
 from labelsync.changes import Changes
 from labelsync.directory import DirectoryReport
-from labelsync.exceptions import InvalidInput, PermissionDenied, UnknownUser
-from labelsync.jobs import JobStatus, PushJob, StoredChange
+from labelsync.exceptions import InvalidInput, LabelSyncError, PermissionDenied, UnknownUser
+from labelsync.jobs import Activity, JobStatus, PushJob, StoredChange, activity
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
-from labelsync.ports import Clock, Store
+from labelsync.ports import Clock, JobLeases, Store
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
 
@@ -33,6 +38,78 @@ _log = logging.getLogger(__name__)
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+# What `LabelSync` calls on its store: checked when the service is made, not at first use.
+_STORE_METHODS = (
+    "add_tenant", "tenant_ids", "get_tenant", "settings", "save_defaults", "save_onboarding",
+    "add_user", "get_user", "get_users", "save_users", "start_job", "get_job", "run_batch",
+    "finish_job", "list_jobs", "job_changes", "job_skips",
+)  # fmt: skip
+
+
+def _runner_id() -> str:
+    """This process as a push runner: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def runner_alive(runner_id: str | None) -> bool | None:
+    """Whether the runner `runner_id` names still runs: False if it was a process of this host
+    that is gone (killed outright, say), else None (unknown: only its lease can tell)."""
+    if runner_id is None:
+        return None
+    host, _, rest = runner_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:64] or not pid_text.isdigit():
+        return None  # a worker id a host chose, or another machine's runner
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return None
+    return None
+
+
+class _Runner:
+    """A push runner's lease on its job: taken at the start, renewed as batches commit
+    (at most every third of the lease), released when the run stops for any reason.
+
+    `status` reads it to tell a job something runs from one nothing runs (`jobs.activity`).
+    """
+
+    def __init__(self, store: Store, clock: Clock, job_id: str, runner_id: str, lease: float):
+        self._store, self._clock, self._job_id = store, clock, job_id
+        self._runner_id, self._lease = runner_id, dt.timedelta(seconds=lease)
+        self._renewed: dt.datetime | None = None
+
+    def renew(self) -> None:
+        try:
+            now = _push.now(self._clock)
+        except InvalidInput:
+            return  # no trustworthy time, no lease; the push itself reports the clock at its finish
+        try:
+            until = now + self._lease
+        except OverflowError:
+            until = dt.datetime.max.replace(tzinfo=dt.UTC)
+        if isinstance(self._store, JobLeases):
+            self._store.lease_job(self._job_id, runner_id=self._runner_id, until=until)
+        self._renewed = now
+
+    def after(self, progress: Progress | None) -> Progress:
+        def renewing(job: PushJob) -> None:
+            if self._renewed is None or self._clock.now() - self._renewed >= self._lease / 3:
+                self.renew()
+            if progress is not None:
+                progress(job)
+
+        return renewing
+
+    def release(self) -> None:
+        # Best effort: a run stopped by a broken store must still report why it stopped.
+        if isinstance(self._store, JobLeases) and self._renewed is not None:
+            with contextlib.suppress(LabelSyncError):
+                self._store.lease_job(self._job_id, runner_id=self._runner_id, until=None)
 
 
 @frozen
@@ -57,6 +134,15 @@ class LabelSync:
     """
 
     def __init__(self, *, store: Store, clock: Clock, new_id: Callable[[], str] = _new_id) -> None:
+        missing = [name for name in _STORE_METHODS if not callable(getattr(store, name, None))]
+        if missing:
+            raise InvalidInput(
+                "store", store, f"is not a labelsync Store (it lacks {', '.join(missing)})"
+            )
+        if not callable(getattr(clock, "now", None)):
+            raise InvalidInput("clock", clock, "is not a Clock (it has no now())")
+        if not callable(new_id):
+            raise InvalidInput("new_id", new_id, "is not callable")
         self.store = store
         self.clock = clock
         self._new_id = new_id
@@ -80,10 +166,18 @@ class LabelSync:
         """One User as stored."""
         return self.store.get_user(tenant_id, user_id)
 
-    def add_user(self, tenant_id: str, user: User) -> User:
-        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6)."""
+    def add_user(self, tenant_id: str, user: User, *, actor_id: str | None = None) -> User:
+        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6).
+
+        Who may: the host itself (``actor_id=None``, a trusted directory call),
+        or an admin of the tenant acting through the host (`actor_id`); anyone
+        else gets `PermissionDenied`. So a User holding ADMIN_ACCESS is only
+        ever added by the host or by another admin.
+        """
         if not isinstance(user, User):
             raise InvalidInput("user", user, "is not a User")
+        if actor_id is not None:
+            self._admin(tenant_id, actor_id, doing=f"add User {user.id!r}")
         settings = self.store.settings(tenant_id)
         user = directory.onboarded(
             user, directory.onboarding(settings.onboard_new_users, settings.last_push)
@@ -131,9 +225,7 @@ class LabelSync:
         id may be added again later, as a new User outside that push's roster.
         The host's call; with `actor_id`, that actor must be an admin of the tenant.
         """
-        given: object = user_id
-        if not isinstance(given, str) or not given.strip():
-            raise InvalidInput("user_id", user_id, "must be a non-empty string")
+        v.check_id("user_id", user_id)
         self._directory_actor(tenant_id, actor_id)
         if not self.store.remove_users(tenant_id, [user_id]):
             raise UnknownUser(user_id, tenant_id)
@@ -220,14 +312,21 @@ class LabelSync:
             writes = retry.writes
         return report
 
-    def set_selection(self, tenant_id: str, user_id: str, synced: LabelSet) -> User:
+    def set_selection(
+        self, tenant_id: str, user_id: str, synced: LabelSet, *, actor_id: str | None = None
+    ) -> User:
         """A User edits their own Email tab: `synced` becomes their selection (R12 keeps it).
 
         Newly selected ids must be labels of their mailbox; ids already selected
         stay allowed even if stale. Returns the User as stored.
+
+        Who may: the User themself (`actor_id` left out, or equal to `user_id`),
+        or an admin of the tenant for anyone; anyone else gets `PermissionDenied`.
         """
         if not isinstance(synced, LabelSet):
             raise InvalidInput("synced", synced, "is not a LabelSet")
+        if actor_id is not None and actor_id != user_id:
+            self._admin(tenant_id, actor_id, doing=f"change the selection of User {user_id!r}")
         user = self.store.get_user(tenant_id, user_id)
         known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
         unknown = sorted(synced.ids - user.synced.ids - known)
@@ -243,7 +342,7 @@ class LabelSync:
             user = self.store.get_user(tenant_id, user_id)
         return user
 
-    def _admin(self, tenant_id: str, actor_id: str) -> User:
+    def _admin(self, tenant_id: str, actor_id: str, *, doing: str | None = None) -> User:
         self.store.settings(tenant_id)  # UnknownTenant before anything else
         try:
             actor = self.store.get_user(tenant_id, actor_id)
@@ -252,9 +351,10 @@ class LabelSync:
                 f"actor_id: {actor_id!r} is not a User of tenant {tenant_id!r}"
             ) from None
         if not actor.can(Permission.ADMIN_ACCESS):
+            to = f" to {doing}" if doing else ""
             raise PermissionDenied(
                 f"actor_id: {actor_id!r} lacks {Permission.ADMIN_ACCESS.name} "
-                f"in tenant {tenant_id!r}"
+                f"in tenant {tenant_id!r}{to}"
             )
         return actor
 
@@ -283,8 +383,14 @@ class LabelSync:
             actor_id,
         )
 
-    def onboard(self, tenant_id: str, user_id: str) -> Changes:
-        """Give one User the defaults of the last finished push (B4) and return what changed."""
+    def onboard(self, tenant_id: str, user_id: str, *, actor_id: str | None = None) -> Changes:
+        """Give one User the defaults of the last finished push (B4) and return what changed.
+
+        Who may: the host itself (``actor_id=None``), the User themself, or an
+        admin of the tenant; anyone else gets `PermissionDenied`.
+        """
+        if actor_id is not None and actor_id != user_id:
+            self._admin(tenant_id, actor_id, doing=f"onboard User {user_id!r}")
         last_push = self.store.settings(tenant_id).last_push
         if last_push is None:
             raise InvalidInput(
@@ -349,20 +455,33 @@ class LabelSync:
         job (B6): it claims leased ranges of the roster, so the store must
         implement `labelsync.parallel.ParallelStore`.
         """
-        if worker_id is None:
-            job = _push.run_job(
-                self.store, self.clock, job_id, batch_size=batch_size, progress=progress
-            )
-        else:
-            job = run_worker(
-                self.store,
-                self.clock,
-                job_id,
-                worker_id=worker_id,
-                batch_size=batch_size,
-                lease_seconds=lease_seconds,
-                progress=progress,
-            )
+        _push.check_batch_size(batch_size)
+        lease = v.check_lease(lease_seconds)
+        if worker_id is not None:
+            v.check_id("worker_id", worker_id)
+        runner = _Runner(self.store, self.clock, job_id, worker_id or _runner_id(), lease)
+        runner.renew()
+        try:
+            if worker_id is None:
+                job = _push.run_job(
+                    self.store,
+                    self.clock,
+                    job_id,
+                    batch_size=batch_size,
+                    progress=runner.after(progress),
+                )
+            else:
+                job = run_worker(
+                    self.store,
+                    self.clock,
+                    job_id,
+                    worker_id=worker_id,
+                    batch_size=batch_size,
+                    lease_seconds=lease_seconds,
+                    progress=runner.after(progress),
+                )
+        finally:
+            runner.release()
         return PushReport(job)
 
     def push(
@@ -382,6 +501,16 @@ class LabelSync:
     def job(self, job_id: str) -> PushJob:
         """A push job: status, processed/total, counts."""
         return self.store.get_job(job_id)
+
+    def activity(self, job: PushJob) -> Activity:
+        """Whether anything runs `job` now (a live runner lease), by this service's clock.
+
+        RUNNING, INTERRUPTED (unfinished, its runner gone: resume it), WAITING
+        (never run) or FINISHED; see `labelsync.jobs.activity`.
+        """
+        if not isinstance(job, PushJob):
+            raise InvalidInput("job", job, "is not a PushJob")
+        return activity(job, _push.now(self.clock), runner_alive=runner_alive(job.runner_id))
 
     def jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         """Push jobs (of one tenant, or all), newest first."""

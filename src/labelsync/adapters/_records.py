@@ -9,11 +9,13 @@ from typing import Any
 
 import attrs
 
+from labelsync._validate import check_batch_size, check_new_version
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
 
 __all__ = [
     "HotState",
+    "check_added_users",
     "check_distinct",
     "check_limit",
     "check_new_users",
@@ -98,14 +100,21 @@ def check_distinct(what: str, writes: Sequence[tuple[User, int]]) -> None:
         seen.add(user.id)
 
 
-def check_new_users(what: str, users: Sequence[object]) -> None:
-    """Refuse anything but Users with distinct ids (`InvalidInput` naming ``what[i]``)."""
+def check_new_users(users: Iterable[User]) -> None:
+    """Refuse, before anything is written, a new User whose version could not grow (F4)."""
+    for index, user in enumerate(users):
+        check_new_version(f"users[{index}].version", user.version)
+
+
+def check_added_users(what: str, users: Sequence[object]) -> None:
+    """Refuse all but Users with distinct ids and versions that can grow (`InvalidInput`)."""
     seen: set[str] = set()
     for index, user in enumerate(users):
         if not isinstance(user, User):
             raise InvalidInput(f"{what}[{index}]", user, "is not a User")
         if user.id in seen:
             raise InvalidInput(f"{what}[{index}].id", user.id, "is added twice in one call")
+        check_new_version(f"{what}[{index}].version", user.version)
         seen.add(user.id)
 
 
@@ -121,10 +130,8 @@ def check_user_ids(what: str, user_ids: object) -> list[str]:
 
 
 def check_limit(limit: object) -> int:
-    """Refuse a batch size that is not a whole number >= 1."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInput("limit", limit, "must be a whole number >= 1")
-    return limit
+    """Refuse a batch size that is not a whole number in 1..`_validate.MAX_BATCH_SIZE`."""
+    return check_batch_size(limit, "limit")
 
 
 HotState = tuple[str | None, bool, str | None, bool, list[str]]

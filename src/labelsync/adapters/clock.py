@@ -45,7 +45,12 @@ class FixedClock:
         checked: object = by
         if not isinstance(checked, dt.timedelta) or checked < dt.timedelta(0):
             raise InvalidInput("by", by, "must be a timedelta >= 0")
-        self._at += by
+        try:
+            self._at += by
+        except OverflowError:
+            raise InvalidInput(
+                "by", by, f"moves the clock past the year 9999 (it shows {self._at.isoformat()})"
+            ) from None
         return self._at
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ import attrs
 
 from labelsync import jobs
 from labelsync.adapters._records import (
+    check_added_users,
     check_distinct,
     check_limit,
     check_new_users,
@@ -81,6 +82,7 @@ class InMemoryStore:
         self._next_position += 1
 
     def add_tenant(self, tenant: Tenant) -> None:
+        check_new_users(tenant.users)
         with self._lock:
             if tenant.id in self._tenants:
                 raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
@@ -134,6 +136,7 @@ class InMemoryStore:
             self._row(tenant_id).onboard_new_users = enabled
 
     def add_user(self, tenant_id: str, user: User) -> None:
+        check_new_users((user,))
         with self._lock:
             row = self._row(tenant_id)
             if user.id in row.users:
@@ -170,7 +173,7 @@ class InMemoryStore:
 
     def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
         users = list(users)
-        check_new_users("users", users)
+        check_added_users("users", users)
         with self._lock:
             row = self._row(tenant_id)
             for index, user in enumerate(users):
@@ -291,6 +294,13 @@ class InMemoryStore:
                 self._jobs[job_id] = stored
                 row.last_push = stored.record()
                 row.removed.clear()
+            return stored
+
+    def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+        with self._lock:
+            job = self.get_job(job_id)
+            stored = jobs.leased(job, runner_id=runner_id, until=until)
+            self._jobs[job_id] = stored
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:

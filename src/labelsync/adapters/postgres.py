@@ -23,6 +23,7 @@ Needs the ``postgres`` extra (psycopg); nothing connects until a store is made.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -34,7 +35,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from labelsync import jobs
+from labelsync._validate import is_id
 from labelsync.adapters._records import (
+    check_added_users,
     check_distinct,
     check_limit,
     check_new_users,
@@ -52,6 +55,12 @@ from labelsync.exceptions import (
     InvalidInput,
     LabelSyncError,
     MissingExtra,
+    StorageBusy,
+    StorageCorrupt,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
@@ -217,7 +226,12 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.users DROP COLUMN version;
     ALTER TABLE {s}.users RENAME COLUMN synced TO other_synced;
     """,
-    # Version 3: the directory (R13, R14). A roster User removed before the running push
+    # Version 3: a job's runner lease, so `status` tells a running job from an interrupted one.
+    """
+    ALTER TABLE {s}.jobs ADD COLUMN runner_id text;
+    ALTER TABLE {s}.jobs ADD COLUMN lease_until timestamptz;
+    """,
+    # Version 4: the directory (R13, R14). A roster User removed before the running push
     # reached them stays in `removed_users` for that push to skip; jobs count those skips.
     """
     ALTER TABLE {s}.jobs ADD COLUMN user_removed bigint NOT NULL DEFAULT 0;
@@ -266,6 +280,8 @@ _JOB_COLUMNS = (
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
     "label_missing, finished_at, superseded_by, user_removed"
 )
+# What a job read selects: its columns, then its runner lease.
+_JOB_SELECT = _JOB_COLUMNS + ", runner_id, lease_until"
 # A User travels as one JSON array; a batch of them as one JSON document, parsed
 # once, so no per-value conversion runs in Python. A mailbox's labels travel as
 # JSON text: many Users share one layout, which is then decoded (and validated) once.
@@ -369,6 +385,40 @@ _ENTRIES_END = """
 """
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
+
+
+def _storage_error(error: Exception, where: str) -> StorageError | None:
+    """The typed error for a psycopg error that is the database's, or None for labelsync's own."""
+    errors = _psycopg().errors
+    if isinstance(
+        error,
+        errors.SerializationFailure
+        | errors.DeadlockDetected
+        | errors.LockNotAvailable
+        | errors.QueryCanceled,
+    ):
+        return StorageBusy(
+            where,
+            f"the transaction collided with another or waited too long ({error.sqlstate})",
+            "retry the call; nothing of it was written",
+        )
+    if isinstance(error, errors.DiskFull | errors.OutOfMemory | errors.InsufficientResources):
+        return StorageFull(
+            where, f"the server has no room ({error})".strip(), "free space on the server"
+        )
+    if isinstance(error, errors.ReadOnlySqlTransaction):
+        return StorageReadOnly(
+            where,
+            "the server accepts no writes (a read-only replica or session)",
+            "connect to the primary server",
+        )
+    if isinstance(error, errors.DataCorrupted | errors.IndexCorrupted):
+        return StorageCorrupt(where, f"the database is damaged ({error})", "restore it")
+    if isinstance(error, _psycopg().OperationalError):
+        return StorageUnavailable(
+            where, f"the database could not be reached ({error})".strip(), "retry later"
+        )
+    return None
 
 
 def _psycopg() -> Any:
@@ -504,6 +554,8 @@ def _job_from_row(row: Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
+        runner_id=row[19] if len(row) > 19 else None,
+        lease_until=_utc(row[20]) if len(row) > 20 and row[20] is not None else None,
     )
 
 
@@ -543,7 +595,12 @@ class PostgresStore:
         self._pool: ConnectionPool[Any] | None = None
         if isinstance(conninfo, str):
             self._conninfo = conninfo
-            self._conn = pg.connect(conninfo, autocommit=True)
+            try:
+                self._conn = pg.connect(conninfo, autocommit=True)
+            except pg.OperationalError as error:
+                raise StorageUnavailable(
+                    "PostgreSQL", f"the server could not be reached ({error})", "retry later"
+                ) from error
         elif hasattr(conninfo, "connection") and hasattr(conninfo, "getconn"):
             self._pool = conninfo
         else:
@@ -597,9 +654,29 @@ class PostgresStore:
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[Row]]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        A database error that is the server's or the network's, not labelsync's,
+        becomes a typed `StorageError` (`StorageBusy` and `StorageUnavailable` are
+        `Retryable`).
+        """
+        try:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except _psycopg().Error as error:
+            typed = _storage_error(error, self._where())
+            if typed is None:
+                raise
+            raise typed from error
+
+    def _where(self) -> str:
+        """Where the store's tables are, for error messages (no password)."""
+        place = "PostgreSQL"
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                info = self._conn.info
+                place = f"PostgreSQL {info.host}:{info.port}/{info.dbname}"
+        return f"{place} schema {self.schema!r}"
 
     def _migrate(self) -> None:
         s = self._s
@@ -652,7 +729,7 @@ class PostgresStore:
 
     def _lock_tenant(self, cur: psycopg.Cursor[Row], tenant_id: object, mode: str) -> Row:
         """The tenant row (name, defaults, onboarding, current job, last push), locked in `mode`."""
-        if not isinstance(tenant_id, str):
+        if not is_id(tenant_id):
             raise UnknownTenant(tenant_id)
         cur.execute(
             f"SELECT name, defaults_inbox, defaults_sent, onboard_new_users, current_job_id, "
@@ -665,9 +742,9 @@ class PostgresStore:
         return row
 
     def _job(self, cur: psycopg.Cursor[Row], job_id: object, lock: str = "") -> PushJob:
-        if not isinstance(job_id, str):
+        if not is_id(job_id):
             raise UnknownJob(job_id)
-        cur.execute(f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs WHERE id = %s {lock}", (job_id,))
+        cur.execute(f"SELECT {_JOB_SELECT} FROM {self._s}.jobs WHERE id = %s {lock}", (job_id,))
         row = cur.fetchone()
         if row is None:
             raise UnknownJob(job_id)
@@ -675,7 +752,7 @@ class PostgresStore:
 
     def _fence(self, cur: psycopg.Cursor[Row], job_id: object, mode: str) -> str | None:
         """Lock the job's tenant row in `mode` and return its current job id; `UnknownJob`."""
-        if not isinstance(job_id, str):
+        if not is_id(job_id):
             raise UnknownJob(job_id)
         cur.execute(
             f"SELECT t.current_job_id FROM {self._s}.tenants t JOIN {self._s}.jobs j "
@@ -834,6 +911,7 @@ class PostgresStore:
     # -- tenants and Users ----------------------------------------------------------------------
 
     def add_tenant(self, tenant: Tenant) -> None:
+        check_new_users(tenant.users)
         defaults = tenant.defaults
         last_push = None if tenant.last_push is None else _jsonb(record_doc(tenant.last_push))
         with self._tx() as cur:
@@ -852,7 +930,11 @@ class PostgresStore:
             )
             if cur.rowcount == 0:
                 raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant")
-            self._insert_users(cur, tenant.id, tenant.users)
+            try:
+                self._insert_users(cur, tenant.id, tenant.users)
+            except _psycopg().errors.UniqueViolation:
+                # Another add_tenant of the same id won the race.
+                raise AlreadyExists("tenant.id", tenant.id, "is already a stored tenant") from None
             if len(tenant.users) >= _INSERT_CHUNK:
                 # Fresh statistics, so the planner reads a big roster by index, not by scan.
                 cur.execute(f"ANALYZE {self._s}.users (tenant_id, id, position)")
@@ -918,6 +1000,7 @@ class PostgresStore:
             )
 
     def add_user(self, tenant_id: str, user: User) -> None:
+        check_new_users((user,))
         with self._tx() as cur:
             # A share lock: new Users and a starting push's roster cut (R6) never interleave.
             self._lock_tenant(cur, tenant_id, "FOR SHARE")
@@ -929,12 +1012,18 @@ class PostgresStore:
                 raise AlreadyExists(
                     "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
                 )
-            self._insert_users(cur, tenant_id, [user])
+            try:
+                self._insert_users(cur, tenant_id, [user])
+            except _psycopg().errors.UniqueViolation:
+                # Another add_user of the same id committed between our check and insert.
+                raise AlreadyExists(
+                    "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
+                ) from None
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "")
-            if isinstance(user_id, str):
+            if is_id(user_id):
                 cur.execute(
                     f"SELECT {_USER_JSON} FROM {_USERS.format(s=self._s)} "
                     f"WHERE u.tenant_id = %s AND u.id = %s",
@@ -947,7 +1036,7 @@ class PostgresStore:
 
     def get_users(self, tenant_id: str, user_ids: Sequence[str]) -> list[User]:
         ids: Sequence[object] = user_ids
-        wanted = [i for i in ids if isinstance(i, str)]
+        wanted = [i for i in ids if is_id(i)]
         with self._tx() as cur:
             self._lock_tenant(cur, tenant_id, "")
             cur.execute(
@@ -970,7 +1059,7 @@ class PostgresStore:
 
     def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
         users = list(users)
-        check_new_users("users", users)
+        check_added_users("users", users)
         with self._tx() as cur:
             # A share lock, as add_user: new Users and a roster cut (R6) never interleave.
             self._lock_tenant(cur, tenant_id, "FOR SHARE")
@@ -1065,7 +1154,7 @@ class PostgresStore:
             assert counted is not None
             stored = jobs.started(job, total=counted[0], roster_end=counted[1])
             cur.execute(
-                f"SELECT {_JOB_COLUMNS} FROM {s}.jobs WHERE tenant_id = %s AND status = ANY(%s) "
+                f"SELECT {_JOB_SELECT} FROM {s}.jobs WHERE tenant_id = %s AND status = ANY(%s) "
                 f"FOR UPDATE",
                 (job.tenant_id, list(_UNFINISHED)),
             )
@@ -1111,12 +1200,14 @@ class PostgresStore:
             return self._job(cur, job_id)
 
     def list_jobs(self, tenant_id: str | None = None) -> list[PushJob]:
+        if tenant_id is not None and not is_id(tenant_id):
+            return []
         with self._tx() as cur:
             if tenant_id is None:
-                cur.execute(f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs ORDER BY seq DESC")
+                cur.execute(f"SELECT {_JOB_SELECT} FROM {self._s}.jobs ORDER BY seq DESC")
             else:
                 cur.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM {self._s}.jobs WHERE tenant_id = %s "
+                    f"SELECT {_JOB_SELECT} FROM {self._s}.jobs WHERE tenant_id = %s "
                     f"ORDER BY seq DESC",
                     (tenant_id,),
                 )
@@ -1168,6 +1259,17 @@ class PostgresStore:
             )
             cur.execute(f"DELETE FROM {s}.removed_users WHERE job_id = %s", (job_id,))
             return done
+
+    def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+        with self._tx() as cur:
+            job = self._job(cur, job_id, "FOR NO KEY UPDATE")
+            stored = jobs.leased(job, runner_id=runner_id, until=until)
+            if stored is not job:
+                cur.execute(
+                    f"UPDATE {self._s}.jobs SET runner_id = %s, lease_until = %s WHERE id = %s",
+                    (stored.runner_id, stored.lease_until, job_id),
+                )
+            return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:
         with self._tx() as cur:

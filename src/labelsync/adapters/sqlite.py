@@ -21,7 +21,9 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import math
 import os
+import pathlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +31,9 @@ from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from labelsync import jobs
+from labelsync._validate import check_text, is_id
 from labelsync.adapters._records import (
+    check_added_users,
     check_distinct,
     check_limit,
     check_new_users,
@@ -46,6 +50,12 @@ from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
     LabelSyncError,
+    StorageBusy,
+    StorageCorrupt,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
@@ -66,7 +76,7 @@ from labelsync.model import (
 )
 from labelsync.ports import StaleCheckpoint, TenantSettings
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SqliteStore", "storage_error"]
 
 T = TypeVar("T")
 
@@ -224,7 +234,13 @@ _V2: Final = (
     "ALTER TABLE users RENAME COLUMN synced TO other_synced",
 )
 
-# Version 3: the directory (R13, R14). Users can be removed: a push's changes and skips
+# Version 3: a job's runner lease, so `status` tells a running job from an interrupted one.
+_V3: Final = (
+    "ALTER TABLE jobs ADD COLUMN runner_id TEXT",
+    "ALTER TABLE jobs ADD COLUMN lease_until TEXT",  # ISO 8601; NULL: no live runner
+)
+
+# Version 4: the directory (R13, R14). Users can be removed: a push's changes and skips
 # keep naming a removed User (their tables are rebuilt without the foreign key to
 # `users`), a roster User removed before the running push reached them is kept in
 # `removed_users` for that push to skip, and jobs count those skips.
@@ -263,7 +279,7 @@ _HISTORY_WITHOUT_USER_KEYS: Final = tuple(
     )
 )
 
-_V3: Final = (
+_V4: Final = (
     *_HISTORY_WITHOUT_USER_KEYS,
     "ALTER TABLE jobs ADD COLUMN user_removed INTEGER NOT NULL DEFAULT 0",
     """
@@ -279,10 +295,13 @@ _V3: Final = (
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
+
+MAX_BUSY_TIMEOUT: Final = 86_400
+"""Longest `busy_timeout` in seconds (a day): longer waits are a hang, not a wait."""
 
 _IDS_PER_QUERY: Final = 500  # ids bound in one IN (...): under every SQLite build's limit
 _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
@@ -619,6 +638,8 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
+        runner_id=row["runner_id"],
+        lease_until=None if row["lease_until"] is None else _time_from_text(row["lease_until"]),
     )
 
 
@@ -651,6 +672,88 @@ def _schema_version(conn: sqlite3.Connection) -> int:
         return 0
     row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
     return 0 if row is None else int(row[0])
+
+
+# -- storage errors ------------------------------------------------------------------------
+#
+# sqlite3 raises its own errors for what goes wrong under the store; each becomes a typed
+# `StorageError` that names the file and says what to do. Codes are SQLite's primary result
+# codes (the low byte of the extended code).
+
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
+_SQLITE_NOTADB = 26
+
+
+def storage_error(error: sqlite3.Error, path: str) -> LabelSyncError:
+    """The typed error for an sqlite3 error raised while using the file at `path`."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    text = str(error)
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in text:
+        return StorageBusy(
+            path,
+            "the database is locked by another writer past the busy timeout",
+            "retry later, or find the process holding it (a long push, an open sqlite3 shell)",
+        )
+    if primary == _SQLITE_READONLY or "readonly" in text:
+        return StorageReadOnly(
+            path,
+            "the database cannot be written (read-only file, directory or mount)",
+            "make the file and its directory writable by this user, or copy it elsewhere",
+        )
+    if primary == _SQLITE_FULL or (primary == _SQLITE_IOERR and "full" in text):
+        return StorageFull(
+            path,
+            "no room to write: the disk is full or a file size limit was reached",
+            "free disk space (or raise the limit, ulimit -f) and run the command again",
+        )
+    if primary == _SQLITE_IOERR:
+        return StorageFull(
+            path,
+            f"the write failed ({text}): the disk is full, a file size limit was reached "
+            "or the device failed",
+            "free disk space, check the device, and run the command again",
+        )
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return StorageCorrupt(
+            path,
+            f"the database is damaged ({text})",
+            "restore it from a backup; sqlite3's .recover may save what is left",
+        )
+    if primary == _SQLITE_CANTOPEN:
+        return StorageUnavailable(
+            path,
+            f"the database file cannot be opened ({text})",
+            "check that the file and its directory exist and are readable",
+        )
+    return StorageError(path, f"SQLite failed: {text}", "check the file and the disk")
+
+
+def _labelsync_file(conn: sqlite3.Connection, path: str) -> bool:
+    """Whether the file holds labelsync's tables (True) or no table at all (False).
+
+    Any other file is another application's database: `InvalidInput`, and nothing written.
+    """
+    tables = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    if not tables:
+        return False
+    if {"schema_version", "tenants", "jobs"} <= tables:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(schema_version)")}
+        if {"id", "version"} <= columns:
+            return True
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise InvalidInput(
+        "path",
+        path,
+        f"is not a labelsync database: it holds another application's tables ({shown}); "
+        "labelsync writes only into its own files",
+    )
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
@@ -689,18 +792,71 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
-def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+def _connect(
+    path: str, busy_timeout: float, *, read_only: bool, create: bool
+) -> sqlite3.Connection:
+    memory = path == ":memory:"
+    if not memory:
+        if os.path.isdir(path):
+            raise InvalidInput("path", path, "is a directory, not a database file")
+        if not os.path.exists(path) and (read_only or not create):
+            raise InvalidInput("path", path, "does not exist (no labelsync database there)")
     # isolation_level=None: the module issues no implicit BEGIN/COMMIT; we do.
     # check_same_thread=False: the store's own lock serialises threads instead.
-    conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
+    # A read-only store opens the file with mode=ro: SQLite itself then writes nothing to it.
+    target, uri = path, False
+    if not memory and (read_only or not create):
+        query = "mode=ro" if read_only else "mode=rw"
+        if read_only and not any(os.path.exists(path + end) for end in ("-wal", "-shm")):
+            # No process has the file open for writing (its WAL files are gone): read it as
+            # immutable, so that not even the WAL's -shm and -wal files are created next to it
+            # and the directory stays byte for byte as it was. A writer that starts meanwhile
+            # writes into its own new WAL, which this read does not see.
+            query += "&immutable=1"
+        target, uri = f"{pathlib.Path(path).resolve().as_uri()}?{query}", True
+    try:
+        conn = sqlite3.connect(
+            target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
+        )
+    except sqlite3.Error as error:
+        raise storage_error(error, path) from None
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_mode = WAL")
-        _migrate(conn, path)
+        try:
+            ours = _labelsync_file(conn, path)
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", None) == _SQLITE_NOTADB:
+                raise InvalidInput(
+                    "path",
+                    path,
+                    "cannot be opened as a labelsync SQLite file: it is not a SQLite database",
+                ) from None
+            raise
+        if not ours and not create:
+            raise InvalidInput(
+                "path",
+                path,
+                "is not a labelsync database (it is empty); create one with "
+                "'labelsync import' or 'labelsync demo'",
+            )
+        if read_only:
+            current = _schema_version(conn)
+            if current != SCHEMA_VERSION:
+                raise InvalidInput(
+                    "path",
+                    path,
+                    f"has schema version {current}, not {SCHEMA_VERSION}, and a read-only "
+                    "store cannot migrate it; open it for writing once "
+                    "(SqliteStore(path), or 'labelsync migrate --db PATH')",
+                )
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            _migrate(conn, path)
+    except sqlite3.Error as error:
+        conn.close()
+        raise storage_error(error, path) from None
     except BaseException:
         conn.close()
         raise
@@ -770,17 +926,51 @@ class SqliteStore:
     """Tenants, Users and push jobs in one SQLite file; a context manager, `close()` when done.
 
     Several `SqliteStore`s, in one process or many, may share a file: each write
-    waits up to `busy_timeout` seconds for another's write lock.
+    waits up to `busy_timeout` seconds for another's write lock. With
+    `read_only`, the file is opened read-only (it must exist at the current
+    schema) and every write raises `StorageReadOnly`; with ``create=False`` the
+    file must already be a labelsync database. Another application's SQLite
+    file is refused either way, so labelsync never writes into it. Failures of
+    the file after it opened (damaged, read-only, full, locked) raise the
+    `labelsync.exceptions.StorageError` subclasses, naming the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
-            raise InvalidInput("busy_timeout", busy_timeout, "must be a number of seconds >= 0")
-        if busy_timeout < 0:
-            raise InvalidInput("busy_timeout", busy_timeout, "must be a number of seconds >= 0")
-        self._path = os.fspath(path)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        read_only: bool = False,
+        create: bool = True,
+    ) -> None:
+        given: object = path
+        if not isinstance(given, str | os.PathLike):
+            raise InvalidInput("path", path, "must be a file path (str or os.PathLike)")
+        fspath: object = os.fspath(path)
+        if not isinstance(fspath, str):
+            raise InvalidInput("path", path, "must be a text path, not bytes")
+        check_text("path", fspath)
+        timeout: object = busy_timeout
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or not 0 <= timeout <= MAX_BUSY_TIMEOUT
+        ):
+            raise InvalidInput(
+                "busy_timeout",
+                busy_timeout,
+                f"must be a finite number of seconds from 0 to {MAX_BUSY_TIMEOUT}",
+            )
+        for name, flag in (("read_only", read_only), ("create", create)):
+            if not isinstance(flag, bool):
+                raise InvalidInput(name, flag, "must be True or False")
+        self._path = fspath
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = _connect(self._path, float(busy_timeout))
+        self._conn: sqlite3.Connection | None = _connect(
+            self._path, float(busy_timeout), read_only=read_only, create=create and not read_only
+        )
 
     def __repr__(self) -> str:
         state = "" if self._conn is not None else ", closed"
@@ -820,14 +1010,20 @@ class SqliteStore:
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._connection()
-            conn.execute(begin)
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute(begin)
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                if isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                    raise  # a bug of labelsync's, not of the storage: keep its traceback
+                raise storage_error(error, self._path) from None
 
     def _reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One snapshot for every read of a method (WAL: never waits for a writer)."""
@@ -842,7 +1038,7 @@ class SqliteStore:
     @staticmethod
     def _tenant_row(conn: sqlite3.Connection, tenant_id: str) -> sqlite3.Row:
         row: sqlite3.Row | None = None
-        if isinstance(tenant_id, str):
+        if is_id(tenant_id):
             row = conn.execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
         if row is None:
             raise UnknownTenant(tenant_id)
@@ -851,7 +1047,7 @@ class SqliteStore:
     @staticmethod
     def _job(conn: sqlite3.Connection, job_id: str) -> PushJob:
         row: sqlite3.Row | None = None
-        if isinstance(job_id, str):
+        if is_id(job_id):
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise UnknownJob(job_id)
@@ -875,6 +1071,7 @@ class SqliteStore:
         `tenant.last_push` is kept as the tenant's audit record (e.g. from an
         imported snapshot); it names a job this store never ran.
         """
+        check_new_users(tenant.users)
         with self._writing() as conn:
             taken = conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant.id,)).fetchone()
             if taken is not None:
@@ -946,6 +1143,7 @@ class SqliteStore:
 
     def add_user(self, tenant_id: str, user: User) -> None:
         """Store a new User at the end of the roster; `AlreadyExists` if the id is taken."""
+        check_new_users((user,))
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             taken = conn.execute(
@@ -962,7 +1160,7 @@ class SqliteStore:
         with self._reading() as conn:
             self._tenant_row(conn, tenant_id)
             row = None
-            if isinstance(user_id, str):
+            if is_id(user_id):
                 row = conn.execute(
                     f"{_SELECT_USERS} WHERE u.tenant_id = ? AND u.id = ?",
                     (tenant_id, user_id),
@@ -973,7 +1171,7 @@ class SqliteStore:
 
     def get_users(self, tenant_id: str, user_ids: Sequence[str]) -> list[User]:
         """The stored Users with these ids, in the order given; unknown ids are left out."""
-        wanted = list(dict.fromkeys(user_ids))
+        wanted = [i for i in dict.fromkeys(user_ids) if is_id(i)]
         found: dict[str, User] = {}
         with self._reading() as conn:
             self._tenant_row(conn, tenant_id)
@@ -1011,7 +1209,7 @@ class SqliteStore:
     def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
         """Store new Users at the end of the roster, in order, all or none (`AlreadyExists`)."""
         users = list(users)
-        check_new_users("users", users)
+        check_added_users("users", users)
         with self._writing() as conn:
             self._tenant_row(conn, tenant_id)
             taken = _versions(conn, tenant_id, [user.id for user in users])
@@ -1119,6 +1317,8 @@ class SqliteStore:
     def list_jobs(self, tenant_id: str | None = None) -> list[PushJob]:
         """Jobs (of one tenant, or all), newest (most recently started) first."""
         with self._reading() as conn:
+            if tenant_id is not None and not is_id(tenant_id):
+                return []
             if tenant_id is None:
                 rows = conn.execute("SELECT * FROM jobs ORDER BY seq DESC")
             else:
@@ -1197,6 +1397,22 @@ class SqliteStore:
                 (_json(record_doc(stored.record())), job.tenant_id),
             )
             conn.execute("DELETE FROM removed_users WHERE job_id = ?", (job.id,))
+            return stored
+
+    def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
+        """Store the job's runner lease as `jobs.leased` makes it (renewed, or released)."""
+        with self._writing() as conn:
+            job = self._job(conn, job_id)
+            stored = jobs.leased(job, runner_id=runner_id, until=until)
+            if stored is not job:
+                conn.execute(
+                    "UPDATE jobs SET runner_id = ?, lease_until = ? WHERE id = ?",
+                    (
+                        stored.runner_id,
+                        None if stored.lease_until is None else _time(stored.lease_until),
+                        job_id,
+                    ),
+                )
             return stored
 
     def job_changes(self, job_id: str) -> Iterator[StoredChange]:

@@ -24,6 +24,7 @@ from labelsync.cli._exits import (
     exit_codes_help,
 )
 from labelsync.cli._output import (
+    job_activity,
     job_json,
     make_console,
     make_table,
@@ -58,6 +59,7 @@ from labelsync.cli._shell import (
     suggesting_admins,
 )
 from labelsync.exceptions import AlreadyExists, JobSuperseded, LabelSyncError
+from labelsync.jobs import Activity
 from labelsync.ports import JobStatus, PushJob
 
 __all__ = ["main"]
@@ -200,7 +202,7 @@ def import_(snapshot: Path, db: Path, replace: bool, yes: bool, output_format: s
         return
     if yes:
         raise click.UsageError("--yes answers the question of --replace; add --replace")
-    with service(db) as svc:
+    with service(db, create=True) as svc:
         try:
             svc.create_tenant(tenant)
         except AlreadyExists as error:
@@ -240,7 +242,7 @@ def export(db: Path, tenant_id: str, output: Path | None, output_format: str) ->
     """
     from labelsync.io import dump, dumps
 
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         tenant = svc.tenant(tenant_id)
     if output is None:
         click.echo(dumps(tenant), nl=False)  # the snapshot is JSON already
@@ -294,7 +296,8 @@ def preview(
     elif db is None or tenant_id is None:
         raise click.UsageError("give a SNAPSHOT file, or both --db PATH and --tenant ID")
     else:
-        with service(db) as svc:
+        # Read-only: a preview leaves the file byte for byte as it was.
+        with service(db, read_only=True) as svc:
             tenant = svc.tenant(tenant_id)
     changes = apply_defaults(tenant, defaults)[1]
     if output_format == "json":
@@ -403,26 +406,36 @@ def status(db: Path, tenant_id: str | None, wide: bool, output_format: str) -> N
     and finish times, and the command that resumes an unfinished one. A table
     too wide for the terminal becomes three lines per job; --wide keeps the table.
     """
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         jobs = svc.jobs(tenant_id)
+        now = svc.clock.now()
     if output_format == "json":
-        write_json([job_json(job, db) for job in jobs])
+        write_json([job_json(job, db, now) for job in jobs])
         return
     out = make_console()
     if not jobs:
         where = f" for tenant {tenant_id!r}" if tenant_id else ""
         out.print(f"no push jobs{where} in {db}")
         return
-    if wide or status_width(jobs) <= out.width:
+    if wide or status_width(jobs, now) <= out.width:
         if wide:
-            out.width = max(out.width, status_width(jobs))
-        out.print(status_table(jobs))
+            out.width = max(out.width, status_width(jobs, now))
+        out.print(status_table(jobs, now))
     else:
-        for line in status_lines(jobs):
+        for line in status_lines(jobs, now):
             out.print(line)
     for job in jobs:
-        if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
-            out.print(f"{job.status.name.lower()}: {resume_hint(job.id, db)}")
+        state = job_activity(job, now)
+        if state is Activity.RUNNING:
+            out.print(
+                f"running: {job.id} is being run by {job.runner_id} "
+                f"(lease until {when(job.lease_until)} UTC); if that runner is gone, "
+                f"{resume_hint(job.id, db)}"
+            )
+        elif state is Activity.INTERRUPTED:
+            out.print(f"interrupted (no runner): {resume_hint(job.id, db)}")
+        elif state is Activity.WAITING:
+            out.print(f"pending (never run): {resume_hint(job.id, db)}")
 
 
 @main.command()
@@ -454,7 +467,7 @@ def tenants(db: Path, output_format: str) -> None:
     One row per tenant: id, name, number of Users, the checkbox settings, and
     when and by whom the last push finished.
     """
-    with service(db) as svc:
+    with service(db, read_only=True) as svc:
         stored = [svc.tenant(tenant_id) for tenant_id in svc.store.tenant_ids()]
     if output_format == "json":
         write_json([tenant_json(tenant) for tenant in stored])
@@ -475,6 +488,21 @@ def tenants(db: Path, output_format: str) -> None:
             "never" if push is None else f"{when(push.finished_at)} UTC by {push.actor_id}",
         )
     out.print(rows)
+
+
+@main.command()
+@existing_db
+def migrate(db: Path) -> None:
+    """Bring a labelsync database to this version's schema, changing nothing else.
+
+    Commands that write migrate a file themselves; the read-only ones
+    (preview, status, export, tenants) cannot, and ask for this after an upgrade.
+    """
+    from labelsync.adapters.sqlite import SCHEMA_VERSION
+
+    with service(db):
+        pass
+    click.echo(f"{db} is at schema version {SCHEMA_VERSION}")
 
 
 @main.command()

@@ -66,7 +66,7 @@ def demo(users: int, db: Path | None, seed: int, batch_size: int) -> None:
     if db is None:
         db = Path(tempfile.mkdtemp(prefix="labelsync-demo-")) / "demo.db"
     defaults = Defaults(inbox=True, sent=True)
-    with service(db) as svc:
+    with service(db, create=True) as svc:
         if _TENANT_ID in svc.store.tenant_ids():
             raise _taken(db, _TENANT_ID)
         out.print(

@@ -193,7 +193,7 @@ def replace_tenant(snapshot: Tenant, db: Path, *, yes: bool, output_format: str)
     tenant's name, checkbox settings, onboarding switch and push history stay.
     Without the stored tenant, the snapshot is imported as it is.
     """
-    with service(db) as svc:
+    with service(db, create=True) as svc:
         try:
             stored = svc.tenant(snapshot.id)
         except UnknownTenant:

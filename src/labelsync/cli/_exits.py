@@ -16,6 +16,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PERMISSION_DENIED",
+    "EXIT_STORAGE",
     "EXIT_SUPERSEDED",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
@@ -43,6 +44,8 @@ EXIT_PERMISSION_DENIED: Final = 3
 """The actor may not do this (R1): not an admin User of the tenant."""
 EXIT_SUPERSEDED: Final = 4
 """The push job was superseded by a newer push of the same tenant and writes nothing more."""
+EXIT_STORAGE: Final = 5
+"""The database file failed: damaged, read-only, full (or a size limit), or locked too long."""
 EXIT_INTERRUPTED: Final = 130
 """Interrupted with Ctrl-C (128 + SIGINT, as shells report it); a push stays resumable."""
 EXIT_TERMINATED: Final = 143
@@ -56,6 +59,7 @@ EXIT_CODES: Final[tuple[ExitCode, ...]] = (
         EXIT_PERMISSION_DENIED, "permission denied", "the actor is not an admin of the tenant"
     ),
     ExitCode(EXIT_SUPERSEDED, "job superseded", "a newer push started; this one writes nothing"),
+    ExitCode(EXIT_STORAGE, "storage error", "the database is damaged, read-only, full or locked"),
     ExitCode(EXIT_INTERRUPTED, "interrupted", "Ctrl-C; an interrupted push can be resumed"),
     ExitCode(EXIT_TERMINATED, "terminated", "SIGTERM during a push, which can be resumed"),
 )

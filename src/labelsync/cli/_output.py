@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
+from labelsync.jobs import Activity, activity
 from labelsync.model import Defaults, PushCounts, PushRecord, Tenant
 from labelsync.ports import JobStatus, PushJob
 
@@ -327,12 +328,35 @@ def counts_json(users: int, counts: PushCounts) -> dict[str, int]:
     }
 
 
-def job_json(job: PushJob, db: Path) -> dict[str, Any]:
+def job_activity(job: PushJob, now: dt.datetime) -> Activity:
+    """`jobs.activity` of `job`, knowing whether a runner process of this host is gone."""
+    from labelsync.service import runner_alive
+
+    return activity(job, now, runner_alive=runner_alive(job.runner_id))
+
+
+def shown_status(job: PushJob, now: dt.datetime) -> str:
+    """The status ``status`` shows: the job's, with an unfinished job's activity told truthfully.
+
+    RUNNING only while a runner holds a live lease on it; INTERRUPTED once its
+    runner stopped or was killed; PENDING while it waits for its first runner.
+    """
+    state = job_activity(job, now)
+    if state is Activity.FINISHED:
+        return job.status.name
+    if state is Activity.WAITING:
+        return JobStatus.PENDING.name
+    return state.name
+
+
+def job_json(job: PushJob, db: Path, now: dt.datetime | None = None) -> dict[str, Any]:
     """A push job as ``status``, ``push`` and ``resume`` print it with ``--format json``.
 
-    ``resume`` is the command that continues an unfinished job, else null.
+    ``resume`` is the command that continues an unfinished job, else null;
+    ``activity`` says whether a runner runs it now (`labelsync.jobs.Activity`).
     """
     unfinished = job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+    now = dt.datetime.now(dt.UTC) if now is None else now
     return {
         "job": job.id,
         "tenant": job.tenant_id,
@@ -346,6 +370,9 @@ def job_json(job: PushJob, db: Path) -> dict[str, Any]:
         "finished_at": _iso(job.finished_at),
         "superseded_by": job.superseded_by,
         "resume": resume_hint(job.id, db) if unfinished else None,
+        "activity": job_activity(job, now).name,
+        "runner": job.runner_id,
+        "lease_until": _iso(job.lease_until),
     }
 
 
@@ -394,12 +421,12 @@ _STATUS_COLUMNS: Final = (
 )
 
 
-def _status_cells(job: PushJob) -> tuple[str, ...]:
+def _status_cells(job: PushJob, now: dt.datetime) -> tuple[str, ...]:
     c = job.counts
     return (
         job.id,
         job.tenant_id,
-        job.status.name,
+        shown_status(job, now),
         f"{num(job.processed)}/{num(job.total)}",
         num(c.users_changed),
         num(c.selected),
@@ -410,14 +437,14 @@ def _status_cells(job: PushJob) -> tuple[str, ...]:
     )
 
 
-def status_width(jobs: Sequence[PushJob]) -> int:
+def status_width(jobs: Sequence[PushJob], now: dt.datetime) -> int:
     """The columns the wide status table needs: every cell whole, two spaces between."""
-    rows = [_STATUS_COLUMNS, *map(_status_cells, jobs)]
+    rows = [_STATUS_COLUMNS, *(_status_cells(job, now) for job in jobs)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_STATUS_COLUMNS))]
     return sum(widths) + 3 * (len(widths) - 1)
 
 
-def status_table(jobs: Sequence[PushJob]) -> Table:
+def status_table(jobs: Sequence[PushJob], now: dt.datetime) -> Table:
     """One row per job, every count in its own column (``status --wide``)."""
     out = make_table(*_STATUS_COLUMNS, numeric_from=3)
     for column in out.columns:
@@ -425,11 +452,11 @@ def status_table(jobs: Sequence[PushJob]) -> Table:
     for column in out.columns[-2:]:
         column.justify = "left"
     for job in jobs:
-        out.add_row(*_status_cells(job))
+        out.add_row(*_status_cells(job, now))
     return out
 
 
-def status_lines(jobs: Sequence[PushJob]) -> list[str]:
+def status_lines(jobs: Sequence[PushJob], now: dt.datetime) -> list[str]:
     """Three lines per job that fit 80 columns: id, tenant and status; counts; times.
 
     The job id is never cut, since ``resume`` and ``revert`` need it whole.
@@ -438,7 +465,7 @@ def status_lines(jobs: Sequence[PushJob]) -> list[str]:
     for job in jobs:
         c = job.counts
         finished = f" to {when(job.finished_at)}" if job.finished_at else ", not finished"
-        lines.append(f"{job.id}  {job.tenant_id}  {job.status.name}")
+        lines.append(f"{job.id}  {job.tenant_id}  {shown_status(job, now)}")
         lines.append(
             f"  {num(job.processed)}/{num(job.total)} Users, {num(c.users_changed)} changed "
             f"(+{num(c.selected)} -{num(c.deselected)} labels), {num(c.skipped)} skips"

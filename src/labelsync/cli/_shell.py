@@ -11,7 +11,6 @@ import contextlib
 import difflib
 import os
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from labelsync.cli._exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_PERMISSION_DENIED,
+    EXIT_STORAGE,
     EXIT_SUPERSEDED,
     EXIT_TERMINATED,
     EXIT_USAGE,
@@ -34,6 +34,7 @@ from labelsync.exceptions import (
     JobSuperseded,
     LabelSyncError,
     PermissionDenied,
+    StorageError,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
@@ -69,6 +70,8 @@ def one_line(text: str) -> str:
 
 
 def exit_code_of(error: LabelSyncError) -> int:
+    if isinstance(error, StorageError):
+        return EXIT_STORAGE
     if isinstance(error, InvalidInput):
         return EXIT_USAGE
     if isinstance(error, PermissionDenied):
@@ -92,12 +95,16 @@ def os_message(error: OSError) -> str:
 
 
 @contextlib.contextmanager
-def service(db: Path) -> Iterator[LabelSync]:
-    """A `LabelSync` over the SQLite file `db` and the system clock, closed on the way out."""
+def service(db: Path, *, read_only: bool = False, create: bool = False) -> Iterator[LabelSync]:
+    """A `LabelSync` over the SQLite file `db` and the system clock, closed on the way out.
+
+    `read_only` opens the file so that nothing can be written to it; only with
+    `create` may a new or empty file become a labelsync database.
+    """
     from labelsync.adapters.clock import SystemClock
     from labelsync.service import LabelSync
 
-    with sqlite_store(db) as store:
+    with sqlite_store(db, read_only=read_only, create=create) as store:
         try:
             yield LabelSync(store=store, clock=SystemClock())
         except (UnknownTenant, UnknownUser, UnknownJob) as error:
@@ -132,17 +139,31 @@ def did_you_mean_text(given: str, known: Sequence[str]) -> str:
 
 
 @contextlib.contextmanager
-def sqlite_store(db: Path) -> Iterator[SqliteStore]:
+def sqlite_store(db: Path, *, read_only: bool, create: bool) -> Iterator[SqliteStore]:
     from labelsync.adapters.sqlite import SqliteStore
 
     try:
-        store = SqliteStore(db)
-    except sqlite3.DatabaseError as error:
-        raise InvalidInput(
-            "--db", os.fspath(db), f"cannot be opened as a labelsync SQLite file ({error})"
-        ) from None
+        store = SqliteStore(db, read_only=read_only, create=create, busy_timeout=busy_timeout())
+    except InvalidInput as error:
+        if error.field != "path":
+            raise
+        raise InvalidInput("--db", os.fspath(db), error.problem) from None
     with store:
         yield store
+
+
+BUSY_TIMEOUT_VARIABLE = "LABELSYNC_BUSY_TIMEOUT"
+
+
+def busy_timeout() -> float:
+    """Seconds a command waits for another process's write lock: 30, or LABELSYNC_BUSY_TIMEOUT."""
+    text = os.environ.get(BUSY_TIMEOUT_VARIABLE)
+    if text is None:
+        return 30.0
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(BUSY_TIMEOUT_VARIABLE, text, "must be a number of seconds") from None
 
 
 def load_snapshot(path: Path) -> Tenant:

@@ -72,6 +72,7 @@ from labelsync.ports import (
 )
 from labelsync.rules import apply_defaults
 from labelsync.testing.directory_conformance import DirectoryContract
+from labelsync.testing.input_policy import InputPolicyContract
 
 __all__ = ["DirectoryContract", "StoreContract", "commit_all", "run_next"]
 
@@ -257,7 +258,7 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(DirectoryContract):
+class StoreContract(InputPolicyContract, DirectoryContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     It includes `DirectoryContract` (adding and removing Users, R13, R14).
