@@ -428,3 +428,42 @@ def test_parallel_workers_skip_a_user_removed_before_and_after_the_roster_was_cu
         skipped = {s.user_id for s in svc.changes(job.id).skipped}
         assert {"u1", "u4"} == skipped
         assert {"u1", "u4"}.isdisjoint(svc.changes(job.id).changed_user_ids)
+
+
+# -- who may call what ----------------------------------------------------------------------------
+
+ROLES: dict[str, str | None] = {
+    "host": None,  # the host's own, trusted directory call
+    "admin": "admin",
+    "self": "ana",  # the User the call is about
+    "other": "bo",  # another plain User
+    "stranger": "nobody",  # not a User of the tenant
+}
+DIRECTORY_CALLS = {
+    "update_user": lambda svc, actor: svc.update_user(
+        "acme", attrs.evolve(person("ana"), email="ana@new.io"), actor_id=actor
+    ),
+    "remove_user": lambda svc, actor: svc.remove_user("acme", "ana", actor_id=actor),
+    "sync_directory": lambda svc, actor: svc.sync_directory(
+        "acme", [person("zed")], actor_id=actor
+    ),
+}
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+@pytest.mark.parametrize("call", list(DIRECTORY_CALLS))
+def test_a_directory_call_is_the_hosts_or_an_admins_and_refused_for_anyone_else(
+    svc: LabelSync, call: str, role: str
+) -> None:
+    """Who may call what: the host (no actor) and the tenant's admins; anyone else gets
+    PermissionDenied, decided in the core, and nothing is written."""
+    svc.create_tenant(acme(person("ana"), person("bo")))
+    before = svc.tenant("acme")
+
+    if role in {"host", "admin"}:
+        DIRECTORY_CALLS[call](svc, ROLES[role])
+        assert before != svc.tenant("acme")
+    else:
+        with pytest.raises(PermissionDenied):
+            DIRECTORY_CALLS[call](svc, ROLES[role])
+        assert before == svc.tenant("acme")
