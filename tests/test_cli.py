@@ -843,6 +843,8 @@ COMMANDS = [
     "tenants",
     "migrate",
     "schema",
+    "coverage",
+    "presets",
     "sync-directory",
 ]
 

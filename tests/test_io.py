@@ -275,7 +275,7 @@ def test_every_problem_cattrs_can_collect_is_reported_at_once() -> None:
         "tenant.users[1].version: True must be a whole number",
         (
             "tenant.users[2].synched: is not a field of User "
-            "(it has id, email, permissions, mailbox, synced, version)"
+            "(it has id, email, permissions, mailbox, synced, version, groups)"
         ),
         (
             "tenant.last_push.started_at: '2024-05-01T09:30:00' must be an ISO 8601 date and time "

@@ -514,6 +514,7 @@ def test_user_with_selection_equals_the_validated_user_one_version_on(
             mailbox=user.mailbox,
             synced=synced,
             version=user.version + 1,
+            groups=user.groups,
         )
     )
     assert validated == _outcome(lambda: user._with_selection(synced))

@@ -20,7 +20,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from labelsync import _display  # noqa: F401  # registers the notebook renderers by type
+from labelsync.audience import Audience
 from labelsync.changes import Changes, LabelChange, Skip, Summary
+from labelsync.coverage import coverage
 from labelsync.directory import DirectoryReport
 from labelsync.exceptions import (
     AlreadyExists,
@@ -47,6 +49,7 @@ from labelsync.model import (
 )
 from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
+from labelsync.presets import Preset
 from labelsync.push import PushReport
 from labelsync.rules import apply_defaults, email_tab, onboard
 from labelsync.service import LabelSync, RevertReport
@@ -61,6 +64,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "AlreadyExists",
+    "Audience",
     "Changes",
     "Defaults",
     "DirectoryReport",
@@ -77,6 +81,7 @@ __all__ = [
     "NotFound",
     "Permission",
     "PermissionDenied",
+    "Preset",
     "Provider",
     "PushCounts",
     "PushJob",
@@ -92,6 +97,7 @@ __all__ = [
     "User",
     "__version__",
     "apply_defaults",
+    "coverage",
     "email_tab",
     "onboard",
 ]

@@ -211,3 +211,9 @@ def check_new_version(field: str, value: int) -> None:
         raise InvalidInput(
             field, value, f"must be at most 2**62 ({MAX_VERSION}) for a new User, so it can grow"
         )
+
+
+def check_name(where: str, value: object) -> None:
+    """Accept a name a host supplies for a collection item (a group name, a listed User id):
+    checked as an id (`check_id`), the error naming `where`."""
+    check_id(where, value)

@@ -146,11 +146,18 @@ def remove_user(tenant: Tenant, user_id: str) -> Tenant:
     return attrs.evolve(tenant, users=tuple(u for u in tenant.users if u.id != user_id))
 
 
-def onboarding(onboard_new_users: bool, last_push: PushRecord | None) -> Defaults | None:
-    """The defaults a new User gets (B4): the last push's when the tenant onboards, else None."""
-    if onboard_new_users and last_push is not None:
-        return last_push.defaults
-    return None
+def onboarding(
+    onboard_new_users: bool, last_push: PushRecord | None, defaults: Defaults | None = None
+) -> Defaults | None:
+    """The defaults a new User gets (B4) when the tenant onboards, else None: the last push's,
+    or the tenant's checkboxes `defaults` if that push went to some Users only (R20).
+
+    The service first gives a User with groups the preset of its first group that
+    has one (R21); presets are not part of a `Tenant` value, so `reconcile` cannot.
+    """
+    if not onboard_new_users or last_push is None:
+        return None
+    return defaults if last_push.audience.narrowed else last_push.defaults
 
 
 def onboarded(user: User, defaults: Defaults | None) -> User:
@@ -306,7 +313,7 @@ def reconcile(
         raise InvalidInput("tenant", tenant, "is not a Tenant")
     check_flag("remove_missing", remove_missing)
     roster = check_roster(users)
-    onboard_with = onboarding(tenant.onboard_new_users, tenant.last_push)
+    onboard_with = onboarding(tenant.onboard_new_users, tenant.last_push, tenant.defaults)
     stored = {user.id: user for user in tenant.users}
     batch = plan_batch(stored, roster, onboard_with=onboard_with)
     listed = {user.id for user in roster} if remove_missing else set()

@@ -11,7 +11,8 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
   ``onboard_new_users`` (bool, default false).
 - a User: ``id``, ``email``, ``permissions`` (a list of ``ADMIN_ACCESS``,
   ``EMAIL_SYNC``), ``mailbox`` (or null when none is connected), ``synced``
-  (the selected label ids) and ``version`` (a whole number, default 0).
+  (the selected label ids), ``version`` (a whole number, default 0) and
+  ``groups`` (the User's group names, R20; written only when there are any).
 - a mailbox: ``provider`` (``GMAIL``, ``MICROSOFT``, ``IMAP``, ``OTHER``),
   ``address`` and ``labels``; a label: ``id``, ``name`` and ``system``
   (``INBOX``, ``SENT`` or null for the User's own labels), and ``guessed`` and
@@ -20,7 +21,9 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
-  ``label_missing``, and ``user_removed``, default 0, written only when not 0).
+  ``label_missing``, and ``user_removed``, default 0, written only when not 0), and
+  ``audience`` (``{"groups": [...]}`` or ``{"users": [...]}``), written only for a push
+  to less than everyone (R20).
 
 Enums are written by name, sets as sorted lists, and every field is written,
 defaults included (a label's flags excepted, see above). On reading, fields
@@ -50,8 +53,9 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from labelsync._validate import MAX_ID_LENGTH, MAX_VERSION, text_problem
+from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import Label, LabelSet, PushCounts, Tenant, User, label_id_problem
+from labelsync.model import Label, LabelSet, PushCounts, PushRecord, Tenant, User, label_id_problem
 
 if TYPE_CHECKING:
     import cattrs
@@ -308,7 +312,7 @@ def _converter() -> cattrs.Converter:
     except ImportError:
         raise MissingExtra("JSON snapshots", "json", "cattrs") from None
     from cattrs.cols import list_structure_factory
-    from cattrs.gen import make_dict_structure_fn
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
 
@@ -368,6 +372,19 @@ def _converter() -> cattrs.Converter:
         return structure
 
     converter.register_structure_hook_factory(attrs.has, attrs_object)
+
+    # Version 2 fields, written only when set: snapshots of tenants without groups
+    # or narrowed pushes stay as they were, readable by an older labelsync.
+    converter.register_unstructure_hook(Audience, Audience.to_doc)
+    converter.register_structure_hook(Audience, _audience)
+    converter.register_unstructure_hook(
+        User,
+        make_dict_unstructure_fn(User, converter, groups=override(omit_if_default=True)),
+    )
+    converter.register_unstructure_hook(
+        PushRecord,
+        make_dict_unstructure_fn(PushRecord, converter, audience=override(omit_if_default=True)),
+    )
     return converter
 
 
@@ -378,6 +395,12 @@ def _counts_doc(counts: PushCounts) -> dict[str, object]:
         # snapshot of any other push stays readable by an older labelsync.
         del doc["user_removed"]
     return doc
+
+
+def _audience(value: object, _: Any) -> Audience:
+    if not isinstance(value, dict):
+        raise _Bad(value, 'must be {"groups": [...]} or {"users": [...]}')
+    return Audience.from_doc(value)
 
 
 def _label_doc(label: Label) -> dict[str, object]:

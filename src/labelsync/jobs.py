@@ -20,6 +20,7 @@ import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync.audience import Audience
 from labelsync.changes import ChangeRow, LabelChange, Skip, SkipRow, count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
 from labelsync.model import Defaults, PushCounts, PushRecord, SkipReason, SystemLabel, User
@@ -68,7 +69,9 @@ class PushJob:
     The roster is every User whose roster position is at most `roster_end`:
     the Users that existed when the push started (R6). `cursor` is the
     position of the last roster User handled, the checkpoint a resume starts
-    after; `processed` counts the roster Users handled so far.
+    after; `processed` counts the roster Users handled so far. `audience`
+    narrows the roster to its members at the start (R20): `total` counts them,
+    and a store remembers which positions they hold.
     """
 
     id: str = field(validator=v.an_id)
@@ -86,6 +89,9 @@ class PushJob:
         default=None, validator=attrs.validators.optional(v.aware_datetime)
     )
     superseded_by: str | None = None
+    audience: Audience = field(
+        default=Audience.everyone(), validator=v.instance_of(Audience, what="an Audience")
+    )
     # The runner lease is how the job is run, not what it is: equality ignores it.
     runner_id: str | None = field(
         default=None, kw_only=True, eq=False, validator=attrs.validators.optional(v.an_id)
@@ -121,6 +127,7 @@ class PushJob:
             finished_at=self.finished_at,
             roster_size=self.total,
             counts=self.counts,
+            audience=self.audience,
         )
 
 

@@ -16,6 +16,7 @@ import attrs
 from attrs import field, frozen
 
 from labelsync import _validate as v
+from labelsync.audience import Audience, name_set
 from labelsync.exceptions import InvalidInput, UnknownUser
 
 __all__ = [
@@ -215,6 +216,22 @@ def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
     return _PERMISSION_SETS.get(permissions, permissions)
 
 
+# Few distinct sets of groups exist in a tenant: Users share one frozenset each.
+_GROUP_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _group_set(groups: object) -> frozenset[str]:
+    if groups == frozenset():
+        return frozenset()
+    names = name_set("User.groups", groups, "group names")
+    shared = _GROUP_SETS.get(names)
+    if shared is not None:
+        return shared
+    if len(_GROUP_SETS) >= _LAYOUTS_MAX:
+        _GROUP_SETS.clear()
+    return _GROUP_SETS.setdefault(names, names)
+
+
 def _users_tuple(users: Iterable[User]) -> tuple[User, ...]:
     return tuple(_collection("Tenant.users", users, "User"))
 
@@ -341,7 +358,8 @@ class User:
     `synced` may name ids the mailbox does not have (a label deleted at the
     provider, or a mailbox since disconnected): such stale ids are kept as they
     are and never touched by a push (R5). `version` grows by one on every change
-    of `synced`, so stores can detect a concurrent edit.
+    of `synced`, so stores can detect a concurrent edit. `groups` are the
+    host's team or role names of the User (R20): an audience picks Users by them.
     """
 
     id: str = field(validator=v.an_id)
@@ -358,6 +376,7 @@ class User:
         default=LabelSet(), validator=v.instance_of(LabelSet, what="a LabelSet")
     )
     version: int = field(default=0, validator=v.version)
+    groups: frozenset[str] = field(default=frozenset(), converter=_group_set)
 
     def can(self, permission: Permission) -> bool:
         """Whether this User's role holds `permission`."""
@@ -378,6 +397,7 @@ class User:
         _set_user_mailbox(new, self.mailbox)
         _set_user_synced(new, synced)
         _set_user_version(new, self.version + 1)
+        _set_user_groups(new, self.groups)
         return new
 
     def with_selection(self, synced: LabelSet) -> User:
@@ -404,6 +424,7 @@ _set_user_permissions = _slot_setter(User, "permissions")
 _set_user_mailbox = _slot_setter(User, "mailbox")
 _set_user_synced = _slot_setter(User, "synced")
 _set_user_version = _slot_setter(User, "version")
+_set_user_groups = _slot_setter(User, "groups")
 
 # Every set of Permissions, each once: `User.permissions` holds one of these.
 _PERMISSION_SETS: dict[frozenset[Permission], frozenset[Permission]] = {
@@ -496,7 +517,7 @@ _SHOWN_WHEN_SET = frozenset({"user_removed"})
 
 @frozen
 class PushRecord:
-    """The audit record of a finished push (R11)."""
+    """The audit record of a finished push (R11); `audience` says who it went to (R20)."""
 
     job_id: str = field(validator=v.an_id)
     actor_id: str = field(validator=v.an_id)
@@ -505,6 +526,9 @@ class PushRecord:
     finished_at: dt.datetime = field(validator=v.aware_datetime)
     roster_size: int = field(validator=v.count)
     counts: PushCounts = field(validator=v.instance_of(PushCounts, what="a PushCounts"))
+    audience: Audience = field(
+        default=Audience.everyone(), validator=v.instance_of(Audience, what="an Audience")
+    )
 
 
 @frozen(repr=False)

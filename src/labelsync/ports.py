@@ -21,12 +21,14 @@ from labelsync._validate import MAX_BATCH_SIZE, is_id
 from labelsync.changes import Skip
 from labelsync.jobs import JobStatus, PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = [
     "MAX_BATCH_SIZE",
     "Clock",
     "JobLeases",
     "JobStatus",
+    "PresetStore",
     "PushExecution",
     "PushHistory",
     "PushJob",
@@ -183,6 +185,12 @@ class PushExecution(Protocol):
         current job, the tenant's checkbox settings become `job.defaults`, and
         the job's `total` and `roster_end` are set from the Users stored now
         (`jobs.started`). Returns the job as stored.
+
+        A job whose `audience` is narrowed (R20) has as roster the audience's
+        members stored now, selected in the store: `total` counts them, and
+        `run_batch` reads and writes no other User, also if one joins the
+        audience later (R6). Its defaults are not the tenant's checkbox
+        settings, which stay as they are.
         """
         ...
 
@@ -250,5 +258,25 @@ class PushHistory(Protocol):
         ...
 
 
-class Store(TenantDirectory, UserDirectory, PushExecution, PushHistory, Protocol):
+class PresetStore(Protocol):
+    """A tenant's presets and their audit trail (R21); any class with these methods.
+
+    Atomic like `TenantDirectory`; `UnknownTenant` for a tenant it does not hold.
+    """
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's stored `PresetBook`; an empty book at version 0 if none was saved."""
+        ...
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Compare-and-set: store `book` and append `event` to the trail, all at once, if the
+        stored book's version is ``book.version - 1``; else store nothing and return False."""
+        ...
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """Every stored `PresetEvent` of the tenant, oldest first."""
+        ...
+
+
+class Store(TenantDirectory, UserDirectory, PushExecution, PushHistory, PresetStore, Protocol):
     """Everything `LabelSync` needs from storage: the ports above, in one object."""

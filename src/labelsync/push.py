@@ -64,8 +64,10 @@ class PushReport:
         took = ""
         if job.finished_at is not None:
             took = f" in {(job.finished_at - job.started_at).total_seconds():.1f}s"
+        audience = f" to {job.audience.describe()}" if job.audience.narrowed else ""
         return (
-            f"push {job.id} ({job.defaults.describe()}) {job.status.name.lower()}{took}: "
+            f"push {job.id} ({job.defaults.describe()}){audience} "
+            f"{job.status.name.lower()}{took}: "
             f"{job.processed}/{job.total} Users, {c.users_changed} changed "
             f"(+{c.selected} selected, -{c.deselected} deselected), "
             f"skipped: {c.no_mailbox} no mailbox, {c.label_missing} label missing"
@@ -90,11 +92,12 @@ def start_job(store: Store, job: PushJob) -> PushJob:
     """Persist `job` with its roster fixed (R6), superseding the tenant's unfinished push (R10)."""
     stored = store.start_job(job)
     log.info(
-        "push job %s of tenant %s started: %s, roster of %d Users",
+        "push job %s of tenant %s started: %s, roster of %d Users%s",
         stored.id,
         stored.tenant_id,
         stored.defaults.describe(),
         stored.total,
+        f" ({stored.audience.describe()})" if stored.audience.narrowed else "",
     )
     return stored
 

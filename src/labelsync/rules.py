@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from attrs import frozen
 
+from labelsync.audience import Audience
 from labelsync.changes import ChangeRow, Changes, LabelChange, Skip, SkipRow
 from labelsync.exceptions import InvalidInput, PermissionDenied
 from labelsync.model import (
@@ -160,17 +161,36 @@ def _apply_many(users: Sequence[User], defaults: Defaults) -> tuple[list[User], 
     return after, Changes(change_rows=tuple(changes), skip_rows=tuple(skips), users=len(after))
 
 
-def apply_defaults(tenant: Tenant, defaults: Defaults) -> tuple[Tenant, Changes]:
+def apply_defaults(
+    tenant: Tenant, defaults: Defaults, *, audience: Audience | None = None
+) -> tuple[Tenant, Changes]:
     """Push `defaults` to every User of `tenant` (R6); return the new tenant and the diff.
 
     Pure, so it is also the what-if preview (B1). Users whose selection does not
     change are the same objects in the new tenant, and the tenant's checkbox
-    settings become `defaults`.
+    settings become `defaults`. With an `audience` (R20) only its members are
+    the roster: every other User stays as it is, and `Changes.users` counts the members.
     """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
-    after, changes = _apply_many(tenant.users, defaults)
-    return tenant._with_pushed(after, defaults), changes
+    audience = _audience(audience)
+    if not audience.narrowed:
+        after, changes = _apply_many(tenant.users, defaults)
+        return tenant._with_pushed(after, defaults), changes
+    positions = [i for i, user in enumerate(tenant.users) if audience.includes(user)]
+    members_after, changes = _apply_many([tenant.users[i] for i in positions], defaults)
+    users = list(tenant.users)
+    for position, user in zip(positions, members_after, strict=True):
+        users[position] = user
+    return tenant._with_pushed(users, defaults), changes
+
+
+def _audience(audience: object) -> Audience:
+    if audience is None:
+        return Audience.everyone()
+    if not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    return audience
 
 
 def onboard(tenant: Tenant, user_id: str) -> tuple[Tenant, Changes]:

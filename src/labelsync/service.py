@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby, islice
 
 from attrs import frozen
@@ -21,13 +21,17 @@ from attrs import frozen
 from labelsync import _validate as v
 from labelsync import directory
 from labelsync import push as _push
+from labelsync.audience import Audience
 from labelsync.changes import Changes
+from labelsync.coverage import Coverage, coverage
 from labelsync.directory import DirectoryReport
 from labelsync.exceptions import InvalidInput, LabelSyncError, PermissionDenied, UnknownUser
 from labelsync.jobs import Activity, JobStatus, PushJob, StoredChange, activity
 from labelsync.model import Defaults, EmailTab, LabelSet, Permission, Tenant, User
 from labelsync.parallel import run_worker
-from labelsync.ports import Clock, JobLeases, Store
+from labelsync.policy import PushMode
+from labelsync.ports import Clock, JobLeases, Store, TenantSettings
+from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
 from labelsync.rules import apply_defaults, apply_rows, email_tab
 
@@ -40,11 +44,20 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+def _audience(audience: object) -> Audience:
+    if audience is None:
+        return Audience.everyone()
+    if not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    return audience
+
+
 # What `LabelSync` calls on its store: checked when the service is made, not at first use.
 _STORE_METHODS = (
     "add_tenant", "tenant_ids", "get_tenant", "settings", "save_defaults", "save_onboarding",
     "add_user", "get_user", "get_users", "save_users", "start_job", "get_job", "run_batch",
-    "finish_job", "list_jobs", "job_changes", "job_skips",
+    "finish_job", "list_jobs", "job_changes", "job_skips", "get_presets", "save_presets",
+    "preset_events",
 )  # fmt: skip
 
 
@@ -167,7 +180,10 @@ class LabelSync:
         return self.store.get_user(tenant_id, user_id)
 
     def add_user(self, tenant_id: str, user: User, *, actor_id: str | None = None) -> User:
-        """Add a User; they get the last push's defaults only if onboarding is on (B4, R6).
+        """Add a User; with onboarding on they get defaults (B4, R6), else none.
+
+        Onboarding gives the preset of the User's first group that has one
+        (R21), else the last push's defaults.
 
         Who may: the host itself (``actor_id=None``, a trusted directory call),
         or an admin of the tenant acting through the host (`actor_id`); anyone
@@ -179,11 +195,26 @@ class LabelSync:
         if actor_id is not None:
             self._admin(tenant_id, actor_id, doing=f"add User {user.id!r}")
         settings = self.store.settings(tenant_id)
-        user = directory.onboarded(
-            user, directory.onboarding(settings.onboard_new_users, settings.last_push)
-        )
+        if settings.onboard_new_users:
+            onboarding = self._onboarding_defaults(tenant_id, user, settings)
+            if onboarding is not None:
+                user = apply_rows((user,), onboarding)[0][0]
         self.store.add_user(tenant_id, user)
         return user
+
+    def _onboarding_defaults(
+        self, tenant_id: str, user: User, settings: TenantSettings
+    ) -> Defaults | None:
+        """What onboarding gives `user` (R21, B4): the preset of its first group that has one,
+        else the last push's defaults, or the tenant's checkboxes if that push went to some
+        Users only; None when there is nothing to give."""
+        preset = self.store.get_presets(tenant_id).for_user(user) if user.groups else None
+        if preset is not None:
+            return preset.defaults
+        last_push = settings.last_push
+        if last_push is None:
+            return None
+        return settings.defaults if last_push.audience.narrowed else last_push.defaults
 
     # -- the directory (R13, R14) --------------------------------------------------
 
@@ -290,11 +321,10 @@ class LabelSync:
     def _sync_batch(self, tenant_id: str, users: list[User]) -> DirectoryReport:
         """Reconcile one batch of the host's roster; Users written meanwhile are read again."""
         settings = self.store.settings(tenant_id)
-        onboard_with = directory.onboarding(settings.onboard_new_users, settings.last_push)
         stored = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in users])}
-        batch = directory.plan_batch(stored, users, onboard_with=onboard_with)
+        batch = directory.plan_batch(stored, users, onboard_with=None)
         if batch.adds:
-            self.store.add_users(tenant_id, batch.adds)
+            self.store.add_users(tenant_id, self._onboarded(tenant_id, batch.adds, settings))
         report = DirectoryReport(added=batch.added, unchanged=batch.unchanged)
         writes = batch.writes
         while writes:
@@ -305,12 +335,23 @@ class LabelSync:
             # A push or a User's edit wrote these in between: reconcile them again.
             again = [u for u in users if u.id in conflicts]
             current = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in again])}
-            retry = directory.plan_batch(current, again, onboard_with=onboard_with)
+            retry = directory.plan_batch(current, again, onboard_with=None)
             if retry.adds:  # removed meanwhile: the host lists them, so they come back
-                self.store.add_users(tenant_id, retry.adds)
+                self.store.add_users(tenant_id, self._onboarded(tenant_id, retry.adds, settings))
             report += DirectoryReport(added=retry.added, unchanged=retry.unchanged)
             writes = retry.writes
         return report
+
+    def _onboarded(
+        self, tenant_id: str, users: Sequence[User], settings: TenantSettings
+    ) -> list[User]:
+        """New Users as `add_user` stores them: onboarded when the tenant onboards (B4, R21)."""
+        if not settings.onboard_new_users:
+            return list(users)
+        return [
+            directory.onboarded(user, self._onboarding_defaults(tenant_id, user, settings))
+            for user in users
+        ]
 
     def set_selection(
         self, tenant_id: str, user_id: str, synced: LabelSet, *, actor_id: str | None = None
@@ -328,6 +369,9 @@ class LabelSync:
         if actor_id is not None and actor_id != user_id:
             self._admin(tenant_id, actor_id, doing=f"change the selection of User {user_id!r}")
         user = self.store.get_user(tenant_id, user_id)
+        if actor_id is None or actor_id == user_id:
+            # Locks bind the User's own edits (R17, R21); an admin may still change them.
+            self._check_preset_locks(tenant_id, user, synced)
         known = {label.id for label in user.mailbox.labels} if user.mailbox else set()
         unknown = sorted(synced.ids - user.synced.ids - known)
         if unknown:
@@ -341,6 +385,21 @@ class LabelSync:
             # A push wrote this User in between; the User's own edit still wins.
             user = self.store.get_user(tenant_id, user_id)
         return user
+
+    def _check_preset_locks(self, tenant_id: str, user: User, synced: LabelSet) -> None:
+        """Refuse a User's own change of a label their group's preset locks (R21, R17)."""
+        if not user.groups or user.mailbox is None:
+            return
+        preset = self.store.get_presets(tenant_id).for_user(user)
+        if preset is None:
+            return
+        for label in sorted(preset.locks, key=lambda label: label.value):
+            label_id = user.mailbox.label_id(label)
+            if label_id is not None and (label_id in synced) is not (label_id in user.synced):
+                raise PermissionDenied(
+                    f"synced: {label.title} is locked by preset {preset.name!r} of User "
+                    f"{user.id!r}'s group; only an admin's push changes it"
+                )
 
     def _admin(self, tenant_id: str, actor_id: str, *, doing: str | None = None) -> User:
         self.store.settings(tenant_id)  # UnknownTenant before anything else
@@ -410,24 +469,218 @@ class LabelSync:
                 )
                 return onboarded
 
+    def coverage(self, tenant_id: str) -> Coverage:
+        """Per User, whether the defaults reach them, and why not (R22); a User whose group
+        has a preset is measured against the preset's defaults (R21)."""
+        return coverage(self.store.get_tenant(tenant_id), self.store.get_presets(tenant_id))
+
+    # -- presets (R21) --------------------------------------------------------------------
+
+    def presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's presets and their group assignments, in precedence order."""
+        return self.store.get_presets(tenant_id)
+
+    def preset_history(self, tenant_id: str) -> list[PresetEvent]:
+        """Every change of the tenant's presets: who, when, what; oldest first."""
+        return self.store.preset_events(tenant_id)
+
+    def _edit_presets(
+        self,
+        tenant_id: str,
+        actor_id: str,
+        action: PresetAction,
+        name: str,
+        edit: Callable[[PresetBook], PresetBook],
+        detail: str = "",
+    ) -> PresetBook:
+        """Apply `edit` to the stored book and store it with its audit event; admins only.
+
+        Compare-and-set on the book's version: an edit that lost a race to
+        another admin's is decided again on the book as it is now.
+        """
+        self._admin(tenant_id, actor_id)
+        while True:
+            book = edit(self.store.get_presets(tenant_id))
+            event = PresetEvent(
+                action=action,
+                actor_id=actor_id,
+                at=_push.now(self.clock),
+                preset=name,
+                detail=detail,
+                version=book.version,
+            )
+            if self.store.save_presets(tenant_id, book, event):
+                _log.info("presets of tenant %s: %s", tenant_id, event)
+                return book
+
+    def create_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Add a named preset (defaults, locks, mode); admins only; `AlreadyExists` if taken."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.CREATED,
+            preset.name,
+            lambda book: book.creating(preset),
+            preset.describe(),
+        )
+
+    def update_preset(self, tenant_id: str, *, actor_id: str, preset: Preset) -> PresetBook:
+        """Replace the preset of the same name (new defaults, locks or mode); admins only."""
+        if not isinstance(preset, Preset):
+            raise InvalidInput("preset", preset, "is not a Preset")
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.UPDATED,
+            preset.name,
+            lambda book: book.replacing(preset),
+            preset.describe(),
+        )
+
+    def rename_preset(
+        self, tenant_id: str, *, actor_id: str, name: str, new_name: str
+    ) -> PresetBook:
+        """Rename a preset; its group assignments follow it. Admins only."""
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.RENAMED,
+            name,
+            lambda book: book.renaming(name, new_name),
+            f"to {new_name!r}",
+        )
+
+    def delete_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PresetBook:
+        """Delete a preset and its group assignments. Admins only."""
+        return self._edit_presets(
+            tenant_id, actor_id, PresetAction.DELETED, name, lambda book: book.deleting(name)
+        )
+
+    def assign_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        group: str,
+        name: str | None,
+        position: int | None = None,
+    ) -> PresetBook:
+        """Give `group` preset `name` at `position` of the precedence order (None: last).
+
+        `name` None takes the group's preset away. One preset per group: an
+        assigned group is moved. Admins only.
+        """
+        if name is None:
+            book = self.store.get_presets(tenant_id)
+            current = next((a.preset for a in book.assignments if a.group == group), group)
+            return self._edit_presets(
+                tenant_id,
+                actor_id,
+                PresetAction.UNASSIGNED,
+                current,
+                lambda book: book.unassigning(group),
+                f"from group {group!r}",
+            )
+        where = "last" if position is None else f"at precedence {position}"
+        return self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.ASSIGNED,
+            name,
+            lambda book: book.assigning(group, name, position=position),
+            f"to group {group!r}, {where}",
+        )
+
+    def start_preset(self, tenant_id: str, *, actor_id: str, name: str) -> PushJob:
+        """Start the push of preset `name` to its groups (R21); admins only.
+
+        A push of the preset's defaults whose audience is the members of the
+        groups assigned the preset (`PresetBook.audience`); the job's record
+        names that audience, and the preset's trail records the push. A preset
+        whose mode is not OVERRIDE is refused (`InvalidInput`): this release's
+        push applies OVERRIDE only.
+        """
+        self._admin(tenant_id, actor_id)
+        book = self.store.get_presets(tenant_id)
+        preset = book.preset(name)
+        audience = book.audience(name)
+        if preset.mode is not PushMode.OVERRIDE:
+            # The push of this release applies OVERRIDE only; another mode is not faked.
+            raise InvalidInput(
+                "preset.mode",
+                preset.mode.name,
+                f"of preset {name!r} needs push modes (R16), which this labelsync's push "
+                "does not apply yet; use OVERRIDE",
+            )
+        job = self.start_push(
+            tenant_id, actor_id=actor_id, defaults=preset.defaults, audience=audience
+        )
+        self._edit_presets(
+            tenant_id,
+            actor_id,
+            PresetAction.APPLIED,
+            name,
+            lambda book: book.recorded(name),
+            f"push {job.id} to {audience.describe()}",
+        )
+        return job
+
+    def apply_preset(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        name: str,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> PushReport:
+        """ "Apply this preset to its groups now", in one call: `start_preset` then `run_push`."""
+        _push.check_batch_size(batch_size)
+        job = self.start_preset(tenant_id, actor_id=actor_id, name=name)
+        return self.run_push(job.id, batch_size=batch_size, progress=progress)
+
     def email_tab(self, tenant_id: str, user_id: str) -> EmailTab:
         """What the User sees on their Email tab (R8); `PermissionDenied` without EMAIL_SYNC."""
         return email_tab(self.store.get_user(tenant_id, user_id))
 
     # -- pushes -------------------------------------------------------------------
 
-    def preview(self, tenant_id: str, defaults: Defaults) -> Changes:
-        """What pushing `defaults` now would change, without writing anything (B1)."""
-        return apply_defaults(self.store.get_tenant(tenant_id), defaults)[1]
+    def preview(
+        self, tenant_id: str, defaults: Defaults, *, audience: Audience | None = None
+    ) -> Changes:
+        """What pushing `defaults` (to `audience`, R20) now would change, writing nothing (B1)."""
+        audience = _audience(audience)
+        return apply_defaults(self.store.get_tenant(tenant_id), defaults, audience=audience)[1]
 
-    def start_push(self, tenant_id: str, *, actor_id: str, defaults: Defaults) -> PushJob:
+    def start_push(
+        self,
+        tenant_id: str,
+        *,
+        actor_id: str,
+        defaults: Defaults,
+        audience: Audience | None = None,
+    ) -> PushJob:
         """ "Apply to all users": fix the roster now (R6) and persist a job; admins only (R1).
 
-        An unfinished earlier push of the tenant is superseded (R10).
+        With an `audience` (R20) the roster is its members now: `total` counts
+        them and the job (and its audit record) names the audience. Listed User
+        ids must be Users of the tenant. An unfinished earlier push of the
+        tenant is superseded (R10).
         """
         if not isinstance(defaults, Defaults):
             raise InvalidInput("defaults", defaults, "is not a Defaults")
+        audience = _audience(audience)
         self._admin(tenant_id, actor_id)
+        if audience.user_ids:
+            wanted = sorted(audience.user_ids)
+            known = {user.id for user in self.store.get_users(tenant_id, wanted)}
+            unknown = [user_id for user_id in wanted if user_id not in known]
+            if unknown:
+                raise InvalidInput(
+                    "audience.user_ids", unknown[0], f"is not a User of tenant {tenant_id!r}"
+                )
         job = PushJob(
             id=self._new_id(),
             tenant_id=tenant_id,
@@ -435,6 +688,7 @@ class LabelSync:
             defaults=defaults,
             status=JobStatus.PENDING,
             started_at=_push.now(self.clock),
+            audience=audience,
         )
         return _push.start_job(self.store, job)
 
@@ -492,10 +746,11 @@ class LabelSync:
         defaults: Defaults,
         batch_size: int = 500,
         progress: Progress | None = None,
+        audience: Audience | None = None,
     ) -> PushReport:
         """`start_push` then `run_push`."""
         _push.check_batch_size(batch_size)
-        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+        job = self.start_push(tenant_id, actor_id=actor_id, defaults=defaults, audience=audience)
         return self.run_push(job.id, batch_size=batch_size, progress=progress)
 
     def job(self, job_id: str) -> PushJob:

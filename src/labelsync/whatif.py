@@ -16,6 +16,7 @@ from attrs import field, frozen
 
 from labelsync._display import block, escape, table
 from labelsync._repr import html
+from labelsync.audience import EVERYONE, Audience
 from labelsync.changes import Changes
 from labelsync.exceptions import InvalidInput, MissingExtra, NotFound
 from labelsync.model import Defaults, Tenant
@@ -94,6 +95,8 @@ class Comparison:
     tenant_id: str
     users: int
     rows: tuple[ComparisonRow, ...]
+    audience: Audience = EVERYONE
+    """Who every candidate was previewed on (R20); `users` counts its members."""
 
     def row(self, candidate: str) -> ComparisonRow:
         """The row of `candidate`; `NotFound` if no candidate has that name."""
@@ -157,6 +160,8 @@ class Comparison:
             return "  ".join([first, *flags, *counts]).rstrip()
 
         title = f"What-if for tenant {self.tenant_id} ({self.users} Users)"
+        if self.audience.narrowed:
+            title = f"{title[:-1]} of {self.audience.describe()})"
         return "\n".join([title, line(header), *(line(cells) for cells in body)])
 
     def plot(self, ax: Axes | None = None) -> Axes:
@@ -194,12 +199,18 @@ class Comparison:
         return ax
 
 
-def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
+def compare(
+    tenant: Tenant, candidates: Mapping[str, Defaults], *, audience: Audience | None = None
+) -> Comparison:
     """Preview each of `candidates` (name -> `Defaults`) on `tenant`; nothing is changed.
 
-    Each row counts what ``apply_defaults(tenant, defaults)`` reports, so the
-    numbers are the push's own.
+    Each row counts what ``apply_defaults(tenant, defaults, audience=audience)``
+    reports, so the numbers are the push's own; with an `audience` (R20) the
+    candidates are compared on its members only.
     """
+    if audience is not None and not isinstance(audience, Audience):
+        raise InvalidInput("audience", audience, "is not an Audience")
+    audience = audience or Audience.everyone()
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
     if not isinstance(candidates, Mapping):
@@ -214,7 +225,7 @@ def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
             raise InvalidInput(f"candidates[{name!r}]", defaults, "is not a Defaults")
     rows = []
     for name, defaults in candidates.items():
-        _, changes = apply_defaults(tenant, defaults)
+        _, changes = apply_defaults(tenant, defaults, audience=audience)
         counts = changes.counts()
         rows.append(
             ComparisonRow(
@@ -229,7 +240,8 @@ def compare(tenant: Tenant, candidates: Mapping[str, Defaults]) -> Comparison:
                 changes=changes,
             )
         )
-    return Comparison(tenant_id=tenant.id, users=len(tenant.users), rows=tuple(rows))
+    users = len(tenant.users) if not audience.narrowed else rows[0].users
+    return Comparison(tenant_id=tenant.id, users=users, rows=tuple(rows), audience=audience)
 
 
 @html.register(Comparison)
@@ -239,6 +251,8 @@ def _comparison_html(comparison: Comparison) -> str:
         f"<b>What-if</b> for {escape(comparison.tenant_id)}: {comparison.users} Users, "
         f"{len(comparison.rows)} candidates"
     )
+    if comparison.audience.narrowed:
+        head += f", audience: {escape(comparison.audience.describe())}"
     rows = table(
         (
             "candidate",

@@ -85,3 +85,20 @@ changed_by_candidate: int = first_row.users_changed
 codes: tuple[ExitCode, ...] = EXIT_CODES
 lookup_errors: tuple[type[labelsync.LabelSyncError], ...] = (UnknownTenant, MissingExtra)
 html_or_none: str | None = changes._repr_html_()
+
+# Version 2: audiences (R20), presets (R21), coverage (R22).
+from labelsync import Audience, Preset, coverage  # noqa: E402
+from labelsync.coverage import Coverage, CoverageStatus  # noqa: E402
+from labelsync.presets import PresetBook  # noqa: E402
+
+grouped = User(id="u2", email="b@x.io", groups=frozenset({"sales"}))
+sales: Audience = Audience.groups({"sales"})
+listed: Audience = Audience.users(["u1"])
+narrowed_job: PushJob = svc.start_push(
+    "t1", actor_id="u1", defaults=Defaults(inbox=True, sent=True), audience=sales
+)
+per_group: Comparison = compare(tenant, {"both": Defaults(inbox=True, sent=True)}, audience=sales)
+preset = Preset(name="Sales", defaults=Defaults(inbox=True, sent=True))
+book: PresetBook = svc.create_preset("t1", actor_id="u1", preset=preset)
+seen: Coverage = coverage(tenant, book)
+covered: int = seen.counts()[CoverageStatus.COVERED]

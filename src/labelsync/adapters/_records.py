@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from labelsync._validate import check_batch_size, check_new_version
+from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, PushCounts, PushRecord, SystemLabel, User
 
@@ -61,8 +62,12 @@ def label_from_row(row: Sequence[Any]) -> Label:
 
 
 def record_doc(record: PushRecord) -> dict[str, object]:
-    """`record` as plain JSON values; times keep their UTC offset."""
-    return {
+    """`record` as plain JSON values; times keep their UTC offset.
+
+    The audience (R20) is written only when the push was narrowed, so records
+    of pushes to everyone stay as earlier labelsyncs wrote and read them.
+    """
+    doc: dict[str, object] = {
         "job_id": record.job_id,
         "actor_id": record.actor_id,
         "defaults": {"inbox": record.defaults.inbox, "sent": record.defaults.sent},
@@ -71,6 +76,10 @@ def record_doc(record: PushRecord) -> dict[str, object]:
         "roster_size": record.roster_size,
         "counts": attrs.asdict(record.counts),
     }
+    audience = record.audience.to_doc()
+    if audience is not None:
+        doc["audience"] = audience
+    return doc
 
 
 def record_from_doc(doc: Mapping[str, Any] | None) -> PushRecord | None:
@@ -85,6 +94,7 @@ def record_from_doc(doc: Mapping[str, Any] | None) -> PushRecord | None:
         finished_at=dt.datetime.fromisoformat(doc["finished_at"]),
         roster_size=doc["roster_size"],
         counts=PushCounts(**doc["counts"]),
+        audience=Audience.from_doc(doc.get("audience")),
     )
 
 

@@ -34,6 +34,7 @@ from labelsync.exceptions import (
 from labelsync.jobs import PushJob, StoredChange
 from labelsync.model import Defaults, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = ["InMemoryStore"]
 
@@ -51,6 +52,8 @@ class _TenantRow:
     # Roster Users of the current unfinished job removed before it reached them (R14):
     # (position, user id), increasing; cleared when a job starts or finishes.
     removed: list[tuple[int, str]] = attrs.Factory(list)
+    presets: PresetBook = attrs.Factory(PresetBook)
+    preset_events: list[PresetEvent] = attrs.Factory(list)
 
 
 class InMemoryStore:
@@ -62,6 +65,8 @@ class InMemoryStore:
         self._jobs: dict[str, PushJob] = {}
         self._changes: dict[str, list[StoredChange]] = {}
         self._skips: dict[str, list[Skip]] = {}
+        # A narrowed audience's roster (R20): its members' positions at the start, increasing.
+        self._members: dict[str, list[int]] = {}
         self._next_position = 1
 
     def __repr__(self) -> str:
@@ -211,14 +216,27 @@ class InMemoryStore:
             for other in self._jobs.values():
                 if other.tenant_id == job.tenant_id and not other.finished:
                     self._jobs[other.id] = jobs.superseded(other, by=job.id)
-            stored = jobs.started(
-                job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
-            )
+            if job.audience.narrowed:
+                members = [
+                    position
+                    for position, user_id in zip(row.positions, row.ids, strict=True)
+                    if job.audience.includes(row.users[user_id])
+                ]
+                self._members[job.id] = members
+                stored = jobs.started(
+                    job, total=len(members), roster_end=members[-1] if members else 0
+                )
+            else:
+                stored = jobs.started(
+                    job, total=len(row.ids), roster_end=row.positions[-1] if row.positions else 0
+                )
             self._jobs[job.id] = stored
             self._changes[job.id] = []
             self._skips[job.id] = []
             row.current_job_id = job.id
-            row.defaults = job.defaults
+            if not job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                row.defaults = job.defaults
             row.removed.clear()  # every earlier job is finished or superseded now
             return stored
 
@@ -245,6 +263,24 @@ class InMemoryStore:
         An entry is the User as stored, or `jobs.Removed` for one removed since the job started.
         """
         row = self._row(job.tenant_id)
+        members = self._members.get(job.id)
+        if members is not None:
+            # Each member as stored, or removed since the job started (R14).
+            gone = dict(row.removed)
+            picked: list[int] = []
+            users: list[User | jobs.Removed] = []
+            for position in members[bisect.bisect_right(members, after) :]:
+                at = bisect.bisect_left(row.positions, position)
+                if at < len(row.positions) and row.positions[at] == position:
+                    users.append(row.users[row.ids[at]])
+                elif position in gone:
+                    users.append(jobs.Removed(gone[position]))
+                else:
+                    continue
+                picked.append(position)
+                if len(picked) == limit:
+                    break
+            return picked, users
         start = bisect.bisect_right(row.positions, after)
         stop = bisect.bisect_right(row.positions, job.roster_end)
         stop = min(stop, start + max(limit, 0))
@@ -312,3 +348,26 @@ class InMemoryStore:
         with self._lock:
             self.get_job(job_id)
             return iter(list(self._skips[job_id]))
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._lock:
+            return self._row(tenant_id).presets
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._lock:
+            row = self._row(tenant_id)
+            if row.presets.version != book.version - 1:
+                return False
+            row.presets = book
+            row.preset_events.append(event)
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._lock:
+            return list(self._row(tenant_id).preset_events)

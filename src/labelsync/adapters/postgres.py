@@ -49,6 +49,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -80,6 +81,7 @@ from labelsync.model import (
 )
 from labelsync.parallel import Busy, Claim, LeaseLost
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 if TYPE_CHECKING:
     import psycopg
@@ -231,7 +233,30 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {s}.jobs ADD COLUMN runner_id text;
     ALTER TABLE {s}.jobs ADD COLUMN lease_until timestamptz;
     """,
-    # Version 4: the directory (R13, R14). A roster User removed before the running push
+    # Version 4: audiences and presets (R20, R21). A User's groups are cold (a push
+    # never reads them); a job names its audience, and a narrowed job's roster is
+    # the positions of its members at the start, so a batch walks them only.
+    """
+    ALTER TABLE {s}.users ADD COLUMN groups jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE {s}.jobs ADD COLUMN audience jsonb;
+    CREATE TABLE {s}.job_members (
+        job_id text NOT NULL,
+        position bigint NOT NULL,
+        PRIMARY KEY (job_id, position)
+    );
+    CREATE TABLE {s}.presets (
+        tenant_id text PRIMARY KEY REFERENCES {s}.tenants (id),
+        version bigint NOT NULL,
+        book jsonb NOT NULL
+    );
+    CREATE TABLE {s}.preset_events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES {s}.tenants (id),
+        event jsonb NOT NULL
+    );
+    CREATE INDEX ON {s}.preset_events (tenant_id, seq);
+    """,
+    # Version 5: the directory (R13, R14). A roster User removed before the running push
     # reached them stays in `removed_users` for that push to skip; jobs count those skips.
     """
     ALTER TABLE {s}.jobs ADD COLUMN user_removed bigint NOT NULL DEFAULT 0;
@@ -278,7 +303,7 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by, user_removed"
+    "label_missing, finished_at, superseded_by, audience, user_removed"
 )
 # What a job read selects: its columns, then its runner lease.
 _JOB_SELECT = _JOB_COLUMNS + ", runner_id, lease_until"
@@ -287,7 +312,7 @@ _JOB_SELECT = _JOB_COLUMNS + ", runner_id, lease_until"
 # JSON text: many Users share one layout, which is then decoded (and validated) once.
 _USER_JSON = (
     "json_build_array(u.id, u.email, u.permissions, u.provider, u.address, u.labels::text, "
-    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on)"
+    "u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on, u.groups)"
 )
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _USERS = (
@@ -297,7 +322,7 @@ _USERS = (
 _USER_RECORDS = (
     "json_to_recordset(%s) AS w(id text, email text, permissions jsonb, provider text, "
     "address text, labels text, other_synced jsonb, version bigint, position bigint, "
-    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean)"
+    "inbox_id text, inbox_on boolean, sent_id text, sent_on boolean, groups jsonb)"
 )
 
 # -- a push batch, set-based ----------------------------------------------------------------
@@ -371,8 +396,15 @@ _REMOVED_AHEAD = """
     WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
       AND job_id = %(job)s
 """
+_MEMBERS_END = """
+    SELECT max(position) FROM (
+        SELECT position FROM {s}.job_members
+        WHERE job_id = %(job)s AND position > %(after)s AND position <= %(end)s
+        ORDER BY position LIMIT %(limit)s
+    ) AS f
+"""
 _ENTRIES_END = """
-    SELECT max(position), sum(removed)::bigint FROM (
+    SELECT max(position) FROM (
         SELECT position, removed FROM (
             SELECT position, 0 AS removed FROM {s}.user_state
             WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
@@ -383,6 +415,29 @@ _ENTRIES_END = """
         ) AS e ORDER BY position LIMIT %(limit)s
     ) AS f
 """
+# A narrowed audience (R20): the batch is its members in the range, whose positions
+# `job_members` holds; the same statements, over them only.
+_LOCK_MEMBERS = """
+    SELECT count(*), max(position) FROM (
+        SELECT h.position FROM {s}.job_members AS m
+        JOIN {s}.user_state AS h ON h.tenant_id = %(t)s AND h.position = m.position
+        WHERE m.job_id = %(job)s AND m.position > %(after)s AND m.position <= %(end)s
+        ORDER BY m.position LIMIT %(limit)s FOR UPDATE OF h
+    ) AS r
+"""
+_RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
+# Only the members' rows, looked up by key: the positions between them are never read.
+_RUN_MEMBERS = _RUN_BATCH.replace(
+    _RANGE,
+    "WHERE tenant_id = %(t)s AND position IN (SELECT position FROM {s}.job_members "
+    "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s)",
+)
+_ROSTER_OF = {
+    "groups": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.users WHERE tenant_id = %(t)s AND groups ?| %(names)s::text[]",
+    "users": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.user_state WHERE tenant_id = %(t)s AND id = ANY(%(names)s::text[])",
+}
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
 
@@ -500,13 +555,14 @@ def _user_doc(user: User, position: int | None = None) -> dict[str, object]:
         "inbox_on": inbox_on,
         "sent_id": sent_id,
         "sent_on": sent_on,
+        "groups": sorted(user.groups),
     }
 
 
 def _user_from_doc(doc: Sequence[Any]) -> User:
     """A User from the array `_USER_JSON` builds."""
     user_id, email, permissions, provider, address, labels, others, version = doc[:8]
-    inbox_id, inbox_on, sent_id, sent_on = doc[8:]
+    inbox_id, inbox_on, sent_id, sent_on, groups = doc[8:]
     return User(
         id=user_id,
         email=email,
@@ -518,6 +574,7 @@ def _user_from_doc(doc: Sequence[Any]) -> User:
         ),
         synced=selection(others, inbox_id, inbox_on, sent_id, sent_on),
         version=version,
+        groups=frozenset(groups) if groups else frozenset(),
     )
 
 
@@ -532,7 +589,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by, user_removed = row[16:19]
+    finished_at, superseded_by, audience, user_removed = row[16:20]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -554,8 +611,9 @@ def _job_from_row(row: Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
-        runner_id=row[19] if len(row) > 19 else None,
-        lease_until=_utc(row[20]) if len(row) > 20 and row[20] is not None else None,
+        audience=Audience.from_doc(audience),
+        runner_id=row[20] if len(row) > 20 else None,
+        lease_until=_utc(row[21]) if len(row) > 21 and row[21] is not None else None,
     )
 
 
@@ -781,8 +839,9 @@ class PostgresStore:
             cur.execute(
                 f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
                 f"INSERT INTO {s}.users (tenant_id, position, id, email, permissions, provider, "
-                f"address, labels, other_synced) SELECT %s, w.position, w.id, w.email, "
-                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced FROM w) "
+                f"address, labels, other_synced, groups) SELECT %s, w.position, w.id, w.email, "
+                f"w.permissions, w.provider, w.address, w.labels::jsonb, w.other_synced, "
+                f"w.groups FROM w) "
                 f"INSERT INTO {s}.user_state (tenant_id, position, id, version, has_mailbox, "
                 f"inbox_id, inbox_on, sent_id, sent_on) SELECT %s, w.position, w.id, w.version, "
                 f"w.provider IS NOT NULL, w.inbox_id, w.inbox_on, w.sent_id, w.sent_on FROM w",
@@ -818,7 +877,8 @@ class PostgresStore:
             f"WITH w AS (SELECT * FROM {_USER_RECORDS}), cold AS ("
             f"UPDATE {s}.users AS u SET email = w.email, permissions = w.permissions, "
             f"provider = w.provider, address = w.address, labels = w.labels::jsonb, "
-            f"other_synced = w.other_synced FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
+            f"other_synced = w.other_synced, groups = w.groups "
+            f"FROM w WHERE u.tenant_id = %s AND u.id = w.id) "
             f"UPDATE {s}.user_state AS h SET version = w.version, "
             f"has_mailbox = w.provider IS NOT NULL, inbox_id = w.inbox_id, "
             f"inbox_on = w.inbox_on, sent_id = w.sent_id, sent_on = w.sent_on "
@@ -836,8 +896,9 @@ class PostgresStore:
         counts; None when there were none.
         """
         s = self._s
+        narrowed = job.audience.narrowed
         where = {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit}
-        cur.execute(_LOCK_BATCH.replace("{s}", s), where)
+        cur.execute((_LOCK_MEMBERS if narrowed else _LOCK_BATCH).replace("{s}", s), where)
         row = cur.fetchone()
         assert row is not None
         size, last = row
@@ -846,22 +907,28 @@ class PostgresStore:
         if _one(cur):
             # The batch ends where its first `limit` live or removed entries end; its
             # live rows are among those just locked.
-            cur.execute(_ENTRIES_END.replace("{s}", s), where)
-            ended = cur.fetchone()
-            assert ended is not None
-            last, removed = ended
-            cur.execute(
-                f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
-                f"AND position > %(after)s AND position <= %(last)s",
-                {**where, "last": last},
+            # A narrowed job's entries are its members, removed ones included (R20).
+            cur.execute((_MEMBERS_END if narrowed else _ENTRIES_END).replace("{s}", s), where)
+            last = _one(cur)
+            bounded = {**where, "end": last, "last": last}
+            cur.execute(_REMOVED_AHEAD.replace("{s}", s), bounded)
+            removed = _one(cur)
+            live = (
+                f"SELECT count(*) FROM {s}.job_members AS m JOIN {s}.user_state AS h "
+                f"ON h.tenant_id = %(t)s AND h.position = m.position WHERE m.job_id = %(job)s "
+                f"AND m.position > %(after)s AND m.position <= %(last)s"
+                if narrowed
+                else f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
+                f"AND position > %(after)s AND position <= %(last)s"
             )
+            cur.execute(live, bounded)
             size = _one(cur)
         if not size and not removed:
             return None
         plan = jobs.plan(job.defaults)
         inbox, sent = plan.checked
         cur.execute(
-            _RUN_BATCH.replace("{s}", s),
+            (_RUN_MEMBERS if narrowed else _RUN_BATCH).replace("{s}", s),
             {
                 "t": job.tenant_id,
                 "job": job.id,
@@ -1102,14 +1169,23 @@ class PostgresStore:
                 )
             job = None if current is None else self._job(cur, current)
             if job is not None and not job.finished:
+                ahead = [
+                    (user_id, position)
+                    for user_id, position in found.items()
+                    if job.cursor < position <= job.roster_end
+                ]
+                if ahead and job.audience.narrowed:  # only the audience's members (R20)
+                    cur.execute(
+                        f"SELECT position FROM {s}.job_members WHERE job_id = %s "
+                        f"AND position = ANY(%s)",
+                        (job.id, [position for _, position in ahead]),
+                    )
+                    members = {row[0] for row in cur.fetchall()}
+                    ahead = [(u, p) for u, p in ahead if p in members]
                 cur.executemany(
                     f"INSERT INTO {s}.removed_users (tenant_id, position, id, job_id) "
                     f"VALUES (%s, %s, %s, %s)",
-                    [
-                        (tenant_id, position, user_id, job.id)
-                        for user_id, position in found.items()
-                        if job.cursor < position <= job.roster_end
-                    ],
+                    [(tenant_id, position, user_id, job.id) for user_id, position in ahead],
                 )
             return tuple(i for i in wanted if i in found)
 
@@ -1145,11 +1221,24 @@ class PostgresStore:
             cur.execute(f"SELECT 1 FROM {s}.jobs WHERE id = %s", (job.id,))
             if cur.fetchone() is not None:
                 raise AlreadyExists("job.id", job.id, "is already a stored push job")
-            cur.execute(
-                f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
-                f"WHERE tenant_id = %s",
-                (job.tenant_id,),
-            )
+            if job.audience.narrowed:
+                # The members now (R6, R20), selected in the database.
+                ((key, names),) = (job.audience.to_doc() or {}).items()
+                cur.execute(
+                    _ROSTER_OF[key].replace("{s}", s),
+                    {"job": job.id, "t": job.tenant_id, "names": names},
+                )
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.job_members "
+                    f"WHERE job_id = %s",
+                    (job.id,),
+                )
+            else:
+                cur.execute(
+                    f"SELECT count(*), coalesce(max(position), 0) FROM {s}.user_state "
+                    f"WHERE tenant_id = %s",
+                    (job.tenant_id,),
+                )
             counted = cur.fetchone()
             assert counted is not None
             stored = jobs.started(job, total=counted[0], roster_end=counted[1])
@@ -1163,7 +1252,7 @@ class PostgresStore:
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -1183,16 +1272,24 @@ class PostgresStore:
                     c.label_missing,
                     stored.finished_at,
                     stored.superseded_by,
+                    None if stored.audience.to_doc() is None else _jsonb(stored.audience.to_doc()),
                     c.user_removed,
                 ),
             )
             # Removed Users were kept only for the jobs superseded above.
             cur.execute(f"DELETE FROM {s}.removed_users WHERE tenant_id = %s", (job.tenant_id,))
-            cur.execute(
-                f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
-                f"defaults_sent = %s WHERE id = %s",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s WHERE id = %s",
+                    (job.id, job.tenant_id),
+                )
+            else:
+                cur.execute(
+                    f"UPDATE {s}.tenants SET current_job_id = %s, defaults_inbox = %s, "
+                    f"defaults_sent = %s WHERE id = %s",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -1332,16 +1429,28 @@ class PostgresStore:
                 # Cut the roster once; whoever holds the job row does it, the others wait.
                 job = self._job(cur, job_id, "FOR UPDATE")
                 if not self._has_ranges(cur, job_id):
+                    # A narrowed job's ranges are cut over its members only (R20).
+                    roster = (
+                        f"{s}.job_members WHERE job_id = %(job)s"
+                        if job.audience.narrowed
+                        else f"{s}.user_state WHERE tenant_id = %(tenant)s"
+                    )
+                    positions = (
+                        f"SELECT position FROM {roster} "
+                        f"AND position > %(after)s AND position <= %(end)s"
+                    )
+                    if not job.audience.narrowed:  # members include removed ones already
+                        positions += (
+                            f" UNION ALL SELECT position FROM {s}.removed_users "
+                            f"WHERE tenant_id = %(tenant)s AND job_id = %(job)s "
+                            f"AND position > %(after)s AND position <= %(end)s"
+                        )
                     cur.execute(
                         f"INSERT INTO {s}.batches (tenant_id, job_id, range_no, first_position, "
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM (SELECT position FROM {s}.user_state WHERE tenant_id = %(tenant)s "
-                        f"AND position > %(after)s AND position <= %(end)s UNION ALL "
-                        f"SELECT position FROM {s}.removed_users WHERE tenant_id = %(tenant)s "
-                        f"AND job_id = %(job)s AND position > %(after)s "
-                        f"AND position <= %(end)s) AS e) AS r GROUP BY n",
+                        f"FROM ({positions}) AS e) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
                             "job": job_id,
@@ -1418,3 +1527,49 @@ class PostgresStore:
             stored = jobs.after_range(job, processed=size, counts=counts)
             self._save_job(cur, stored)
             return stored
+
+    # -- presets (R21) ----------------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT version, book FROM {self._s}.presets WHERE tenant_id = %s", (tenant_id,)
+            )
+            row = cur.fetchone()
+        return PresetBook() if row is None else PresetBook.from_doc(row[1], row[0])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        s = self._s
+        with self._tx() as cur:
+            # The tenant row's lock orders concurrent edits: the version read stays true.
+            self._lock_tenant(cur, tenant_id, "FOR NO KEY UPDATE")
+            cur.execute(f"SELECT version FROM {s}.presets WHERE tenant_id = %s", (tenant_id,))
+            row = cur.fetchone()
+            if (0 if row is None else row[0]) != book.version - 1:
+                return False
+            cur.execute(
+                f"INSERT INTO {s}.presets (tenant_id, version, book) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version, "
+                f"book = excluded.book",
+                (tenant_id, book.version, _jsonb(book.to_doc())),
+            )
+            cur.execute(
+                f"INSERT INTO {s}.preset_events (tenant_id, event) VALUES (%s, %s)",
+                (tenant_id, _jsonb(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+            cur.execute(
+                f"SELECT event FROM {self._s}.preset_events WHERE tenant_id = %s ORDER BY seq",
+                (tenant_id,),
+            )
+            rows = cur.fetchall()
+        return [event_from_doc(row[0]) for row in rows]

@@ -18,6 +18,7 @@ conformance kit's differential test proves it equal to `apply_defaults`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -45,6 +46,7 @@ from labelsync.adapters._records import (
     record_from_doc,
     selection,
 )
+from labelsync.audience import Audience, AudienceKind
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -75,6 +77,7 @@ from labelsync.model import (
     User,
 )
 from labelsync.ports import StaleCheckpoint, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent, event_doc, event_from_doc
 
 __all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SqliteStore", "storage_error"]
 
@@ -240,7 +243,40 @@ _V3: Final = (
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT",  # ISO 8601; NULL: no live runner
 )
 
-# Version 4: the directory (R13, R14). Users can be removed: a push's changes and skips
+# Version 4: audiences and presets (R20, R21). A User's groups are cold (a push never
+# reads them); a job names its audience, and a narrowed job's roster is the
+# positions of its members at the start, so a batch walks them and nobody else.
+_V4: Final = (
+    "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]'",  # JSON list, sorted
+    # Users by their set of groups: few distinct sets, so a group's members are found
+    # by key, without reading the wide cold rows.
+    "CREATE INDEX users_by_groups ON users (tenant_id, groups, position)",
+    "ALTER TABLE jobs ADD COLUMN audience TEXT",  # JSON; NULL: everyone
+    """
+    CREATE TABLE job_members (
+        job_id   TEXT NOT NULL REFERENCES jobs (id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (job_id, position)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE presets (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+        version   INTEGER NOT NULL,
+        book      TEXT NOT NULL               -- JSON: presets and group assignments
+    )
+    """,
+    """
+    CREATE TABLE preset_events (
+        seq       INTEGER PRIMARY KEY,        -- change order
+        tenant_id TEXT NOT NULL REFERENCES tenants (id),
+        event     TEXT NOT NULL               -- JSON: who, when, what
+    )
+    """,
+    "CREATE INDEX preset_events_by_tenant ON preset_events (tenant_id, seq)",
+)
+
+# Version 5: the directory (R13, R14). Users can be removed: a push's changes and skips
 # keep naming a removed User (their tables are rebuilt without the foreign key to
 # `users`), a roster User removed before the running push reached them is kept in
 # `removed_users` for that push to skip, and jobs count those skips.
@@ -271,15 +307,15 @@ _HISTORY_WITHOUT_USER_KEYS: Final = tuple(
         ),
     )
     for step in (
-        f"CREATE TABLE {table}_v3 ({columns})",
-        f"INSERT INTO {table}_v3 ({index}) SELECT {index} FROM {table}",
+        f"CREATE TABLE {table}_v5 ({columns})",
+        f"INSERT INTO {table}_v5 ({index}) SELECT {index} FROM {table}",
         f"DROP TABLE {table}",
-        f"ALTER TABLE {table}_v3 RENAME TO {table}",
+        f"ALTER TABLE {table}_v5 RENAME TO {table}",
         f"CREATE INDEX {table}_by_job ON {table} (job_id, seq)",
     )
 )
 
-_V4: Final = (
+_V5: Final = (
     *_HISTORY_WITHOUT_USER_KEYS,
     "ALTER TABLE jobs ADD COLUMN user_removed INTEGER NOT NULL DEFAULT 0",
     """
@@ -295,7 +331,7 @@ _V4: Final = (
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -309,14 +345,14 @@ _PAGE: Final = 1000  # rows per query when streaming a job's changes or skips
 # A User is its cold row joined to its hot row; filters name `u.` columns.
 _SELECT_USERS: Final = """
     SELECT u.id, u.email, u.permissions, u.provider, u.address, u.mailbox_labels,
-           u.other_synced, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+           u.other_synced, u.groups, h.version, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
     FROM users AS u JOIN user_state AS h ON h.tenant_id = u.tenant_id AND h.position = u.position
 """
 
 _INSERT_USER: Final = """
     INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,
-                       mailbox_labels, other_synced)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       mailbox_labels, other_synced, groups)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _INSERT_STATE: Final = """
@@ -336,7 +372,7 @@ _CAS_STATE: Final = """
 _UPDATE_COLD: Final = """
     UPDATE users
     SET email = ?, permissions = ?, provider = ?, address = ?, mailbox_labels = ?,
-        other_synced = ?
+        other_synced = ?, groups = ?
     WHERE tenant_id = ? AND id = ?
 """
 
@@ -415,6 +451,15 @@ _ENTRIES_END: Final = """
     )
 """
 
+# A narrowed job's roster entries are its members' positions, live or removed (R20, R14).
+_MEMBERS_END: Final = """
+    SELECT max(position) FROM (
+        SELECT position FROM job_members
+        WHERE job_id = :job AND position > :after AND position <= :end
+        ORDER BY position LIMIT :limit
+    )
+"""
+
 # Only the flags and the version change (R5): cold columns are never read or written.
 _BATCH_USERS: Final = f"""
     UPDATE user_state
@@ -424,12 +469,74 @@ _BATCH_USERS: Final = f"""
     WHERE {_BATCH} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 
+# -- a push batch of a narrowed audience (R20) ------------------------------------------
+#
+# The same statements, over the job's members only: `job_members` holds their
+# positions, fixed at the start, so a batch reads its members by primary key
+# and never the Users outside the audience.
+
+_MEMBERS: Final = (
+    "position IN (SELECT position FROM job_members"
+    " WHERE job_id = :job AND position > :after AND position <= :last)"
+)
+# Only the members' rows, looked up by key: the positions between them are never read.
+_BATCH_MEMBERS: Final = f"tenant_id = :t AND {_MEMBERS}"
+
+_MEMBERS_RANGE: Final = f"""
+    SELECT count(*), max(position),
+           sum({_FLIP_INBOX} OR {_FLIP_SENT}), sum({_FLIP_INBOX}), sum({_FLIP_SENT}),
+           sum(NOT has_mailbox),
+           sum(has_mailbox AND inbox_id IS NULL),
+           sum(has_mailbox AND sent_id IS NULL)
+    FROM (
+        SELECT h.position, h.has_mailbox, h.inbox_id, h.inbox_on, h.sent_id, h.sent_on
+        FROM job_members AS m
+        JOIN user_state AS h ON h.tenant_id = :t AND h.position = m.position
+        WHERE m.job_id = :job AND m.position > :after AND m.position <= :end
+        ORDER BY m.position LIMIT :limit
+    )
+"""
+_MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_SKIPS: Final = _BATCH_SKIPS.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchSql:
+    """The statements of a batch: over a range of the roster, or over a job's members."""
+
+    range: str
+    changes: str
+    skips: str
+    users: str
+
+
+_EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_USERS)
+_NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
+
+# A narrowed job's roster: its members' positions, selected in the store at the start.
+# The next distinct set of groups after :after, by one seek in `users_by_groups`: a
+# tenant has few distinct sets, so they are found in that many seeks, not a scan.
+_NEXT_GROUP_SET: Final = (
+    "SELECT groups FROM users WHERE tenant_id = :t AND groups > :after ORDER BY groups LIMIT 1"
+)
+_ROSTER_OF_GROUPS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, position FROM users
+    WHERE tenant_id = :t AND groups IN (SELECT value FROM json_each(:names))
+"""
+_ROSTER_OF_USERS: Final = """
+    INSERT INTO job_members (job_id, position)
+    SELECT :job, h.position FROM json_each(:names) AS n CROSS JOIN user_state AS h
+    WHERE h.tenant_id = :t AND h.id = n.value  -- CROSS JOIN: the listed ids drive
+"""
+
 # A job's key (`id`, `tenant_id`) and the columns that follow it; `_job_params` gives both.
 _JOB_KEY: Final = ("id", "tenant_id")
 _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
-    "no_mailbox", "label_missing", "superseded_by", "user_removed",
+    "no_mailbox", "label_missing", "superseded_by", "audience", "user_removed",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -458,7 +565,7 @@ _SKIPS_PAGE: Final = """
 
 # -- rows <-> values -------------------------------------------------------------
 
-ColdParams = tuple[str, str, str | None, str | None, str | None, str]
+ColdParams = tuple[str, str, str | None, str | None, str | None, str, str]
 HotParams = tuple[int, bool, str | None, bool, str | None, bool]
 
 
@@ -490,6 +597,7 @@ def _user_params(user: User) -> tuple[ColdParams, HotParams]:
         address,
         labels,
         _json(others),
+        _GROUPS_NONE if not user.groups else _json(sorted(user.groups)),
     )
     return cold, (user.version, mailbox is not None, inbox_id, inbox_on, sent_id, sent_on)
 
@@ -526,6 +634,15 @@ def _selection_from(text: str, inbox_id: str | None, sent_id: str | None) -> Lab
     return selection(json.loads(text), inbox_id, inbox_id is not None, sent_id, sent_id is not None)
 
 
+_GROUPS_NONE: Final = "[]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _groups_from_text(text: str) -> frozenset[str]:
+    # Checked by `User(...)` like any other groups.
+    return frozenset() if text == _GROUPS_NONE else frozenset(json.loads(text))
+
+
 @functools.lru_cache(maxsize=256)
 def _permissions_from_text(text: str) -> frozenset[Permission]:
     return frozenset(Permission(p) for p in json.loads(text))
@@ -547,6 +664,7 @@ def _user_from_row(row: sqlite3.Row) -> User:
             row["sent_id"] if row["sent_on"] else None,
         ),
         version=row["version"],
+        groups=_groups_from_text(row["groups"]),
     )
 
 
@@ -611,8 +729,14 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         counts.no_mailbox,
         counts.label_missing,
         job.superseded_by,
+        _audience_text(job.audience),
         counts.user_removed,
     )
+
+
+def _audience_text(audience: Audience) -> str | None:
+    doc = audience.to_doc()
+    return None if doc is None else _json(doc)
 
 
 def _job_from_row(row: sqlite3.Row) -> PushJob:
@@ -638,9 +762,14 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
+        audience=_audience_from_text(row["audience"]),
         runner_id=row["runner_id"],
         lease_until=None if row["lease_until"] is None else _time_from_text(row["lease_until"]),
     )
+
+
+def _audience_from_text(text: str | None) -> Audience:
+    return Audience.from_doc(None if text is None else json.loads(text))
 
 
 def _change_from_row(row: sqlite3.Row) -> StoredChange:
@@ -1240,14 +1369,25 @@ class SqliteStore:
                 conn.execute(f"DELETE FROM user_state WHERE {where}", (tenant_id, *chunk))
                 conn.execute(f"DELETE FROM users WHERE {where}", (tenant_id, *chunk))
             if job is not None and not job.finished:
+                ahead = [
+                    (user_id, position)
+                    for user_id, position in found.items()
+                    if job.cursor < position <= job.roster_end
+                ]
+                if ahead and job.audience.narrowed:  # only the audience's members (R20)
+                    members = {
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT position FROM job_members WHERE job_id = ?"
+                            f" AND position IN ({', '.join('?' * len(ahead))})",
+                            (job.id, *(position for _, position in ahead)),
+                        )
+                    }
+                    ahead = [(u, p) for u, p in ahead if p in members]
                 conn.executemany(
                     "INSERT INTO removed_users (tenant_id, position, id, job_id)"
                     " VALUES (?, ?, ?, ?)",
-                    (
-                        (tenant_id, position, user_id, job.id)
-                        for user_id, position in found.items()
-                        if job.cursor < position <= job.roster_end
-                    ),
+                    ((tenant_id, position, user_id, job.id) for user_id, position in ahead),
                 )
             return tuple(i for i in wanted if i in found)
 
@@ -1294,20 +1434,61 @@ class SqliteStore:
             ).fetchall()
             for row in unfinished:
                 self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
-            total, roster_end = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (job.tenant_id,),
-            ).fetchone()
-            stored = jobs.started(job, total=total, roster_end=roster_end)
-            conn.execute(_INSERT_JOB, _job_params(stored))
+            if job.audience.narrowed:
+                # The job row first: its members' rows point at it.
+                conn.execute(_INSERT_JOB, _job_params(jobs.started(job, total=0, roster_end=0)))
+                total, roster_end = self._roster_of(conn, job)
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                self._save_job(conn, stored)
+            else:
+                total, roster_end = conn.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM user_state"
+                    " WHERE tenant_id = ?",
+                    (job.tenant_id,),
+                ).fetchone()
+                stored = jobs.started(job, total=total, roster_end=roster_end)
+                conn.execute(_INSERT_JOB, _job_params(stored))
+            if job.audience.narrowed:
+                # A push to some Users only is not the tenant's checkbox setting (R20).
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ? WHERE id = ?", (job.id, job.tenant_id)
+                )
+            else:
+                conn.execute(
+                    "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
+                    " WHERE id = ?",
+                    (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
+                )
             # Removed Users were kept only for the jobs superseded above.
             conn.execute("DELETE FROM removed_users WHERE tenant_id = ?", (job.tenant_id,))
-            conn.execute(
-                "UPDATE tenants SET current_job_id = ?, defaults_inbox = ?, defaults_sent = ?"
-                " WHERE id = ?",
-                (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
-            )
             return stored
+
+    @staticmethod
+    def _members_params(job: PushJob) -> dict[str, object]:
+        audience = job.audience
+        names = audience.group_names if audience.kind is AudienceKind.GROUPS else audience.user_ids
+        return {"job": job.id, "t": job.tenant_id, "names": _json(sorted(names))}
+
+    def _roster_of(self, conn: sqlite3.Connection, job: PushJob) -> tuple[int, int]:
+        """Store a narrowed job's members (R20) as they are now; their count and last position."""
+        params = self._members_params(job)
+        if job.audience.kind is AudienceKind.GROUPS:
+            # The distinct sets of groups that hold one of the audience's, then their Users.
+            wanted = job.audience.group_names
+            sets: list[str] = []
+            after = ""  # before every JSON text ('["a"]' sorts before '[]')
+            while row := conn.execute(_NEXT_GROUP_SET, {**params, "after": after}).fetchone():
+                after = row[0]
+                if not wanted.isdisjoint(json.loads(after)):
+                    sets.append(after)
+            conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)})
+        else:
+            conn.execute(_ROSTER_OF_USERS, params)
+        total, roster_end = conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?",
+            (job.id,),
+        ).fetchone()
+        return total, roster_end
 
     def get_job(self, job_id: str) -> PushJob:
         """One job; `UnknownJob` if there is none."""
@@ -1350,13 +1531,16 @@ class SqliteStore:
                 "i": inbox,
                 "s": sent,
             }
+            sql = _NARROWED if job.audience.narrowed else _EVERYONE
             removed = 0
             if conn.execute(_REMOVED_AHEAD, params).fetchone()[0]:
-                # The batch's entries end at the last of its first `limit` live or removed
-                # Users; at most `limit` live Users are in that stretch.
-                params["end"], removed = conn.execute(_ENTRIES_END, params).fetchone()
+                # The batch's entries end at the last of its first `limit` roster entries,
+                # live or removed; at most `limit` live Users are in that stretch.
+                ends = _MEMBERS_END if job.audience.narrowed else _ENTRIES_END
+                params["end"] = conn.execute(ends, params).fetchone()[0]
+                removed = conn.execute(_REMOVED_AHEAD, params).fetchone()[0]
             size, last, changed, flips_inbox, flips_sent, no_mailbox, miss_inbox, miss_sent = (
-                conn.execute(_BATCH_RANGE, params).fetchone()
+                conn.execute(sql.range, params).fetchone()
             )
             if removed:
                 size, last = size + removed, params["end"]
@@ -1365,10 +1549,10 @@ class SqliteStore:
             params["last"] = last
             if changed:
                 # Changes first: they record each User's version + 1, before the update.
-                conn.execute(_BATCH_CHANGES, params)
-                conn.execute(_BATCH_USERS, params)
+                conn.execute(sql.changes, params)
+                conn.execute(sql.users, params)
             if no_mailbox or miss_inbox or miss_sent or removed:
-                conn.execute(_BATCH_SKIPS, params)
+                conn.execute(sql.skips, params)
             counts = plan.counts(
                 users_changed=changed or 0,
                 flips=(flips_inbox or 0, flips_sent or 0),
@@ -1449,3 +1633,50 @@ class SqliteStore:
             if len(rows) < _PAGE:
                 return
             after = rows[-1]["seq"]
+
+    # -- presets (R21) ------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """The tenant's stored presets; an empty book at version 0 if none was saved."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version, book FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        if row is None:
+            return PresetBook()
+        return PresetBook.from_doc(json.loads(row["book"]), row["version"])
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Compare-and-set on the book's version: store it and its event, or nothing."""
+        if not isinstance(book, PresetBook):
+            raise InvalidInput("book", book, "is not a PresetBook")
+        if not isinstance(event, PresetEvent):
+            raise InvalidInput("event", event, "is not a PresetEvent")
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            row = conn.execute(
+                "SELECT version FROM presets WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            if (0 if row is None else row["version"]) != book.version - 1:
+                return False
+            conn.execute(
+                "INSERT INTO presets (tenant_id, version, book) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version,"
+                " book = excluded.book",
+                (tenant_id, book.version, _json(book.to_doc())),
+            )
+            conn.execute(
+                "INSERT INTO preset_events (tenant_id, event) VALUES (?, ?)",
+                (tenant_id, _json(event_doc(event))),
+            )
+            return True
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """The tenant's preset changes, oldest first."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+            rows = conn.execute(
+                "SELECT event FROM preset_events WHERE tenant_id = ? ORDER BY seq", (tenant_id,)
+            ).fetchall()
+        return [event_from_doc(json.loads(row["event"])) for row in rows]

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from labelsync.cli._audiences import audience_of, audience_options, coverage_command, presets
 from labelsync.cli._demo import demo
 from labelsync.cli._directory import replace_tenant, sync_directory
 from labelsync.cli._exits import (
@@ -169,6 +170,8 @@ def _log_to_stderr(level: int) -> None:
 
 main.add_command(demo)
 main.add_command(sync_directory)
+main.add_command(coverage_command)
+main.add_command(presets)
 
 
 @main.command(name="import")
@@ -326,6 +329,7 @@ def preview(
 @click.option("--tenant", "tenant_id", required=True, help="Id of the tenant to push to.")
 @click.option("--actor", "actor_id", required=True, help="Id of the admin User who pushes.")
 @label_options
+@audience_options
 @batch_size_option
 @_json_format
 def push(
@@ -334,6 +338,8 @@ def push(
     actor_id: str,
     inbox: bool | None,
     sent: bool | None,
+    groups: tuple[str, ...],
+    user_ids: str | None,
     batch_size: int,
     output_format: str,
 ) -> None:
@@ -341,17 +347,20 @@ def push(
 
     The "Apply to all users" button. Both checkbox options are required, as
     an unchecked label is deselected for every User, overriding their own
-    choice. Only an admin User of the tenant may push. Ctrl-C stops it with
-    every committed batch kept and prints how to resume it.
+    choice. --group or --users push to some Users only. Only an admin User
+    of the tenant may push. Ctrl-C stops it with every committed batch kept
+    and prints how to resume it.
     """
     defaults = defaults_of(inbox, sent)
+    audience = audience_of(groups, user_ids)
     err = make_console(stderr=True)
     with service(db) as svc:
         with suggesting_admins(svc, tenant_id, actor_id):
-            job = svc.start_push(tenant_id, actor_id=actor_id, defaults=defaults)
+            job = svc.start_push(tenant_id, actor_id=actor_id, defaults=defaults, audience=audience)
+        whom = f" ({audience.describe()})" if audience.narrowed else ""
         err.print(
             f"push {job.id} started: {defaults.describe()}, to {num(job.total)} Users "
-            f"of {tenant_id!r}; Ctrl-C leaves it resumable"
+            f"of {tenant_id!r}{whom}; Ctrl-C leaves it resumable"
         )
         job = run_job(svc, job, db, batch_size)
     _finished(job, db, output_format)

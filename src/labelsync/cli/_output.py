@@ -354,6 +354,8 @@ def job_json(job: PushJob, db: Path, now: dt.datetime | None = None) -> dict[str
 
     ``resume`` is the command that continues an unfinished job, else null;
     ``activity`` says whether a runner runs it now (`labelsync.jobs.Activity`).
+    ``audience`` is null for a push to everyone, else ``{"groups": [...]}`` or
+    ``{"users": [...]}`` (R20).
     """
     unfinished = job.status in (JobStatus.PENDING, JobStatus.RUNNING)
     now = dt.datetime.now(dt.UTC) if now is None else now
@@ -370,6 +372,7 @@ def job_json(job: PushJob, db: Path, now: dt.datetime | None = None) -> dict[str
         "finished_at": _iso(job.finished_at),
         "superseded_by": job.superseded_by,
         "resume": resume_hint(job.id, db) if unfinished else None,
+        "audience": job.audience.to_doc(),
         "activity": job_activity(job, now).name,
         "runner": job.runner_id,
         "lease_until": _iso(job.lease_until),

@@ -71,6 +71,7 @@ from labelsync.ports import (
     TenantSettings,
 )
 from labelsync.rules import apply_defaults
+from labelsync.testing.audiences import AudienceContract, PresetContract
 from labelsync.testing.directory_conformance import DirectoryContract
 from labelsync.testing.input_policy import InputPolicyContract
 
@@ -258,10 +259,13 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(InputPolicyContract, DirectoryContract):
+class StoreContract(InputPolicyContract, AudienceContract, PresetContract, DirectoryContract):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
-    It includes `DirectoryContract` (adding and removing Users, R13, R14).
+    Version 2's contracts are inherited from their own classes
+    (`labelsync.testing.audiences`: `AudienceContract` for groups and narrowed
+    rosters, `PresetContract` for presets and their trail; `DirectoryContract` for
+    adding and removing Users, R13, R14).
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
     test and close it afterwards. See the module docstring for an example.

@@ -22,6 +22,7 @@ from labelsync.changes import Skip
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Tenant, User
 from labelsync.ports import PushJob, StaleCheckpoint, Store, StoredChange, TenantSettings
+from labelsync.presets import PresetBook, PresetEvent
 
 __all__ = ["STORE_METHODS", "FaultyStore", "InjectedFault", "StoreProxy"]
 
@@ -186,6 +187,28 @@ class StoreProxy:
     def job_skips(self, job_id: str) -> Iterator[Skip]:
         """Delegates to `inner`."""
         return self.intercept("job_skips", (job_id,), lambda: self.inner.job_skips(job_id))
+
+    # -- presets --------------------------------------------------------------------
+
+    def get_presets(self, tenant_id: str) -> PresetBook:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "get_presets", (tenant_id,), lambda: self.inner.get_presets(tenant_id)
+        )
+
+    def save_presets(self, tenant_id: str, book: PresetBook, event: PresetEvent) -> bool:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "save_presets",
+            (tenant_id, book, event),
+            lambda: self.inner.save_presets(tenant_id, book, event),
+        )
+
+    def preset_events(self, tenant_id: str) -> list[PresetEvent]:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "preset_events", (tenant_id,), lambda: self.inner.preset_events(tenant_id)
+        )
 
 
 class FaultyStore(StoreProxy):

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import attrs
 
+from labelsync.audience import Audience
 from labelsync.exceptions import MissingExtra
 from labelsync.model import (
     Defaults,
@@ -44,12 +45,15 @@ except ImportError as error:  # pragma: no cover - only without the test depende
 
 __all__ = [
     "CUSTOM_NAMES",
+    "GROUP_NAMES",
     "INBOX_NAMES",
     "SENT_NAMES",
     "STALE_IDS",
     "addresses",
+    "audiences",
     "custom_labels",
     "defaults",
+    "groups",
     "host_rosters",
     "label_sets",
     "labels",
@@ -300,6 +304,29 @@ def permissions() -> st.SearchStrategy[frozenset[Permission]]:
     return _permissions
 
 
+GROUP_NAMES = ("sales", "support", "Vertrieb", "team 7", "ops/eu")
+"""Group names the strategies draw from: few, so audiences and Users overlap often."""
+
+_group_sets = st.frozensets(st.sampled_from(GROUP_NAMES), max_size=2)
+
+
+def groups() -> st.SearchStrategy[frozenset[str]]:
+    """A User's groups (R20): none, one or two of `GROUP_NAMES`."""
+    return _group_sets
+
+
+@st.composite
+def audiences(draw: st.DrawFn, user_ids: tuple[str, ...] = ()) -> Audience:
+    """Any audience (R20): everyone, one or more of `GROUP_NAMES`, or some of `user_ids`."""
+    kinds = ["everyone", "groups"] + (["users"] if user_ids else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "groups":
+        return Audience.groups(draw(st.frozensets(st.sampled_from(GROUP_NAMES), min_size=1)))
+    if kind == "users":
+        return Audience.users(draw(st.frozensets(st.sampled_from(user_ids), min_size=1)))
+    return Audience.everyone()
+
+
 def user_ids() -> st.SearchStrategy[str]:
     """A User id."""
     return _user_ids
@@ -324,6 +351,7 @@ def users(
         mailbox=box,
         synced=draw(label_sets(box, max_stale=max_stale)),
         version=draw(_versions),
+        groups=draw(_group_sets),
     )
 
 
@@ -349,6 +377,7 @@ def push_records(draw: st.DrawFn, *, roster_size: int | None = None) -> PushReco
         finished_at=started + dt.timedelta(seconds=draw(st.integers(0, 86_400))),
         roster_size=draw(_small) if roster_size is None else roster_size,
         counts=draw(_push_counts),
+        audience=draw(audiences()),
     )
 
 
