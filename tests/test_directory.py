@@ -467,3 +467,36 @@ def test_a_directory_call_is_the_hosts_or_an_admins_and_refused_for_anyone_else(
         with pytest.raises(PermissionDenied):
             DIRECTORY_CALLS[call](svc, ROLES[role])
         assert before == svc.tenant("acme")
+
+
+def test_a_push_to_some_groups_skips_its_removed_members_and_ignores_other_removals(
+    svc: LabelSync,
+) -> None:
+    """R14 with R20: a narrowed push's roster is its members; a removed member is skipped
+    and counted, a removed non-member is nothing to it."""
+    from labelsync import Audience
+
+    sales = {"sales"}
+    svc.create_tenant(
+        acme(
+            attrs.evolve(person("ana"), groups=frozenset(sales)),
+            attrs.evolve(person("bo"), groups=frozenset(sales)),
+            person("cy"),
+            attrs.evolve(person("dee"), groups=frozenset(sales)),
+        )
+    )
+    job = svc.start_push("acme", actor_id="admin", defaults=BOTH, audience=Audience.groups(sales))
+    svc.remove_user("acme", "bo")  # a member
+    svc.remove_user("acme", "cy")  # not a member
+
+    report = svc.run_push(job.id, batch_size=1)
+
+    assert (3, 3, 1, 2) == (
+        report.job.total,
+        report.job.processed,
+        report.counts.user_removed,
+        report.counts.users_changed,
+    )
+    assert [("bo", SkipReason.USER_REMOVED)] == [
+        (s.user_id, s.reason) for s in svc.changes(job.id).skipped
+    ]
