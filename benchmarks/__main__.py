@@ -24,6 +24,7 @@ from benchmarks.memory import MemoryResult, bench_memory
 from benchmarks.policy_push import with_user_choices
 from benchmarks.profiles import Profile, profile_core, profile_push
 from benchmarks.report import Results, markdown
+from benchmarks.sqlite_directory import carry_section
 from benchmarks.sqlite_push import (
     Prepared,
     PushResult,
@@ -350,6 +351,8 @@ def _write(text: str, out: Path | None) -> None:
     print(text)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():  # the directory sync's section is measured on its own
+            text = carry_section(out.read_text(encoding="utf-8"), text)
         out.write_text(text, encoding="utf-8")
         print(f"written to {out}")
 

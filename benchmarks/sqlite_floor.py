@@ -7,7 +7,11 @@ What it keeps, as `SqliteStore` does:
   finished, and stops with `Superseded` otherwise;
 - the checkpoint (cursor, processed, counts) moved in the same transaction, so a
   crash resumes after the last committed batch;
-- one row per label change and per skip, with foreign keys on (to the job and the User);
+- one row per label change and per skip, with foreign keys on (to the job; a
+  change also to the User);
+- a roster User removed while the job runs (R14): each batch first looks for
+  removed Users in its range (one index probe) and, finding some, ends where its
+  first 500 live or removed entries end and writes a USER_REMOVED skip for each;
 - the roster fixed at the start: the job records the last roster position, and
   Users added later are never read;
 - SQLite's durable settings: WAL, ``synchronous = FULL``;
@@ -90,8 +94,15 @@ _SCHEMA = (
         label_missing INTEGER NOT NULL DEFAULT 0,
         keep          INTEGER NOT NULL DEFAULT 0,  -- KEEP_USER_CHOICES (R16)
         kept          INTEGER NOT NULL DEFAULT 0,
+        user_removed  INTEGER NOT NULL DEFAULT 0,
         started_at    TEXT NOT NULL,
         finished_at   TEXT
+    )""",
+    """
+    CREATE TABLE removed (              -- roster Users removed while their push runs (R14)
+        pos    INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        id     TEXT NOT NULL
     )""",
     """
     CREATE TABLE job_changes (
@@ -108,7 +119,7 @@ _SCHEMA = (
     CREATE TABLE job_skips (
         seq      INTEGER PRIMARY KEY,
         job_id   TEXT NOT NULL REFERENCES jobs (id),
-        user_pos INTEGER NOT NULL REFERENCES users (pos),
+        user_pos INTEGER NOT NULL,      -- a removed User's skip outlives its row
         label    TEXT,
         reason   TEXT NOT NULL
     )""",
@@ -124,6 +135,21 @@ _NEXT_BATCH = """
         ORDER BY pos LIMIT :size
     )
 """
+_REMOVED_AHEAD = "SELECT count(*) FROM removed WHERE job_id = ? AND pos > ? AND pos <= ?"
+_ENTRIES = """
+    SELECT max(pos), count(*), sum(gone) FROM (
+        SELECT pos, gone FROM (
+            SELECT pos, 0 AS gone FROM users
+            WHERE pos > :cursor AND pos <= :roster_end AND +tenant_id = :tenant
+            UNION ALL
+            SELECT pos, 1 FROM removed WHERE job_id = :job AND pos > :cursor AND pos <= :roster_end
+        ) ORDER BY pos LIMIT :size
+    )
+"""
+_REMOVED_SKIPS = (
+    "INSERT INTO job_skips (job_id, user_pos, label, reason) SELECT :job, pos, NULL,"
+    " 'USER_REMOVED' FROM removed WHERE job_id = :job AND pos > :cursor AND pos <= :end"
+)
 _MINE_INBOX = ":keep AND coalesce(inbox_origin, '') = 'USER'"
 _MINE_SENT = ":keep AND coalesce(sent_origin, '') = 'USER'"
 _FLIP_INBOX = f"(inbox_id IS NOT NULL AND inbox_on != :inbox AND NOT ({_MINE_INBOX}))"
@@ -186,7 +212,8 @@ _CHECKPOINT = """
     UPDATE jobs SET status = 'RUNNING', cursor = :end, processed = processed + :batch,
         users_changed = users_changed + :users_changed, selected = selected + :selected,
         deselected = deselected + :deselected, no_mailbox = no_mailbox + :no_mailbox,
-        label_missing = label_missing + :label_missing, kept = kept + :kept
+        label_missing = label_missing + :label_missing, kept = kept + :kept,
+        user_removed = user_removed + :removed
     WHERE id = :job
 """
 _FENCE = """
@@ -287,15 +314,18 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
         conn.execute("BEGIN IMMEDIATE")
         try:
             tenant_id, cursor, roster_end, inbox, sent, keep, started_at = _fence(conn, job_id)
-            end, batch = conn.execute(
-                _NEXT_BATCH,
-                {
-                    "cursor": cursor,
-                    "roster_end": roster_end,
-                    "tenant": tenant_id,
-                    "size": batch_size,
-                },
-            ).fetchone()
+            bounds = {
+                "cursor": cursor,
+                "roster_end": roster_end,
+                "tenant": tenant_id,
+                "size": batch_size,
+                "job": job_id,
+            }
+            removed = 0
+            if conn.execute(_REMOVED_AHEAD, (job_id, cursor, roster_end)).fetchone()[0]:
+                end, batch, removed = conn.execute(_ENTRIES, bounds).fetchone()
+            else:
+                end, batch = conn.execute(_NEXT_BATCH, bounds).fetchone()
             if end is None:
                 _finish(conn, job_id, tenant_id, inbox, sent, finished_at)
                 conn.execute("COMMIT")
@@ -313,6 +343,8 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
             )
             users_changed = conn.execute(_UPDATE_USERS, flags).rowcount
             conn.execute(_COVER_USERS, where)
+            if removed:
+                conn.execute(_REMOVED_SKIPS, where)
             conn.execute(
                 _CHECKPOINT,
                 {
@@ -325,6 +357,7 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                     "no_mailbox": no_mailbox,
                     "label_missing": inbox_missing + sent_missing,
                     "kept": kept,
+                    "removed": removed,
                 },
             )
             conn.execute("COMMIT")

@@ -847,6 +847,7 @@ COMMANDS = [
     "schema",
     "coverage",
     "presets",
+    "sync-directory",
 ]
 
 
@@ -864,7 +865,7 @@ def test_the_top_level_help_lists_every_command_and_the_exit_codes() -> None:
     result = CliRunner().invoke(main, ["--help"])
 
     assert 0 == result.exit_code
-    listed = re.findall(r"^  (\w+)  ", result.stdout, re.MULTILINE)
+    listed = re.findall(r"^  (\w[\w-]*)  ", result.stdout, re.MULTILINE)
     assert sorted(COMMANDS) == listed
     codes = re.findall(r"^ +(\d+)  (.+)$", result.stdout.split("Exit codes:")[1], re.MULTILINE)
     assert [(str(e.code), f"{e.short}: {e.meaning}") for e in EXIT_CODES] == codes

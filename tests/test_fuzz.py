@@ -256,6 +256,15 @@ CALLS: dict[str, Callable[[LabelSync, st.DataObject], object]] = {
     "changes": lambda s, d: s.changes(d.draw(ID)),
     "email_tab": lambda s, d: s.email_tab(d.draw(ID), d.draw(ID)),
     "activity": lambda s, d: s.activity(d.draw(ANYTHING)),
+    "update_user": lambda s, d: s.update_user(d.draw(ID), d.draw(ANYTHING), actor_id=d.draw(ID)),
+    "remove_user": lambda s, d: s.remove_user(d.draw(ID), d.draw(ID), actor_id=d.draw(ID)),
+    "sync_directory": lambda s, d: s.sync_directory(
+        d.draw(ID),
+        d.draw(ANYTHING),
+        remove_missing=d.draw(ANYTHING),
+        actor_id=d.draw(ID),
+        batch_size=d.draw(ANYTHING),
+    ),
 }
 
 

@@ -18,6 +18,7 @@ SRC = Path(__file__).parent.parent / "src" / "labelsync"
 CORE = (
     "model", "rules", "changes", "jobs", "exceptions", "audience", "coverage", "presets", "policy",
     "_provenance",
+    "directory",
 )  # fmt: skip
 """The core modules; `jobs` joins once the push job's decisions move into the core."""
 

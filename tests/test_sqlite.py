@@ -40,15 +40,9 @@ from labelsync.ports import JobStatus, PushJob
 from labelsync.testing.conformance import commit_all, run_next
 
 TABLES = (
-    "schema_version",
-    "tenants",
-    "users",
-    "user_state",
-    "jobs",
-    "job_changes",
-    "job_skips",
-    "reverts",
-)
+    "schema_version", "tenants", "users", "user_state", "jobs", "job_changes", "job_skips",
+    "reverts", "removed_users",
+)  # fmt: skip
 AUDIENCE_TABLES = ("job_members", "presets", "preset_events")  # schema version 4 (R20, R21)
 V1_DUMP = Path(__file__).parent / "data" / "labelsync-v1.sql"
 START = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
@@ -116,7 +110,7 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
 
 
 def test_a_new_file_records_the_current_schema_version(store: SqliteStore, path: Path) -> None:
-    assert 5 == SCHEMA_VERSION  # 4: audiences and presets (R20, R21); 5: admin policy (R15-R19)
+    assert 6 == SCHEMA_VERSION  # 4: audiences (R20-R21); 5: directory (R13-R14); 6: policy (R15-R19)
     assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
@@ -146,9 +140,12 @@ def test_a_file_from_a_newer_labelsync_is_refused(path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
-    """A skip row must name a User of the job's tenant: t2's u9 is not one of t1's."""
+    """A skip row must name a stored job; a User's row must belong to a stored tenant.
+
+    Since schema 3 a skip or change row may name a removed User (R14): the push's
+    history outlives the User, so those rows no longer refer to `users`.
+    """
     store.add_tenant(tenant("t1", 2))
-    store.add_tenant(Tenant(id="t2", name="Globex", users=(gmail_user("u9"),)))
     store.start_job(new_job("j1"))
     before = rows(path)
 
@@ -157,7 +154,12 @@ def test_foreign_keys_are_enforced(store: SqliteStore, path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             conn.execute(
                 "INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)"
-                " VALUES ('j1', 't1', 'u9', NULL, 'NO_MAILBOX')"
+                " VALUES ('nope', 't1', 'u1', NULL, 'NO_MAILBOX')"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO users (tenant_id, id, position, email, permissions, other_synced)"
+                " VALUES ('t9', 'u1', 99, 'a@x.io', '[]', '[]')"
             )
 
     assert before == rows(path)

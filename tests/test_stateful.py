@@ -121,6 +121,7 @@ class ModelJob:
                 "no_mailbox",
                 "label_missing",
                 "user_choice_kept",
+                "user_removed",
             ),
             0,
         )
@@ -453,7 +454,10 @@ class PushMachine(RuleBasedStateMachine):
             if job.status is not JobStatus.DONE:
                 continue
             for user_id in job.roster:
-                if self.users[user_id].last_writer != job.id:
+                model = self.users.get(
+                    user_id
+                )  # None once removed (tests/test_stateful_directory.py)
+                if model is None or model.last_writer != job.id:
                     continue
                 user = tenant.user(user_id)
                 for role, checked in ((SystemLabel.INBOX, job.inbox), (SystemLabel.SENT, job.sent)):

@@ -23,6 +23,7 @@ from labelsync import _display  # noqa: F401  # registers the notebook renderers
 from labelsync.audience import Audience
 from labelsync.changes import Changes, LabelChange, Skip, Summary
 from labelsync.coverage import coverage
+from labelsync.directory import DirectoryReport
 from labelsync.exceptions import (
     AlreadyExists,
     InvalidInput,
@@ -67,6 +68,7 @@ __all__ = [
     "Audience",
     "Changes",
     "Defaults",
+    "DirectoryReport",
     "EmailTab",
     "InvalidInput",
     "JobStatus",

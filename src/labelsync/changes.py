@@ -47,6 +47,7 @@ def count_rows(change_rows: Iterable[ChangeRow], skip_rows: Iterable[SkipRow]) -
         no_mailbox=reasons[SkipReason.NO_MAILBOX],
         label_missing=reasons[SkipReason.LABEL_MISSING],
         user_choice_kept=reasons[SkipReason.USER_CHOICE_KEPT],
+        user_removed=reasons[SkipReason.USER_REMOVED],
     )
 
 
@@ -159,6 +160,8 @@ class Changes:
         missing = Counter(row[1] for row in self._skip_rows if row[2] is SkipReason.LABEL_MISSING)
         kept = Counter(row[1] for row in self._skip_rows if row[2] is SkipReason.USER_CHOICE_KEPT)
         no_mailbox = sum(1 for row in self._skip_rows if row[2] is SkipReason.NO_MAILBOX)
+        # A User removed while the push ran (R14) neither changed nor stayed unchanged.
+        removed = sum(1 for row in self._skip_rows if row[2] is SkipReason.USER_REMOVED)
         labels = []
         for label in SystemLabel:
             selected, deselected = flips[(label, True)], flips[(label, False)]
@@ -171,6 +174,7 @@ class Changes:
                     - selected
                     - deselected
                     - no_mailbox
+                    - removed
                     - missing[label]
                     - kept[label],
                     no_mailbox=no_mailbox,

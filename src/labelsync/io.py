@@ -21,9 +21,9 @@ writes 1) and ``tenant`` holds every field of a `Tenant`, so that
 - a push record: ``job_id``, ``actor_id``, ``defaults``, ``started_at`` and
   ``finished_at`` (ISO 8601 with a UTC offset), ``roster_size`` and ``counts``
   (``users_changed``, ``selected``, ``deselected``, ``no_mailbox``,
-  ``label_missing``, and ``user_choice_kept`` when not 0), and ``audience``
-  (``{"groups": [...]}`` or ``{"users": [...]}``), written only for a push to
-  less than everyone (R20).
+  ``label_missing``, and ``user_choice_kept`` and ``user_removed``, default 0,
+  written only when not 0), and ``audience`` (``{"groups": [...]}`` or
+  ``{"users": [...]}``), written only for a push to less than everyone (R20).
 - written only when they hold something, so older snapshots read as before:
   a User's ``provenance`` (``inbox`` and ``sent``, each ``{"origin": PUSH |
   USER | ONBOARDING | RESET | REVERT, "job_id": ..., "at": ...}``, and
@@ -62,15 +62,7 @@ from labelsync._provenance import LabelOrigin, Provenance
 from labelsync._validate import MAX_ID_LENGTH, MAX_VERSION, text_problem
 from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput, MissingExtra
-from labelsync.model import (
-    Label,
-    LabelSet,
-    PushCounts,
-    PushRecord,
-    Tenant,
-    User,
-    label_id_problem,
-)
+from labelsync.model import Label, LabelSet, PushCounts, PushRecord, Tenant, User, label_id_problem
 
 if TYPE_CHECKING:
     import cattrs
@@ -84,6 +76,7 @@ __all__ = [
     "load",
     "loads",
     "to_dict",
+    "users_from_list",
 ]
 
 SNAPSHOT_FORMAT = 1
@@ -214,6 +207,29 @@ def from_dict(document: object, *, source: str | None = None) -> Tenant:
 _TOO_DEEP = f"{_ROOT}: is nested too deeply to read (a snapshot nests 7 levels)"
 
 
+def users_from_list(document: object, *, source: str | None = None) -> list[User]:
+    """The Users of a host's roster: a JSON list of Users in the snapshot's User format, or
+    ``{"users": [...]}``; `InvalidSnapshot` lists every bad value with its path (``users[3].id``).
+    """
+    converter = _converter()
+    import cattrs
+
+    if isinstance(document, dict) and set(document) == {"users"}:
+        document = document["users"]
+    if not isinstance(document, list):
+        raise InvalidSnapshot(
+            [f'{_ROOT}: {_short.repr(document)} must be a list of Users or {{"users": [...]}}'],
+            source=source,
+        )
+    try:
+        users: list[User] = converter.structure(document, list[User])
+    except (cattrs.BaseValidationError, _Bad, InvalidInput) as error:
+        raise InvalidSnapshot(_problems(error, "users", None), source=source) from None
+    except RecursionError:
+        raise InvalidSnapshot([_TOO_DEEP], source=source) from None
+    return users
+
+
 def loads(text: str | bytes, *, source: str | None = None) -> Tenant:
     """The `Tenant` in snapshot `text`; `source` (a file name) only goes into error messages."""
     if not isinstance(text, str | bytes):
@@ -320,6 +336,7 @@ def _converter() -> cattrs.Converter:
 
     converter.register_unstructure_hook(LabelSet, list)  # iterates in sorted order
     converter.register_unstructure_hook(Label, _label_doc)
+    converter.register_unstructure_hook(PushCounts, _counts_doc)
     converter.register_structure_hook(LabelSet, _label_set)
 
     def unstructure_set(cls: Any) -> Callable[[frozenset[Any]], list[Any]]:
@@ -376,7 +393,6 @@ def _converter() -> cattrs.Converter:
 
     # Inner types first: a hook made for a type uses the hooks its fields have by then.
     added: tuple[tuple[type[Any], tuple[str, ...]], ...] = (
-        (PushCounts, ("user_choice_kept",)),
         (User, ("provenance", "groups")),
         (PushRecord, ("audience",)),
         (Tenant, ("locks",)),
@@ -387,6 +403,17 @@ def _converter() -> cattrs.Converter:
             added_to, make_dict_unstructure_fn(added_to, converter, **overrides)
         )
     return converter
+
+
+def _counts_doc(counts: PushCounts) -> dict[str, object]:
+    doc: dict[str, object] = attrs.asdict(counts)
+    # Written only when a User's choice was kept (R16) or some User was removed during
+    # the push (R14), so that a snapshot of any other push stays readable by an older
+    # labelsync.
+    for name in ("user_choice_kept", "user_removed"):
+        if not doc[name]:
+            del doc[name]
+    return doc
 
 
 def _audience(value: object, _: Any) -> Audience:

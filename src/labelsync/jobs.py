@@ -22,9 +22,9 @@ from attrs import field, frozen
 from labelsync import _validate as v
 from labelsync._provenance import LabelOrigin, Origin
 from labelsync.audience import Audience
-from labelsync.changes import LabelChange, Skip, count_rows
+from labelsync.changes import ChangeRow, LabelChange, Skip, SkipRow, count_rows
 from labelsync.exceptions import InvalidInput, JobSuperseded
-from labelsync.model import Defaults, PushCounts, PushRecord, SystemLabel, User
+from labelsync.model import Defaults, PushCounts, PushRecord, SkipReason, SystemLabel, User
 from labelsync.policy import PushMode
 from labelsync.rules import PREVIEW_STAMP, apply_rows
 
@@ -34,6 +34,7 @@ __all__ = [
     "BatchPlan",
     "JobStatus",
     "PushJob",
+    "Removed",
     "RevertJob",
     "StoredChange",
     "activity",
@@ -325,7 +326,8 @@ class BatchPlan:
     For each system label, in `labels` order, `checked[i]` is its checkbox: a
     User whose mailbox has the label gets its selection flag set to that value
     (a change where it differs); a mailbox without it is skipped for that label
-    with LABEL_MISSING; a User without a mailbox is skipped once with NO_MAILBOX.
+    with LABEL_MISSING; a User without a mailbox is skipped once with NO_MAILBOX;
+    a roster User removed since the job started is skipped once with USER_REMOVED.
     Nothing else of the User changes, and a User with any change moves one
     version on. A store may run this as set-based SQL; the conformance kit
     proves it equal to `apply_defaults`.
@@ -352,12 +354,14 @@ class BatchPlan:
         no_mailbox: int,
         missing: Sequence[int],
         kept: Sequence[int] = (0, 0),
+        removed: int = 0,
     ) -> PushCounts:
         """The `PushCounts` of a batch run set-based, from what a store counted per label.
 
         `flips[i]` and `missing[i]` count the Users whose label `labels[i]` the
         batch changed, and whose mailbox lacks it; a flip is a selection where
-        the label is checked and a deselection where it is not.
+        the label is checked and a deselection where it is not; `removed` counts
+        the roster entries whose User was removed since the job started (R14).
         """
         selected = sum(n for n, on in zip(flips, self.checked, strict=True) if on)
         return PushCounts(
@@ -367,6 +371,7 @@ class BatchPlan:
             no_mailbox=no_mailbox,
             label_missing=sum(missing),
             user_choice_kept=sum(kept),
+            user_removed=removed,
         )
 
 
@@ -407,8 +412,19 @@ class BatchDecision:
     counts: PushCounts
 
 
+@frozen
+class Removed:
+    """A roster entry whose User was removed after the push started (R14).
+
+    A batch skips it with `SkipReason.USER_REMOVED` and writes nothing for it;
+    it still counts as a roster User handled, so `processed` reaches `total`.
+    """
+
+    user_id: str = field(validator=v.non_empty_str)
+
+
 def decide(
-    users: Sequence[User],
+    entries: Sequence[User | Removed],
     defaults: Defaults,
     *,
     mode: PushMode = PushMode.OVERRIDE,
@@ -417,11 +433,32 @@ def decide(
 ) -> BatchDecision:
     """Turn the per-User rule's output for a batch (`rules.apply_rows`) into what is written.
 
-    `users` are the batch's roster Users as read, in roster order.
+    `entries` are the batch's roster entries in roster order: each User as
+    read, or `Removed` for one removed since the job started (R14).
     """
-    after, change_rows, skip_rows = apply_rows(
-        users, defaults, mode=mode, stamp=stamp, locked=locked
-    )
+    users: list[User] = []
+    change_rows: list[ChangeRow] = []
+    skip_rows: list[SkipRow] = []
+    after: list[User] = []
+    run: list[User] = []
+
+    def flush() -> None:
+        # The rule runs over each stretch of live Users, so rows stay in roster order.
+        if run:
+            new, changed, skipped = apply_rows(run, defaults, mode=mode, stamp=stamp, locked=locked)
+            users.extend(run)
+            after.extend(new)
+            change_rows.extend(changed)
+            skip_rows.extend(skipped)
+            run.clear()
+
+    for entry in entries:
+        if isinstance(entry, Removed):
+            flush()
+            skip_rows.append((entry.user_id, None, SkipReason.USER_REMOVED))
+        else:
+            run.append(entry)
+    flush()
     version_after = {new.id: new.version for old, new in zip(users, after, strict=True)}
     return BatchDecision(
         writes=tuple(
@@ -439,6 +476,6 @@ def decide(
     )
 
 
-def decide_job(users: Sequence[User], job: PushJob) -> BatchDecision:
+def decide_job(entries: Sequence[User | Removed], job: PushJob) -> BatchDecision:
     """`decide` for a batch of `job`: its defaults, mode, stamp and locks."""
-    return decide(users, job.defaults, mode=job.mode, stamp=job.stamp, locked=job.locked)
+    return decide(entries, job.defaults, mode=job.mode, stamp=job.stamp, locked=job.locked)

@@ -82,6 +82,8 @@ class SkipReason(enum.Enum):
     """The mailbox has no label with that system role; only that label is skipped."""
     USER_CHOICE_KEPT = "USER_CHOICE_KEPT"
     """A KEEP_USER_CHOICES push left a label the User set themself (R16); only that label."""
+    USER_REMOVED = "USER_REMOVED"
+    """The User was removed while the push ran; nothing was written for them (R14)."""
 
 
 def _good_id(value: object) -> bool:
@@ -208,6 +210,9 @@ def _labels_tuple(labels: Iterable[Label]) -> tuple[Label, ...]:
 
 
 def _permission_set(permissions: Iterable[Permission]) -> frozenset[Permission]:
+    shared = _PERMISSION_SETS.get(permissions) if type(permissions) is frozenset else None
+    if shared is not None:
+        return shared  # a valid set already (the keys hold only Permissions): no copy
     try:
         permissions = frozenset(_collection("User.permissions", permissions, "Permission"))
     except TypeError:  # an unhashable item cannot be a Permission
@@ -482,7 +487,7 @@ class Defaults:
         return ", ".join(f"{label.title} {'on' if on else 'off'}" for label, on in self.items())
 
 
-@frozen
+@frozen(repr=False)
 class PushCounts:
     """What a push did, counted: Users changed, labels flipped, skips by reason (R7, R11)."""
 
@@ -492,6 +497,18 @@ class PushCounts:
     no_mailbox: int = field(default=0, validator=v.count)
     label_missing: int = field(default=0, validator=v.count)
     user_choice_kept: int = field(default=0, validator=v.count)
+    user_removed: int = field(default=0, validator=v.count)
+    """Roster Users removed from the directory before the push reached them (R14)."""
+
+    def __repr__(self) -> str:
+        # A count that only some pushes can have is shown when it is not 0, so the
+        # repr of every other push reads as before.
+        shown = (
+            f"{a.name}={getattr(self, a.name)!r}"
+            for a in attrs.fields(PushCounts)
+            if a.name not in _SHOWN_WHEN_SET or getattr(self, a.name)
+        )
+        return f"PushCounts({', '.join(shown)})"
 
     def __add__(self, other: PushCounts) -> PushCounts:
         if not isinstance(other, PushCounts):
@@ -503,6 +520,7 @@ class PushCounts:
             no_mailbox=self.no_mailbox + other.no_mailbox,
             label_missing=self.label_missing + other.label_missing,
             user_choice_kept=self.user_choice_kept + other.user_choice_kept,
+            user_removed=self.user_removed + other.user_removed,
         )
 
     @property
@@ -513,15 +531,22 @@ class PushCounts:
     @property
     def skipped(self) -> int:
         """Skips in all, whatever the reason."""
-        return self.no_mailbox + self.label_missing + self.user_choice_kept
+        return self.no_mailbox + self.label_missing + self.user_choice_kept + self.user_removed
 
     def skipped_by_reason(self) -> Mapping[SkipReason, int]:
-        """Skips counted per reason (B2)."""
-        return {
+        """Skips counted per reason (B2); USER_REMOVED only when the push met a removed User."""
+        counted = {
             SkipReason.NO_MAILBOX: self.no_mailbox,
             SkipReason.LABEL_MISSING: self.label_missing,
             SkipReason.USER_CHOICE_KEPT: self.user_choice_kept,
         }
+        if self.user_removed:
+            counted[SkipReason.USER_REMOVED] = self.user_removed
+        return counted
+
+
+_SHOWN_WHEN_SET = frozenset({"user_removed"})
+"""`PushCounts` fields its repr leaves out while they are 0."""
 
 
 @frozen

@@ -38,6 +38,7 @@ __all__ = [
     "StoredChange",
     "TenantDirectory",
     "TenantSettings",
+    "UserDirectory",
     "is_id",
 ]
 
@@ -147,6 +148,37 @@ class TenantDirectory(Protocol):
         ...
 
 
+class UserDirectory(Protocol):
+    """Adding Users in bulk and removing them (R13, R14); any class with these methods.
+
+    Atomic like `TenantDirectory`. Errors: `UnknownTenant`, `AlreadyExists`, `InvalidInput`.
+    """
+
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        """Store new Users at the end of the roster, in the order given, all or none.
+
+        `AlreadyExists` naming ``users[i].id`` if any id is taken; `InvalidInput`
+        if one is named twice. A removed User's id may be added again: it gets
+        a new roster position, after every earlier one (R6, R14).
+        """
+        ...
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        """Remove the Users with these ids, in one transaction; return the ids it removed.
+
+        Ids the tenant has no User for are left out of the answer. A removed
+        User that is in the roster of the tenant's unfinished push and not yet
+        handled by it stays in that roster as removed: the batch that reaches
+        its position skips it with `SkipReason.USER_REMOVED` and writes nothing
+        for it (R14). The push's recorded changes and skips of the User stay.
+        """
+        ...
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        """The ids of the tenant's Users in roster order, streamed; `UnknownTenant` at the call."""
+        ...
+
+
 class PushExecution(Protocol):
     """Runs push jobs batch by batch; can be implemented by any class with these methods.
 
@@ -185,7 +217,9 @@ class PushExecution(Protocol):
         job's checkpoint is not `after`. Otherwise reads the roster Users with
         position > `after` (and <= `roster_end`) as stored now, applies
         `jobs.plan(job.defaults)` to each exactly as `apply_defaults` would
-        (the same Users, changes, skips and versions), stores the changed
+        (the same Users, changes, skips and versions; a roster User removed
+        since the job started is one entry, skipped as `jobs.decide` skips a
+        `jobs.Removed`), stores the changed
         Users' selection and version (nothing else of a User changes), the
         changes (`job_changes`) and skips (`job_skips`) in roster order, and
         the job as `jobs.after_batch` makes it, checkpoint at the last of those
@@ -286,5 +320,13 @@ class PresetStore(Protocol):
         ...
 
 
-class Store(TenantDirectory, PushExecution, PushHistory, PolicyStorage, PresetStore, Protocol):
-    """Everything `LabelSync` needs from storage: the five ports above, in one object."""
+class Store(
+    TenantDirectory,
+    UserDirectory,
+    PushExecution,
+    PushHistory,
+    PolicyStorage,
+    PresetStore,
+    Protocol,
+):
+    """Everything `LabelSync` needs from storage: the ports above, in one object."""

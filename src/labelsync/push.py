@@ -73,6 +73,7 @@ class PushReport:
             f"(+{c.selected} selected, -{c.deselected} deselected), "
             f"skipped: {c.no_mailbox} no mailbox, {c.label_missing} label missing"
             + (f", {c.user_choice_kept} user choices kept" if c.user_choice_kept else "")
+            + (f", {c.user_removed} removed while it ran" if c.user_removed else "")
             + ("" if job.mode is PushMode.OVERRIDE else f" [{job.mode.name}]")
         )
 

@@ -13,18 +13,20 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby, islice
 
 import attrs
 from attrs import frozen
 
 from labelsync import _validate as v
+from labelsync import directory
 from labelsync import push as _push
 from labelsync._provenance import LabelOrigin, Origin
 from labelsync.audience import Audience
 from labelsync.changes import Changes
 from labelsync.coverage import Coverage, coverage
+from labelsync.directory import DirectoryReport
 from labelsync.exceptions import (
     InvalidInput,
     LabelLocked,
@@ -259,13 +261,19 @@ class LabelSync:
             self._admin(tenant_id, actor_id, doing=f"add User {user.id!r}")
         settings = self.store.settings(tenant_id)
         if settings.onboard_new_users:
-            onboarding = self._onboarding_defaults(tenant_id, user, settings)
-            if onboarding is not None:
-                defaults, from_push = onboarding
-                stamp = onboarding_stamp(from_push, _push.now(self.clock))
-                user = apply_rows((user,), defaults, stamp=stamp)[0][0]
+            user = self._onboard(tenant_id, user, settings, at=_push.now(self.clock))
         self.store.add_user(tenant_id, user)
         return user
+
+    def _onboard(
+        self, tenant_id: str, user: User, settings: TenantSettings, *, at: dt.datetime | None
+    ) -> User:
+        """`user` onboarded (B4, R21), its flipped labels stamped ONBOARDING (R15) `at`."""
+        onboarding = self._onboarding_defaults(tenant_id, user, settings)
+        if onboarding is None:
+            return user
+        defaults, from_push = onboarding
+        return apply_rows((user,), defaults, stamp=onboarding_stamp(from_push, at))[0][0]
 
     def _onboarding_defaults(
         self, tenant_id: str, user: User, settings: TenantSettings
@@ -282,6 +290,141 @@ class LabelSync:
             return None
         defaults = settings.defaults if last_push.audience.narrowed else last_push.defaults
         return None if defaults is None else (defaults, last_push.job_id)
+
+    # -- the directory (R13, R14) --------------------------------------------------
+
+    def _directory_actor(self, tenant_id: str, actor_id: str | None) -> None:
+        # A directory call is the host's own, trusted call; made on a person's
+        # behalf (actor_id given), that person must be an admin of the tenant.
+        if actor_id is None:
+            self.store.settings(tenant_id)  # UnknownTenant before anything else
+        else:
+            self._admin(tenant_id, actor_id)
+
+    def update_user(self, tenant_id: str, user: User, *, actor_id: str | None = None) -> User:
+        """Take the host-owned fields of a stored User from `user` (R13); return it as stored.
+
+        Email, permissions, the mailbox and its labels (connect, disconnect,
+        refresh) come from `user`; its `synced` and `version` are ignored: the
+        selection stays labelsync's (`labelsync.directory.kept_selection`) and
+        the version moves on, so a writer that read the old User notices (R12).
+        Nothing is written when no host-owned field differs. The host's call;
+        with `actor_id`, that actor must be an admin of the tenant.
+        """
+        if not isinstance(user, User):
+            raise InvalidInput("user", user, "is not a User")
+        self._directory_actor(tenant_id, actor_id)
+        while True:
+            current = self.store.get_user(tenant_id, user.id)
+            new = directory.updated(current, user)
+            if new is current or not self.store.save_users(tenant_id, [(new, current.version)]):
+                if new is not current:
+                    _log.info("User %s of tenant %s updated from the directory", user.id, tenant_id)
+                return new
+            # A push or the User's own edit landed in between: apply the host's
+            # fields again on top of what they wrote, which stays theirs.
+
+    def remove_user(self, tenant_id: str, user_id: str, *, actor_id: str | None = None) -> None:
+        """Remove a User (R13); `UnknownUser` if there is none.
+
+        A push running now skips them with `SkipReason.USER_REMOVED` (R14). The
+        id may be added again later, as a new User outside that push's roster.
+        The host's call; with `actor_id`, that actor must be an admin of the tenant.
+        """
+        v.check_id("user_id", user_id)
+        self._directory_actor(tenant_id, actor_id)
+        if not self.store.remove_users(tenant_id, [user_id]):
+            raise UnknownUser(user_id, tenant_id)
+        _log.info("User %s of tenant %s removed from the directory", user_id, tenant_id)
+
+    def sync_directory(
+        self,
+        tenant_id: str,
+        users: Iterable[User],
+        remove_missing: bool = False,
+        *,
+        actor_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[DirectoryReport], object] | None = None,
+    ) -> DirectoryReport:
+        """Bring the stored tenant in step with the host's whole roster `users` (R13).
+
+        Runs `labelsync.directory.reconcile` batch by batch over the stored
+        Users: new ids are added (onboarded exactly as `add_user` does, B4),
+        stored ones take the host-owned fields (`update_user`), equal ones are
+        unchanged; with `remove_missing`, stored Users absent from `users` are
+        removed (R14). The roster is checked whole first (every item a User, no
+        id twice), so bad input writes nothing. Each batch commits on its own
+        and the reconcile goes by id, so calling again with the same roster
+        after an interruption converges to the state an uninterrupted call
+        leaves. `progress(report)` gets the report so far after each batch.
+        """
+        _push.check_batch_size(batch_size)
+        directory.check_flag("remove_missing", remove_missing)
+        roster = directory.check_roster(users)
+        self._directory_actor(tenant_id, actor_id)
+        # Lists, not a report per batch: adding reports would copy every id so far each time.
+        outcomes: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+
+        def report() -> DirectoryReport:
+            added, updated, removed, unchanged = outcomes
+            return DirectoryReport(
+                added=added, updated=updated, removed=removed, unchanged=unchanged
+            )
+
+        for start in range(0, len(roster), batch_size):
+            done = self._sync_batch(tenant_id, roster[start : start + batch_size])
+            for ids, more in zip(
+                outcomes, (done.added, done.updated, (), done.unchanged), strict=True
+            ):
+                ids.extend(more)
+            if progress is not None:
+                progress(report())
+        if remove_missing:
+            listed = {user.id for user in roster}
+            missing = [i for i in self.store.user_ids(tenant_id) if i not in listed]
+            for start in range(0, len(missing), batch_size):
+                outcomes[2].extend(
+                    self.store.remove_users(tenant_id, missing[start : start + batch_size])
+                )
+                if progress is not None:
+                    progress(report())
+        final = report()
+        _log.info("directory sync of tenant %s: %s", tenant_id, final)
+        return final
+
+    def _sync_batch(self, tenant_id: str, users: list[User]) -> DirectoryReport:
+        """Reconcile one batch of the host's roster; Users written meanwhile are read again."""
+        settings = self.store.settings(tenant_id)
+        stored = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in users])}
+        batch = directory.plan_batch(stored, users, onboard_with=None)
+        if batch.adds:
+            self.store.add_users(tenant_id, self._onboarded(tenant_id, batch.adds, settings))
+        report = DirectoryReport(added=batch.added, unchanged=batch.unchanged)
+        writes = batch.writes
+        while writes:
+            conflicts = set(self.store.save_users(tenant_id, writes))
+            report += DirectoryReport(updated=[u.id for u, _ in writes if u.id not in conflicts])
+            if not conflicts:
+                break
+            # A push or a User's edit wrote these in between: reconcile them again.
+            again = [u for u in users if u.id in conflicts]
+            current = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in again])}
+            retry = directory.plan_batch(current, again, onboard_with=None)
+            if retry.adds:  # removed meanwhile: the host lists them, so they come back
+                self.store.add_users(tenant_id, self._onboarded(tenant_id, retry.adds, settings))
+            report += DirectoryReport(added=retry.added, unchanged=retry.unchanged)
+            writes = retry.writes
+        return report
+
+    def _onboarded(
+        self, tenant_id: str, users: Sequence[User], settings: TenantSettings
+    ) -> list[User]:
+        """New Users as `add_user` stores them: onboarded when the tenant onboards (B4, R21)."""
+        if not settings.onboard_new_users:
+            return list(users)
+        now = _push.now(self.clock)
+        return [self._onboard(tenant_id, user, settings, at=now) for user in users]
 
     def set_selection(
         self, tenant_id: str, user_id: str, synced: LabelSet, *, actor_id: str | None = None

@@ -28,9 +28,11 @@ from labelsync.model import (
 __all__ = [
     "HotState",
     "ProvenanceColumns",
+    "check_added_users",
     "check_distinct",
     "check_limit",
     "check_new_users",
+    "check_user_ids",
     "hot_state",
     "label_from_row",
     "label_row",
@@ -130,6 +132,29 @@ def check_new_users(users: Iterable[User]) -> None:
     """Refuse, before anything is written, a new User whose version could not grow (F4)."""
     for index, user in enumerate(users):
         check_new_version(f"users[{index}].version", user.version)
+
+
+def check_added_users(what: str, users: Sequence[object]) -> None:
+    """Refuse all but Users with distinct ids and versions that can grow (`InvalidInput`)."""
+    seen: set[str] = set()
+    for index, user in enumerate(users):
+        if not isinstance(user, User):
+            raise InvalidInput(f"{what}[{index}]", user, "is not a User")
+        if user.id in seen:
+            raise InvalidInput(f"{what}[{index}].id", user.id, "is added twice in one call")
+        check_new_version(f"{what}[{index}].version", user.version)
+        seen.add(user.id)
+
+
+def check_user_ids(what: str, user_ids: object) -> list[str]:
+    """`user_ids` as a list without repeats; `InvalidInput` unless a collection of strings."""
+    if isinstance(user_ids, str | bytes) or not isinstance(user_ids, Iterable):
+        raise InvalidInput(what, user_ids, "must be a collection of user ids, not one string")
+    ids = list(dict.fromkeys(user_ids))
+    for index, user_id in enumerate(ids):
+        if not isinstance(user_id, str):
+            raise InvalidInput(f"{what}[{index}]", user_id, "is not a user id")
+    return ids
 
 
 def check_limit(limit: object) -> int:

@@ -16,7 +16,13 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from labelsync import jobs
-from labelsync.adapters._records import check_distinct, check_limit, check_new_users
+from labelsync.adapters._records import (
+    check_added_users,
+    check_distinct,
+    check_limit,
+    check_new_users,
+    check_user_ids,
+)
 from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
@@ -45,6 +51,9 @@ class _TenantRow:
     users: dict[str, User] = attrs.Factory(dict)
     positions: list[int] = attrs.Factory(list)  # roster positions, increasing
     ids: list[str] = attrs.Factory(list)  # user id at the same index as its position
+    # Roster Users of the current unfinished job removed before it reached them (R14):
+    # (position, user id), increasing; cleared when a job starts or finishes.
+    removed: list[tuple[int, str]] = attrs.Factory(list)
     presets: PresetBook = attrs.Factory(PresetBook)
     preset_events: list[PresetEvent] = attrs.Factory(list)
 
@@ -175,6 +184,36 @@ class InMemoryStore:
                     users[user.id] = user
             return conflicts
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        users = list(users)
+        check_added_users("users", users)
+        with self._lock:
+            row = self._row(tenant_id)
+            for index, user in enumerate(users):
+                if user.id in row.users:
+                    raise AlreadyExists(
+                        f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
+                    )
+            for user in users:
+                self._append(row, user)
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        with self._lock:
+            row = self._row(tenant_id)
+            job = None if row.current_job_id is None else self._jobs[row.current_job_id]
+            gone = [i for i in check_user_ids("user_ids", user_ids) if i in row.users]
+            for user_id in gone:
+                index = row.ids.index(user_id)
+                position = row.positions[index]
+                del row.ids[index], row.positions[index], row.users[user_id]
+                if job is not None and not job.finished and job.cursor < position <= job.roster_end:
+                    bisect.insort(row.removed, (position, user_id))
+            return tuple(gone)
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._row(tenant_id).ids))
+
     # -- push jobs ----------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:
@@ -206,6 +245,7 @@ class InMemoryStore:
             if not job.audience.narrowed:
                 # A push to some Users only is not the tenant's checkbox setting (R20).
                 row.defaults = job.defaults
+            row.removed.clear()  # every earlier job is finished or superseded now
             return stored
 
     def get_job(self, job_id: str) -> PushJob:
@@ -223,26 +263,47 @@ class InMemoryStore:
             # Insertion order is start order; newest first.
             return found[::-1]
 
-    def _roster(self, job: PushJob, after: int, limit: int) -> tuple[list[int], list[User]]:
-        """Positions and Users of up to `limit` roster Users of `job` after position `after`."""
+    def _roster(
+        self, job: PushJob, after: int, limit: int
+    ) -> tuple[list[int], list[User | jobs.Removed]]:
+        """Positions and entries of up to `limit` roster Users of `job` after position `after`.
+
+        An entry is the User as stored, or `jobs.Removed` for one removed since the job started.
+        """
         row = self._row(job.tenant_id)
         members = self._members.get(job.id)
         if members is not None:
-            # Members still in the store: a member removed since is no longer there.
+            # Each member as stored, or removed since the job started (R14).
+            gone = dict(row.removed)
             picked: list[int] = []
-            users: list[User] = []
+            users: list[User | jobs.Removed] = []
             for position in members[bisect.bisect_right(members, after) :]:
                 at = bisect.bisect_left(row.positions, position)
                 if at < len(row.positions) and row.positions[at] == position:
-                    picked.append(position)
                     users.append(row.users[row.ids[at]])
-                    if len(picked) == limit:
-                        break
+                elif position in gone:
+                    users.append(jobs.Removed(gone[position]))
+                else:
+                    continue
+                picked.append(position)
+                if len(picked) == limit:
+                    break
             return picked, users
         start = bisect.bisect_right(row.positions, after)
         stop = bisect.bisect_right(row.positions, job.roster_end)
         stop = min(stop, start + max(limit, 0))
-        return row.positions[start:stop], [row.users[row.ids[i]] for i in range(start, stop)]
+        entries: list[tuple[int, User | jobs.Removed]] = [
+            (row.positions[i], row.users[row.ids[i]]) for i in range(start, stop)
+        ]
+        if row.removed:
+            first = bisect.bisect_right(row.removed, (after, "\U0010ffff"))
+            entries += [
+                (position, jobs.Removed(user_id))
+                for position, user_id in row.removed[first : first + limit]
+                if position <= job.roster_end
+            ]
+            entries = sorted(entries, key=lambda entry: entry[0])[:limit]
+        return [p for p, _ in entries], [e for _, e in entries]
 
     def run_batch(self, job_id: str, *, after: int, limit: int) -> PushJob | StaleCheckpoint:
         check_limit(limit)
@@ -276,6 +337,7 @@ class InMemoryStore:
             if stored is not job:
                 self._jobs[job_id] = stored
                 row.last_push = stored.record()
+                row.removed.clear()
             return stored
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:

@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any, cast
 from labelsync import jobs
 from labelsync._validate import is_id
 from labelsync.adapters._records import (
+    check_added_users,
     check_distinct,
     check_limit,
     check_new_users,
+    check_user_ids,
     hot_state,
     label_from_row,
     label_row,
@@ -264,7 +266,19 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ON {s}.preset_events (tenant_id, seq);
     """,
-    # Version 5: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+    # Version 5: the directory (R13, R14). A roster User removed before the running push
+    # reached them stays in `removed_users` for that push to skip; jobs count those skips.
+    """
+    ALTER TABLE {s}.jobs ADD COLUMN user_removed bigint NOT NULL DEFAULT 0;
+    CREATE TABLE {s}.removed_users (
+        tenant_id text NOT NULL,
+        position bigint NOT NULL,
+        id text NOT NULL,
+        job_id text NOT NULL,
+        PRIMARY KEY (tenant_id, position)
+    );
+    """,
+    # Version 6: admin policy (R15-R19). Each User's provenance stays in the narrow hot
     # row a push writes (covered; per label the origin, its job and time; NULL origin:
     # unknown, which every existing User migrates to). Jobs keep their mode, the labels
     # locked when they started and their USER_CHOICE_KEPT count; tenants their locks;
@@ -333,7 +347,8 @@ def schema_sql(schema: str = "labelsync") -> str:
 _JOB_COLUMNS = (
     "id, tenant_id, actor_id, defaults_inbox, defaults_sent, status, started_at, total, "
     "processed, checkpoint, roster_end, users_changed, selected, deselected, no_mailbox, "
-    "label_missing, finished_at, superseded_by, mode, locked, user_choice_kept, audience"
+    "label_missing, finished_at, superseded_by, mode, locked, user_choice_kept, audience, "
+    "user_removed"
 )
 _REVERT_COLUMNS = (
     "id, tenant_id, push_job_id, actor_id, started_at, status, finished_at, users_restored, "
@@ -413,6 +428,10 @@ _RUN_BATCH = """
         FROM (SELECT position, 0 AS rank, id, NULL::text AS label, 'NO_MAILBOX' AS reason
               FROM b WHERE nm
               UNION ALL
+              SELECT position, 0, id, NULL, 'USER_REMOVED' FROM {s}.removed_users
+              WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s
+                AND job_id = %(job)s
+              UNION ALL
               SELECT position, 1, id, 'INBOX', 'LABEL_MISSING' FROM b WHERE mi
               UNION ALL
               SELECT position, 1, id, 'INBOX', 'USER_CHOICE_KEPT' FROM b WHERE kept_i
@@ -441,6 +460,33 @@ _RUN_BATCH = """
            count(*) FILTER (WHERE mi), count(*) FILTER (WHERE ms),
            count(*) FILTER (WHERE kept_i), count(*) FILTER (WHERE kept_s)
     FROM b
+"""
+# Roster Users removed since the job started (R14). Read after the batch's live rows are
+# locked: a removal of one of those waits for the batch, and one committed before the
+# lock has its row in `removed_users` visible to these later statements.
+_REMOVED_AHEAD = """
+    SELECT count(*) FROM {s}.removed_users
+    WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+      AND job_id = %(job)s
+"""
+_MEMBERS_END = """
+    SELECT max(position) FROM (
+        SELECT position FROM {s}.job_members
+        WHERE job_id = %(job)s AND position > %(after)s AND position <= %(end)s
+        ORDER BY position LIMIT %(limit)s
+    ) AS f
+"""
+_ENTRIES_END = """
+    SELECT max(position) FROM (
+        SELECT position, removed FROM (
+            SELECT position, 0 AS removed FROM {s}.user_state
+            WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+            UNION ALL
+            SELECT position, 1 FROM {s}.removed_users
+            WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(end)s
+              AND job_id = %(job)s
+        ) AS e ORDER BY position LIMIT %(limit)s
+    ) AS f
 """
 # A narrowed audience (R20): the batch is its members in the range, whose positions
 # `job_members` holds; the same statements, over them only.
@@ -624,7 +670,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 def _job_from_row(row: Row) -> PushJob:
     (job_id, tenant_id, actor_id, inbox, sent, status, started_at, total, processed) = row[:9]
     (checkpoint, roster_end, changed, selected, deselected, no_mailbox, missing) = row[9:16]
-    finished_at, superseded_by, mode, locked, kept, audience = row[16:22]
+    finished_at, superseded_by, mode, locked, kept, audience, user_removed = row[16:23]
     return PushJob(
         id=job_id,
         tenant_id=tenant_id,
@@ -643,14 +689,15 @@ def _job_from_row(row: Row) -> PushJob:
             no_mailbox=no_mailbox,
             label_missing=missing,
             user_choice_kept=kept,
+            user_removed=user_removed,
         ),
         finished_at=None if finished_at is None else _utc(finished_at),
         superseded_by=superseded_by,
         mode=PushMode(mode),
         locked=locked_from_text(locked),
         audience=Audience.from_doc(audience),
-        runner_id=row[22] if len(row) > 22 else None,
-        lease_until=_utc(row[23]) if len(row) > 23 and row[23] is not None else None,
+        runner_id=row[23] if len(row) > 23 else None,
+        lease_until=_utc(row[24]) if len(row) > 24 and row[24] is not None else None,
     )
 
 
@@ -964,14 +1011,33 @@ class PostgresStore:
         """
         s = self._s
         narrowed = job.audience.narrowed
-        cur.execute(
-            (_LOCK_MEMBERS if narrowed else _LOCK_BATCH).replace("{s}", s),
-            {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit},
-        )
+        where = {"t": job.tenant_id, "job": job.id, "after": after, "end": end, "limit": limit}
+        cur.execute((_LOCK_MEMBERS if narrowed else _LOCK_BATCH).replace("{s}", s), where)
         row = cur.fetchone()
         assert row is not None
         size, last = row
-        if not size:
+        removed = 0
+        cur.execute(_REMOVED_AHEAD.replace("{s}", s), where)
+        if _one(cur):
+            # The batch ends where its first `limit` live or removed entries end; its
+            # live rows are among those just locked.
+            # A narrowed job's entries are its members, removed ones included (R20).
+            cur.execute((_MEMBERS_END if narrowed else _ENTRIES_END).replace("{s}", s), where)
+            last = _one(cur)
+            bounded = {**where, "end": last, "last": last}
+            cur.execute(_REMOVED_AHEAD.replace("{s}", s), bounded)
+            removed = _one(cur)
+            live = (
+                f"SELECT count(*) FROM {s}.job_members AS m JOIN {s}.user_state AS h "
+                f"ON h.tenant_id = %(t)s AND h.position = m.position WHERE m.job_id = %(job)s "
+                f"AND m.position > %(after)s AND m.position <= %(last)s"
+                if narrowed
+                else f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
+                f"AND position > %(after)s AND position <= %(last)s"
+            )
+            cur.execute(live, bounded)
+            size = _one(cur)
+        if not size and not removed:
             return None
         plan = jobs.job_plan(job)
         inbox, sent = plan.checked
@@ -1001,8 +1067,9 @@ class PostgresStore:
             no_mailbox=no_mailbox,
             missing=(miss_inbox, miss_sent),
             kept=counted[6:8],
+            removed=removed,
         )
-        return size, last, counts
+        return size + removed, last, counts
 
     def _save_job(self, cur: psycopg.Cursor[Row], job: PushJob) -> None:
         """Persist what `labelsync.jobs` made of a stored job."""
@@ -1010,7 +1077,8 @@ class PostgresStore:
         cur.execute(
             f"UPDATE {self._s}.jobs SET status = %s, finished_at = %s, processed = %s, "
             f"checkpoint = %s, users_changed = %s, selected = %s, deselected = %s, "
-            f"no_mailbox = %s, label_missing = %s, superseded_by = %s, user_choice_kept = %s "
+            f"no_mailbox = %s, label_missing = %s, superseded_by = %s, user_choice_kept = %s, "
+            f"user_removed = %s "
             f"WHERE id = %s",
             (
                 job.status.value,
@@ -1024,6 +1092,7 @@ class PostgresStore:
                 c.label_missing,
                 job.superseded_by,
                 c.user_choice_kept,
+                c.user_removed,
                 job.id,
             ),
         )
@@ -1182,6 +1251,92 @@ class PostgresStore:
             self._update_users(cur, tenant_id, [u for u, _ in writes if u.id not in rejected])
             return conflicts
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        users = list(users)
+        check_added_users("users", users)
+        with self._tx() as cur:
+            # A share lock, as add_user: new Users and a roster cut (R6) never interleave.
+            self._lock_tenant(cur, tenant_id, "FOR SHARE")
+            cur.execute(
+                f"SELECT id FROM {self._s}.users WHERE tenant_id = %s "
+                f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                (tenant_id, _json([user.id for user in users])),
+            )
+            taken = {row[0] for row in cur.fetchall()}
+            for index, user in enumerate(users):
+                if user.id in taken:
+                    raise AlreadyExists(
+                        f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
+                    )
+            self._insert_users(cur, tenant_id, users)
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        wanted = check_user_ids("user_ids", user_ids)
+        s = self._s
+        with self._tx() as cur:
+            # A share lock: a push cannot start (and cut its roster) meanwhile.
+            current = self._lock_tenant(cur, tenant_id, "FOR SHARE")[4]
+            # Roster order, as a batch locks its range; a batch holding one of these
+            # commits first, and the job read below sees how far it got.
+            cur.execute(
+                f"SELECT id, position FROM {s}.user_state WHERE tenant_id = %s "
+                f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s))) ORDER BY position "
+                f"FOR UPDATE",
+                (tenant_id, _json(wanted)),
+            )
+            found = dict(cast(list[tuple[str, int]], cur.fetchall()))
+            if not found:
+                return ()
+            ids = _json(list(found))
+            for table in ("user_state", "users"):
+                cur.execute(
+                    f"DELETE FROM {s}.{table} WHERE tenant_id = %s "
+                    f"AND id = ANY(ARRAY(SELECT json_array_elements_text(%s)))",
+                    (tenant_id, ids),
+                )
+            job = None if current is None else self._job(cur, current)
+            if job is not None and not job.finished:
+                ahead = [
+                    (user_id, position)
+                    for user_id, position in found.items()
+                    if job.cursor < position <= job.roster_end
+                ]
+                if ahead and job.audience.narrowed:  # only the audience's members (R20)
+                    cur.execute(
+                        f"SELECT position FROM {s}.job_members WHERE job_id = %s "
+                        f"AND position = ANY(%s)",
+                        (job.id, [position for _, position in ahead]),
+                    )
+                    members = {row[0] for row in cur.fetchall()}
+                    ahead = [(u, p) for u, p in ahead if p in members]
+                cur.executemany(
+                    f"INSERT INTO {s}.removed_users (tenant_id, position, id, job_id) "
+                    f"VALUES (%s, %s, %s, %s)",
+                    [(tenant_id, position, user_id, job.id) for user_id, position in ahead],
+                )
+            return tuple(i for i in wanted if i in found)
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        with self._tx() as cur:
+            self._lock_tenant(cur, tenant_id, "")
+        return self._id_pages(tenant_id)
+
+    def _id_pages(self, tenant_id: str) -> Iterator[str]:
+        after = 0
+        while True:
+            with self._tx() as cur:
+                cur.execute(
+                    f"SELECT position, id FROM {self._s}.user_state WHERE tenant_id = %s "
+                    f"AND position > %s ORDER BY position LIMIT %s",
+                    (tenant_id, after, _INSERT_CHUNK),
+                )
+                rows = cur.fetchall()
+            for _, user_id in rows:
+                yield user_id
+            if len(rows) < _INSERT_CHUNK:
+                return
+            after = rows[-1][0]
+
     # -- push jobs --------------------------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:
@@ -1223,7 +1378,7 @@ class PostgresStore:
                 self._save_job(cur, jobs.superseded(_job_from_row(row), by=job.id))
             c = stored.counts
             cur.execute(
-                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 22)})",
+                f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
                 (
                     stored.id,
                     stored.tenant_id,
@@ -1247,8 +1402,11 @@ class PostgresStore:
                     locked_text(stored.locked),
                     c.user_choice_kept,
                     None if stored.audience.to_doc() is None else _jsonb(stored.audience.to_doc()),
+                    c.user_removed,
                 ),
             )
+            # Removed Users were kept only for the jobs superseded above.
+            cur.execute(f"DELETE FROM {s}.removed_users WHERE tenant_id = %s", (job.tenant_id,))
             if job.audience.narrowed:
                 # A push to some Users only is not the tenant's checkbox setting (R20).
                 cur.execute(
@@ -1325,6 +1483,7 @@ class PostgresStore:
                 f"UPDATE {s}.tenants SET last_push = %s WHERE id = %s",
                 (_jsonb(record_doc(done.record())), job.tenant_id),
             )
+            cur.execute(f"DELETE FROM {s}.removed_users WHERE job_id = %s", (job_id,))
             return done
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
@@ -1405,13 +1564,22 @@ class PostgresStore:
                         if job.audience.narrowed
                         else f"{s}.user_state WHERE tenant_id = %(tenant)s"
                     )
+                    positions = (
+                        f"SELECT position FROM {roster} "
+                        f"AND position > %(after)s AND position <= %(end)s"
+                    )
+                    if not job.audience.narrowed:  # members include removed ones already
+                        positions += (
+                            f" UNION ALL SELECT position FROM {s}.removed_users "
+                            f"WHERE tenant_id = %(tenant)s AND job_id = %(job)s "
+                            f"AND position > %(after)s AND position <= %(end)s"
+                        )
                     cur.execute(
                         f"INSERT INTO {s}.batches (tenant_id, job_id, range_no, first_position, "
                         f"last_position, size) SELECT %(tenant)s, %(job)s, n, min(position), "
                         f"max(position), count(*) FROM (SELECT position, "
                         f"(row_number() OVER (ORDER BY position) - 1) / %(size)s AS n "
-                        f"FROM {roster} "
-                        f"AND position > %(after)s AND position <= %(end)s) AS r GROUP BY n",
+                        f"FROM ({positions}) AS e) AS r GROUP BY n",
                         {
                             "tenant": job.tenant_id,
                             "job": job_id,

@@ -34,9 +34,11 @@ from typing import Final, Self, TypeVar
 from labelsync import jobs
 from labelsync._validate import check_text, is_id
 from labelsync.adapters._records import (
+    check_added_users,
     check_distinct,
     check_limit,
     check_new_users,
+    check_user_ids,
     hot_state,
     label_from_row,
     label_row,
@@ -283,12 +285,65 @@ _V4: Final = (
     "CREATE INDEX preset_events_by_tenant ON preset_events (tenant_id, seq)",
 )
 
-# Version 5: admin policy (R15-R19). Each User's provenance stays in the narrow hot
+# Version 5: the directory (R13, R14). Users can be removed: a push's changes and skips
+# keep naming a removed User (their tables are rebuilt without the foreign key to
+# `users`), a roster User removed before the running push reached them is kept in
+# `removed_users` for that push to skip, and jobs count those skips.
+_HISTORY_WITHOUT_USER_KEYS: Final = tuple(
+    step
+    for table, columns, index in (
+        (
+            "job_changes",
+            """seq           INTEGER PRIMARY KEY,
+               job_id        TEXT NOT NULL REFERENCES jobs (id),
+               tenant_id     TEXT NOT NULL,
+               user_id       TEXT NOT NULL,
+               label         TEXT NOT NULL,
+               label_id      TEXT NOT NULL,
+               selected      INTEGER NOT NULL CHECK (selected IN (0, 1)),
+               version_after INTEGER NOT NULL""",
+            "seq, job_id, tenant_id, user_id, label, label_id, selected, version_after",
+        ),
+        (
+            "job_skips",
+            """seq       INTEGER PRIMARY KEY,
+               job_id    TEXT NOT NULL REFERENCES jobs (id),
+               tenant_id TEXT NOT NULL,
+               user_id   TEXT NOT NULL,
+               label     TEXT,
+               reason    TEXT NOT NULL""",
+            "seq, job_id, tenant_id, user_id, label, reason",
+        ),
+    )
+    for step in (
+        f"CREATE TABLE {table}_v5 ({columns})",
+        f"INSERT INTO {table}_v5 ({index}) SELECT {index} FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v5 RENAME TO {table}",
+        f"CREATE INDEX {table}_by_job ON {table} (job_id, seq)",
+    )
+)
+
+_V5: Final = (
+    *_HISTORY_WITHOUT_USER_KEYS,
+    "ALTER TABLE jobs ADD COLUMN user_removed INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE removed_users (
+        tenant_id TEXT NOT NULL REFERENCES tenants (id),
+        position  INTEGER NOT NULL,        -- the removed User's roster position
+        id        TEXT NOT NULL,
+        job_id    TEXT NOT NULL REFERENCES jobs (id),  -- the unfinished push that skips it
+        PRIMARY KEY (tenant_id, position)
+    ) WITHOUT ROWID
+    """,
+)
+
+# Version 6: admin policy (R15-R19). Each User's provenance stays in the narrow hot
 # row the push engine writes (covered, and per label the origin, its job and time;
 # NULL origin: unknown, which is what every existing User migrates to). Jobs keep
 # their mode, the labels locked when they started and their USER_CHOICE_KEPT count;
 # tenants their locks (JSON: labels, who, when); reverts are audited jobs of their own.
-_V5: Final = (
+_V6: Final = (
     "ALTER TABLE user_state ADD COLUMN covered INTEGER NOT NULL DEFAULT 0 CHECK (covered IN (0,1))",
     "ALTER TABLE user_state ADD COLUMN inbox_origin TEXT",
     "ALTER TABLE user_state ADD COLUMN inbox_job TEXT",
@@ -320,7 +375,7 @@ _V5: Final = (
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
+_MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 """The schema version this labelsync writes; files at a lower version are migrated on open."""
@@ -436,6 +491,9 @@ _BATCH_SKIPS: Final = f"""
         SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
         FROM user_state WHERE {_BATCH} AND {_NO_MAILBOX}
         UNION ALL
+        SELECT position, 0, id, NULL, 'USER_REMOVED'
+        FROM removed_users WHERE {_BATCH} AND job_id = :job
+        UNION ALL
         SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
         FROM user_state WHERE {_BATCH} AND {_MISS_INBOX}
         UNION ALL
@@ -448,6 +506,35 @@ _BATCH_SKIPS: Final = f"""
         SELECT position, 2, id, 'SENT', 'USER_CHOICE_KEPT'
         FROM user_state WHERE {_BATCH} AND {_KEPT_SENT}
     ) ORDER BY position, rank
+"""
+
+# Roster Users removed since the job started (R14), kept for it in `removed_users`. Only
+# when the batch's stretch of the roster has some does the batch end where the
+# first :limit entries of both tables end, not of `user_state` alone.
+_REMOVED_AHEAD: Final = """
+    SELECT count(*) FROM removed_users
+    WHERE tenant_id = :t AND position > :after AND position <= :end AND job_id = :job
+"""
+
+_ENTRIES_END: Final = """
+    SELECT max(position), sum(removed) FROM (
+        SELECT position, removed FROM (
+            SELECT position, 0 AS removed FROM user_state
+            WHERE tenant_id = :t AND position > :after AND position <= :end
+            UNION ALL
+            SELECT position, 1 FROM removed_users
+            WHERE tenant_id = :t AND position > :after AND position <= :end AND job_id = :job
+        ) ORDER BY position LIMIT :limit
+    )
+"""
+
+# A narrowed job's roster entries are its members' positions, live or removed (R20, R14).
+_MEMBERS_END: Final = """
+    SELECT max(position) FROM (
+        SELECT position FROM job_members
+        WHERE job_id = :job AND position > :after AND position <= :end
+        ORDER BY position LIMIT :limit
+    )
 """
 
 # Only the flags, their provenance, the covered mark and the version change (R5,
@@ -535,7 +622,7 @@ _JOB_COLUMNS: Final = (
     "actor_id", "defaults_inbox", "defaults_sent", "status", "started_at", "finished_at",
     "total", "processed", "cursor", "roster_end", "users_changed", "selected", "deselected",
     "no_mailbox", "label_missing", "superseded_by", "mode", "locked", "user_choice_kept",
-    "audience",
+    "audience", "user_removed",
 )  # fmt: skip
 
 _INSERT_JOB: Final = (
@@ -787,6 +874,7 @@ def _job_params(job: PushJob) -> tuple[object, ...]:
         locked_text(job.locked),
         counts.user_choice_kept,
         _audience_text(job.audience),
+        counts.user_removed,
     )
 
 
@@ -815,6 +903,7 @@ def _job_from_row(row: sqlite3.Row) -> PushJob:
             no_mailbox=row["no_mailbox"],
             label_missing=row["label_missing"],
             user_choice_kept=row["user_choice_kept"],
+            user_removed=row["user_removed"],
         ),
         finished_at=None if finished_at is None else _time_from_text(finished_at),
         superseded_by=row["superseded_by"],
@@ -1048,6 +1137,22 @@ def _connect(
         conn.close()
         raise
     return conn
+
+
+def _last_position(conn: sqlite3.Connection, tenant_id: str) -> int:
+    """The roster position a new User of the tenant must come after.
+
+    The last stored User's, or the end of the current push's roster if that is
+    later (its last Users were removed): a User added later is never in that
+    roster (R6), even with the id of a removed one (R14).
+    """
+    (last,) = conn.execute(
+        "SELECT max(COALESCE((SELECT MAX(position) FROM user_state WHERE tenant_id = :t), 0),"
+        " COALESCE((SELECT j.roster_end FROM tenants AS t JOIN jobs AS j"
+        " ON j.id = t.current_job_id WHERE t.id = :t), 0))",
+        {"t": tenant_id},
+    ).fetchone()
+    return int(last)
 
 
 def _versions(conn: sqlite3.Connection, tenant_id: str, user_ids: Sequence[str]) -> dict[str, int]:
@@ -1326,11 +1431,7 @@ class SqliteStore:
                 raise AlreadyExists(
                     "user.id", user.id, f"is already a User of tenant {tenant_id!r}"
                 )
-            (last,) = conn.execute(
-                "SELECT COALESCE(MAX(position), 0) FROM user_state WHERE tenant_id = ?",
-                (tenant_id,),
-            ).fetchone()
-            _insert_users(conn, tenant_id, [(last + 1, user)])
+            _insert_users(conn, tenant_id, [(_last_position(conn, tenant_id) + 1, user)])
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         """One stored User; `UnknownUser` if the tenant has none with that id."""
@@ -1383,6 +1484,83 @@ class SqliteStore:
                 _compare_and_set(conn, tenant_id, rest)
             return conflicts
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        """Store new Users at the end of the roster, in order, all or none (`AlreadyExists`)."""
+        users = list(users)
+        check_added_users("users", users)
+        with self._writing() as conn:
+            self._tenant_row(conn, tenant_id)
+            taken = _versions(conn, tenant_id, [user.id for user in users])
+            for index, user in enumerate(users):
+                if user.id in taken:
+                    raise AlreadyExists(
+                        f"users[{index}].id", user.id, f"is already a User of tenant {tenant_id!r}"
+                    )
+            last = _last_position(conn, tenant_id)
+            _insert_users(conn, tenant_id, list(enumerate(users, start=last + 1)))
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        """Remove the Users with these ids (a running push skips them, R14); return those gone."""
+        wanted = check_user_ids("user_ids", user_ids)
+        with self._writing() as conn:
+            current = self._tenant_row(conn, tenant_id)["current_job_id"]
+            job = None if current is None else self._job(conn, current)
+            found: dict[str, int] = {}
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                where = f"tenant_id = ? AND id IN ({marks})"
+                rows = conn.execute(
+                    f"SELECT id, position FROM user_state WHERE {where}", (tenant_id, *chunk)
+                )
+                found.update((row["id"], row["position"]) for row in rows)
+                # The hot row first: it refers to the cold one.
+                conn.execute(f"DELETE FROM user_state WHERE {where}", (tenant_id, *chunk))
+                conn.execute(f"DELETE FROM users WHERE {where}", (tenant_id, *chunk))
+            if job is not None and not job.finished:
+                ahead = [
+                    (user_id, position)
+                    for user_id, position in found.items()
+                    if job.cursor < position <= job.roster_end
+                ]
+                if ahead and job.audience.narrowed:  # only the audience's members (R20)
+                    members = {
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT position FROM job_members WHERE job_id = ?"
+                            f" AND position IN ({', '.join('?' * len(ahead))})",
+                            (job.id, *(position for _, position in ahead)),
+                        )
+                    }
+                    ahead = [(u, p) for u, p in ahead if p in members]
+                conn.executemany(
+                    "INSERT INTO removed_users (tenant_id, position, id, job_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    ((tenant_id, position, user_id, job.id) for user_id, position in ahead),
+                )
+            return tuple(i for i in wanted if i in found)
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        """The ids of the tenant's Users in roster order, streamed page by page."""
+        with self._reading() as conn:
+            self._tenant_row(conn, tenant_id)
+        return self._id_pages(tenant_id)
+
+    def _id_pages(self, tenant_id: str) -> Iterator[str]:
+        after = 0
+        while True:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    "SELECT position, id FROM user_state WHERE tenant_id = ? AND position > ?"
+                    " ORDER BY position LIMIT ?",
+                    (tenant_id, after, _PAGE),
+                ).fetchall()
+            for row in rows:
+                yield row["id"]
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1]["position"]
+
     # -- push jobs ----------------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:
@@ -1430,6 +1608,8 @@ class SqliteStore:
                     " WHERE id = ?",
                     (job.id, job.defaults.inbox, job.defaults.sent, job.tenant_id),
                 )
+            # Removed Users were kept only for the jobs superseded above.
+            conn.execute("DELETE FROM removed_users WHERE tenant_id = ?", (job.tenant_id,))
             return stored
 
     @staticmethod
@@ -1506,9 +1686,18 @@ class SqliteStore:
                 "at": _time(job.started_at),
             }
             sql = _NARROWED if job.audience.narrowed else _EVERYONE
+            removed = 0
+            if conn.execute(_REMOVED_AHEAD, params).fetchone()[0]:
+                # The batch's entries end at the last of its first `limit` roster entries,
+                # live or removed; at most `limit` live Users are in that stretch.
+                ends = _MEMBERS_END if job.audience.narrowed else _ENTRIES_END
+                params["end"] = conn.execute(ends, params).fetchone()[0]
+                removed = conn.execute(_REMOVED_AHEAD, params).fetchone()[0]
             counted = conn.execute(sql.range, params).fetchone()
             size, last, changed, flips_inbox, flips_sent, no_mailbox = counted[:6]
             miss_inbox, miss_sent, kept_inbox, kept_sent, uncovered = counted[6:]
+            if removed:
+                size, last = size + removed, params["end"]
             if not size:
                 return job
             params["last"] = last
@@ -1516,16 +1705,17 @@ class SqliteStore:
             # version, whether it was covered), which the update then moves on.
             if changed:
                 conn.execute(sql.changes, params)
-            if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent:
+            if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent or removed:
                 conn.execute(sql.skips, params)
             if changed or uncovered:
                 conn.execute(sql.users, params)
             counts = plan.counts(
-                users_changed=changed,
-                flips=(flips_inbox, flips_sent),
-                no_mailbox=no_mailbox,
-                missing=(miss_inbox, miss_sent),
-                kept=(kept_inbox, kept_sent),
+                users_changed=changed or 0,
+                flips=(flips_inbox or 0, flips_sent or 0),
+                no_mailbox=no_mailbox or 0,
+                missing=(miss_inbox or 0, miss_sent or 0),
+                kept=(kept_inbox or 0, kept_sent or 0),
+                removed=removed,
             )
             stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
             self._save_job(conn, stored)
@@ -1547,6 +1737,7 @@ class SqliteStore:
                 "UPDATE tenants SET last_push = ? WHERE id = ?",
                 (_json(record_doc(stored.record())), job.tenant_id),
             )
+            conn.execute("DELETE FROM removed_users WHERE job_id = ?", (job.id,))
             return stored
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:

@@ -16,6 +16,7 @@ import click
 
 from labelsync.cli._audiences import audience_of, audience_options, coverage_command, presets
 from labelsync.cli._demo import demo
+from labelsync.cli._directory import replace_tenant, sync_directory
 from labelsync.cli._exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -51,6 +52,7 @@ from labelsync.cli._shell import (
     existing_db,
     exit_code_of,
     fail,
+    json_format,
     label_options,
     load_snapshot,
     mode_option,
@@ -59,7 +61,7 @@ from labelsync.cli._shell import (
     service,
     suggesting_admins,
 )
-from labelsync.exceptions import JobSuperseded, LabelSyncError
+from labelsync.exceptions import AlreadyExists, JobSuperseded, LabelSyncError
 from labelsync.jobs import Activity
 from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
@@ -170,6 +172,7 @@ def _log_to_stderr(level: int) -> None:
 
 
 main.add_command(demo)
+main.add_command(sync_directory)
 main.add_command(coverage_command)
 main.add_command(presets)
 
@@ -182,17 +185,39 @@ main.add_command(presets)
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite file to import into (created if missing).",
 )
-def import_(snapshot: Path, db: Path) -> None:
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Reconcile the stored tenant's Users with the snapshot's: shows the diff, then asks.",
+)
+@click.option("-y", "--yes", is_flag=True, help="With --replace: apply without asking.")
+@json_format
+def import_(snapshot: Path, db: Path, replace: bool, yes: bool, output_format: str) -> None:
     """Store the tenant of a JSON snapshot in a SQLite file.
 
     SNAPSHOT is a JSON snapshot (format 1, as "labelsync export" writes); its tenant id
-    must be new to the file. Its last push comes along as the tenant's audit
-    record (onboarding uses its defaults); the push's own job stays in the
-    database it ran in.
+    must be new to the file, unless --replace: then the stored tenant's Users are
+    reconciled with the snapshot's (added, updated, removed; selections kept), after
+    a diff and a question (--yes answers it). Its last push comes along as the
+    tenant's audit record (onboarding uses its defaults); the push's own job
+    stays in the database it ran in.
     """
     tenant = load_snapshot(snapshot)
+    if replace:
+        replace_tenant(tenant, db, yes=yes, output_format=output_format)
+        return
+    if yes:
+        raise click.UsageError("--yes answers the question of --replace; add --replace")
     with service(db, create=True) as svc:
-        svc.create_tenant(tenant)
+        try:
+            svc.create_tenant(tenant)
+        except AlreadyExists as error:
+            raise Failure(
+                f"{error}; add --replace to reconcile it with the snapshot", EXIT_USAGE
+            ) from None
+    if output_format == "json":
+        write_json({"tenant": tenant.id, "applied": True, "added": [u.id for u in tenant.users]})
+        return
     out = make_console()
     out.print(
         f"imported tenant {tenant.id!r} ({tenant.name}): {num(len(tenant.users))} Users into {db}"
@@ -201,14 +226,7 @@ def import_(snapshot: Path, db: Path) -> None:
         out.print(f"(kept its last push {tenant.last_push.job_id!r} as the audit record)")
 
 
-_json_format = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people; json (one document on stdout) for programs.",
-)
+_json_format = json_format
 
 
 @main.command()

@@ -243,6 +243,14 @@ existing_db = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The labelsync SQLite file.",
 )
+json_format = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (one document on stdout) for programs.",
+)
 batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),

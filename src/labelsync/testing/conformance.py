@@ -73,10 +73,11 @@ from labelsync.ports import (
 )
 from labelsync.rules import apply_defaults
 from labelsync.testing.audiences import AudienceContract, PresetContract
+from labelsync.testing.directory_conformance import DirectoryContract
 from labelsync.testing.input_policy import InputPolicyContract
 from labelsync.testing.policy_conformance import PolicyContract
 
-__all__ = ["StoreContract", "commit_all", "run_next"]
+__all__ = ["DirectoryContract", "StoreContract", "commit_all", "run_next"]
 
 # -- values the tests build on ----------------------------------------------------
 
@@ -268,12 +269,15 @@ _UNKNOWN_JOB_CALLS: dict[str, Call] = {
 }
 
 
-class StoreContract(InputPolicyContract, PolicyContract, AudienceContract, PresetContract):
+class StoreContract(
+    InputPolicyContract, PolicyContract, AudienceContract, PresetContract, DirectoryContract
+):
     """The `Store` contract as pytest tests; subclass it and define a ``store`` fixture.
 
     Version 2's contracts are inherited from their own classes
     (`labelsync.testing.audiences`: `AudienceContract` for groups and narrowed
-    rosters, `PresetContract` for presets and their trail).
+    rosters, `PresetContract` for presets and their trail; `DirectoryContract` for
+    adding and removing Users, R13, R14).
 
     The fixture must yield a fresh, empty store (no tenants, no jobs) for each
     test and close it afterwards. See the module docstring for an example.

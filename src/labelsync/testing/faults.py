@@ -139,6 +139,24 @@ class StoreProxy:
             "save_users", (tenant_id, writes), lambda: self.inner.save_users(tenant_id, writes)
         )
 
+    def add_users(self, tenant_id: str, users: Sequence[User]) -> None:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "add_users", (tenant_id, users), lambda: self.inner.add_users(tenant_id, users)
+        )
+
+    def remove_users(self, tenant_id: str, user_ids: Sequence[str]) -> tuple[str, ...]:
+        """Delegates to `inner`."""
+        return self.intercept(
+            "remove_users",
+            (tenant_id, user_ids),
+            lambda: self.inner.remove_users(tenant_id, user_ids),
+        )
+
+    def user_ids(self, tenant_id: str) -> Iterator[str]:
+        """Delegates to `inner`."""
+        return self.intercept("user_ids", (tenant_id,), lambda: self.inner.user_ids(tenant_id))
+
     # -- push jobs ----------------------------------------------------------------
 
     def start_job(self, job: PushJob) -> PushJob:

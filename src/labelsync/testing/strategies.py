@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from typing import TypeVar
 
 import attrs
 
@@ -37,6 +38,8 @@ from labelsync.model import (
 )
 from labelsync.providers import gmail_label, graph_folder, imap_mailbox
 
+_T = TypeVar("_T")
+
 try:
     from hypothesis import strategies as st
 except ImportError as error:  # pragma: no cover - only without the test dependencies
@@ -53,6 +56,7 @@ __all__ = [
     "custom_labels",
     "defaults",
     "groups",
+    "host_rosters",
     "label_origins",
     "label_sets",
     "labels",
@@ -257,7 +261,7 @@ def addresses() -> st.SearchStrategy[str]:
     return _addresses
 
 
-def _shuffled(draw: st.DrawFn, items: list[Label]) -> list[Label]:
+def _shuffled(draw: st.DrawFn, items: list[_T]) -> list[_T]:
     # Fisher-Yates over cached integer strategies: st.permutations(items) would
     # build (and validate) a new strategy per mailbox. Shrinks to the given order.
     for last in range(len(items) - 1, 0, -1):
@@ -444,3 +448,42 @@ def tenants(
         onboard_new_users=draw(st.booleans()),
         locks=draw(locks()),
     )
+
+
+@st.composite
+def host_rosters(draw: st.DrawFn, tenant: Tenant, *, max_new: int = 3) -> list[User]:
+    """What a host's directory says of `tenant`'s Users now, in any order (R13).
+
+    Each stored User is listed as it is, with new host-owned fields (email,
+    permissions), with its mailbox disconnected, replaced or its labels
+    refreshed (some deleted, some added), or not at all (left the company);
+    up to `max_new` new Users join. Its `synced` and `version` are whatever the
+    host happens to send, which a sync ignores for stored Users.
+    """
+    listed: list[User] = []
+    for user in tenant.users:
+        change = draw(
+            st.sampled_from(("same", "fields", "disconnect", "mailbox", "refresh", "gone"))
+        )
+        if change == "gone":
+            continue
+        if change == "fields":
+            user = attrs.evolve(user, email=draw(_addresses), permissions=draw(_permissions))
+        elif change == "disconnect":
+            user = attrs.evolve(user, mailbox=None)
+        elif change == "mailbox" or (change == "refresh" and user.mailbox is None):
+            user = attrs.evolve(user, mailbox=draw(mailboxes(max_labels=3)))
+        elif change == "refresh" and user.mailbox is not None:
+            kept = [label for label in user.mailbox.labels if draw(st.booleans())]
+            taken = {label.id for label in kept}
+            added = draw(_custom_lists(user.mailbox.provider, 2))
+            labels = kept + [label for label in added if label.id not in taken]
+            user = attrs.evolve(user, mailbox=attrs.evolve(user.mailbox, labels=labels))
+        user = attrs.evolve(
+            user, synced=draw(label_sets(user.mailbox, max_stale=1)), version=draw(_versions)
+        )
+        listed.append(user)
+    known = {user.id for user in tenant.users}
+    fresh = [i for i in draw(_user_id_lists(max_new)) if i not in known]
+    listed += [draw(users(user_id=user_id, max_labels=3, max_stale=1)) for user_id in fresh]
+    return _shuffled(draw, listed)
