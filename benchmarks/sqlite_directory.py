@@ -27,6 +27,7 @@ row, and reads and writes each batch in one transaction instead of two.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import shutil
@@ -45,11 +46,11 @@ import attrs
 from benchmarks.machine import load_average, this_machine
 from benchmarks.sqlite_push import peak_rss_kib, remove_db
 from labelsync import LabelSync, Mailbox, Tenant, User
-from labelsync.adapters._records import label_row
+from labelsync.adapters._records import label_row, provenance_columns
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.model import SystemLabel
-from labelsync.rules import apply_rows
+from labelsync.rules import apply_rows, onboarding_stamp
 from labelsync.synthetic import synthetic_tenant
 
 SEED = 1
@@ -217,7 +218,9 @@ def _floor_add(
 
         record = record_from_doc(json.loads(last_push))
         assert record is not None
-        adds = apply_rows(adds, record.defaults)[0]
+        # R15: onboarded labels are stamped ONBOARDING by the last push, now.
+        stamp = onboarding_stamp(record.job_id, dt.datetime.now(dt.UTC))
+        adds = apply_rows(adds, record.defaults, stamp=stamp)[0]
     (last,) = conn.execute(
         "SELECT max(COALESCE((SELECT MAX(position) FROM user_state WHERE tenant_id = :t), 0),"
         " COALESCE((SELECT j.roster_end FROM tenants AS t JOIN jobs AS j"
@@ -228,13 +231,31 @@ def _floor_add(
     for position, user in enumerate(adds, start=last + 1):
         has, inbox, inbox_on, sent, sent_on, others = _hot(set(user.synced.ids), user.mailbox)
         cold.append((TENANT, user.id, position, *_host_columns(user, layouts), others))
-        hot.append((TENANT, position, user.id, user.version, has, inbox, inbox_on, sent, sent_on))
+        hot.append(
+            (
+                TENANT,
+                position,
+                user.id,
+                user.version,
+                has,
+                inbox,
+                inbox_on,
+                sent,
+                sent_on,
+                *provenance_columns(user.provenance),  # R15: who set it, whether covered
+            )
+        )
     conn.executemany(
         "INSERT INTO users (tenant_id, id, position, email, permissions, provider, address,"
         " mailbox_labels, other_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         cold,
     )
-    conn.executemany("INSERT INTO user_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hot)
+    conn.executemany(
+        "INSERT INTO user_state (tenant_id, position, id, version, has_mailbox, inbox_id,"
+        " inbox_on, sent_id, sent_on, covered, inbox_origin, inbox_job, inbox_at, sent_origin,"
+        " sent_job, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        hot,
+    )
 
 
 def _floor_remove(conn: sqlite3.Connection, gone: list[tuple[str, int]]) -> int:

@@ -110,7 +110,7 @@ def test_a_new_file_is_in_wal_mode(store: SqliteStore, path: Path) -> None:
 
 
 def test_a_new_file_records_the_current_schema_version(store: SqliteStore, path: Path) -> None:
-    assert 6 == SCHEMA_VERSION  # 4: audiences (R20-R21); 5: directory (R13-R14); 6: policy (R15-R19)
+    assert 6 == SCHEMA_VERSION  # 4: audiences (R20, R21); 5: directory (R13, R14); 6: policy
     assert [(1, SCHEMA_VERSION)] == rows(path)["schema_version"]  # (id, version): one row only
 
 
