@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks import kept
 from benchmarks.bench_postgres import PostgresBench, bench_postgres
 from benchmarks.core import DEFAULTS, CoreResult, bench_core
 from benchmarks.machine import load_average, this_machine
@@ -24,7 +25,6 @@ from benchmarks.memory import MemoryResult, bench_memory
 from benchmarks.policy_push import with_user_choices
 from benchmarks.profiles import Profile, profile_core, profile_push
 from benchmarks.report import Results, markdown
-from benchmarks.sqlite_directory import carry_section
 from benchmarks.sqlite_push import (
     Prepared,
     PushResult,
@@ -350,10 +350,7 @@ def _write(text: str, out: Path | None) -> None:
     print()
     print(text)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():  # the directory sync's section is measured on its own
-            text = carry_section(out.read_text(encoding="utf-8"), text)
-        out.write_text(text, encoding="utf-8")
+        kept.write_page(text, out)  # keeps the sections measured on their own (kept.KEPT)
         print(f"written to {out}")
 
 

@@ -14,6 +14,11 @@ run alternate. Before any timing, both pushes run once on a smaller tenant and
 must leave every User, and count every change and skip, exactly as the pure
 rule `apply_defaults(tenant, defaults, audience=...)` says; every timed run
 must count the same as every other run of its kind.
+
+It prints its table; its section of docs/performance.md (the table and how to
+read it) sits between the markers ``<!-- audience-push:start -->`` and
+``<!-- audience-push:end -->``, which `python -m benchmarks` keeps as it is
+(`benchmarks.kept`): the full run does not measure audiences.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from typing import Any
 
 import attrs
 
+from benchmarks import kept
 from benchmarks.machine import load_average, this_machine
 from benchmarks.sqlite_push import peak_rss_kib, remove_db
 from labelsync import LabelSync, Mailbox, Tenant, User
@@ -58,7 +59,7 @@ BATCH = 1000
 TENANT = "bench"
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
-START, END = "<!-- directory-sync:start -->", "<!-- directory-sync:end -->"
+START, END = kept.markers("directory-sync")
 
 
 # -- the tenant and the host's roster ------------------------------------------------------
@@ -486,11 +487,7 @@ def write_section(text: str, doc: Path = DOC) -> None:
 def carry_section(old_page: str, new_page: str) -> str:
     """`new_page` (a report `python -m benchmarks` wrote) with this benchmark's section of
     `old_page` kept, before "## Reproduce": the full run does not measure the sync."""
-    if START not in old_page or END not in old_page or START in new_page:
-        return new_page
-    text = START + old_page.split(START, 1)[1].split(END, 1)[0] + END
-    head, marker, tail = new_page.partition("## Reproduce")
-    return head + text + "\n\n" + marker + tail if marker else new_page + "\n" + text + "\n"
+    return kept.carry_one(old_page, new_page, "directory-sync")
 
 
 def main(argv: list[str] | None = None) -> None:

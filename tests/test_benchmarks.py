@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from benchmarks import sqlite_floor
+from benchmarks import kept, sqlite_floor
 from benchmarks.bench_postgres import check_same as check_same_on_postgres
 from benchmarks.policy_push import with_user_choices
 from benchmarks.sqlite_push import FLOOR_JOB, prepare
@@ -20,6 +20,8 @@ from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.synthetic import synthetic_tenant
 from postgres_fixtures import postgres_dsn
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Inbox checked and Sent unchecked: the push both selects and deselects.
 MIXED = Defaults(inbox=True, sent=False)
@@ -94,3 +96,44 @@ def test_the_sqlite_floor_keeps_user_choices_and_provenance_as_labelsync_does(
     assert ours.users is not None
     assert any("USER:-" in str(user[3:]) for user in ours.users)
     assert any("PUSH:job" in str(user[3:]) for user in ours.users)
+
+
+def test_a_full_render_keeps_every_section_measured_on_its_own(tmp_path: Path) -> None:
+    """`python -m benchmarks` writes a fresh page (`_write`): every section of the committed
+    docs/performance.md that the full run does not render is carried over, none dropped."""
+    committed = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    own = kept.sections(committed)
+    assert set(kept.KEPT) == set(own)  # each benchmark of its own has its markers on the page
+    fresh = committed
+    for text in own.values():  # what a full render writes: none of those sections
+        fresh = fresh.replace(text, "")
+    out = tmp_path / "performance.md"
+    out.write_text(committed, encoding="utf-8")
+
+    kept.write_page(fresh, out)
+
+    written = out.read_text(encoding="utf-8")
+    assert _headings(committed) == _headings(written)
+    assert own == kept.sections(written)
+    assert written == kept.carry(written, written)  # a second run changes nothing
+
+
+def test_every_section_of_the_page_is_rendered_by_the_full_run_or_kept() -> None:
+    """A section added to docs/performance.md by hand, without markers, would be dropped by
+    the next full run: each heading is in the renderer's code or inside a kept section."""
+    committed = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    outside = committed
+    for text in kept.sections(committed).values():
+        outside = outside.replace(text, "")
+    rendered = "".join(
+        (ROOT / "benchmarks" / name).read_text(encoding="utf-8")
+        for name in ("report.py", "bench_postgres.py")
+    )
+    # A heading is written as a string of its own, or as a line of a longer text.
+    assert [] == [
+        h for h in _headings(outside) if f'"{h}' not in rendered and f"\n{h}\n" not in rendered
+    ]
+
+
+def _headings(page: str) -> list[str]:
+    return [line for line in page.splitlines() if line.startswith("#") and " " in line]

@@ -15,7 +15,12 @@ list is refreshed, the selected ids of labels the provider deleted (the old
 mailbox had them, the new one has not) are dropped, because a provider may hand
 the same id to a new label later (IMAP folder names are ids) and it must not
 start syncing unasked. Disconnecting a mailbox keeps the selection as it is, so
-reconnecting brings it back. Every change moves `version` on by one, so a
+reconnecting brings it back. The other exception is onboarding (R21): with
+onboarding on, a User whose groups change so that the preset of its first
+matching group changes gets that preset's defaults in the same write
+(`regrouped`); one that leaves every preset gets what a new User without a
+preset gets, the last push's defaults (B4), or nothing if there was no push.
+Every change moves `version` on by one, so a
 writer that read the old User (a push, an edit) notices (R12); a change that
 changes nothing is no change and keeps the same object.
 """
@@ -33,6 +38,7 @@ from attrs import field, frozen
 from labelsync._provenance import LabelOrigin
 from labelsync.exceptions import InvalidInput
 from labelsync.model import Defaults, Label, LabelSet, Mailbox, PushRecord, Tenant, User
+from labelsync.presets import PresetBook
 from labelsync.rules import PREVIEW_STAMP, apply_rows, onboarding_stamp
 
 __all__ = [
@@ -50,6 +56,7 @@ __all__ = [
     "plan_batch",
     "reconcile",
     "refresh_labels",
+    "regrouped",
     "remove_user",
     "updated",
 ]
@@ -155,12 +162,59 @@ def onboarding(
     """The defaults a new User gets (B4) when the tenant onboards, else None: the last push's,
     or the tenant's checkboxes `defaults` if that push went to some Users only (R20).
 
-    The service first gives a User with groups the preset of its first group that
-    has one (R21); presets are not part of a `Tenant` value, so `reconcile` cannot.
+    A User with groups first gets the preset of its first group that has one
+    (R21); presets are not part of a `Tenant` value, so `reconcile` takes them
+    as its `presets` argument.
     """
     if not onboard_new_users or last_push is None:
         return None
     return defaults if last_push.audience.narrowed else last_push.defaults
+
+
+def _preset_name(presets: PresetBook, user: User) -> str | None:
+    preset = presets.for_user(user) if user.groups else None
+    return None if preset is None else preset.name
+
+
+def regrouped(
+    current: User,
+    new: User,
+    *,
+    presets: PresetBook | None,
+    onboard_with: Defaults | None,
+    stamp: LabelOrigin = PREVIEW_STAMP,
+) -> User:
+    """`new` (a directory change of `current`) with its new preset's defaults applied (R21).
+
+    `presets` is the tenant's book when the tenant onboards new Users, else None
+    (nothing but the host's fields change). When the groups of `new` give it a
+    different first-matching preset than `current` had, the defaults of the new
+    preset are applied to its selection; when they give it none any more,
+    `onboard_with` is (what a new User without a preset gets: the last push's
+    defaults, B4), and None keeps the selection. The version is `new`'s: the
+    directory change and the preset are one write, one version on. A change that
+    keeps the preset (same groups, or groups whose first match is the same
+    preset) keeps the selection: the User's own choices since then stay.
+    Flipped labels get `stamp` as their origin, without its push for a preset's
+    defaults (R15: onboarding, as `add_user` stamps it).
+    """
+    if presets is None or new is current or new.groups == current.groups:
+        return new
+    before, after = _preset_name(presets, current), _preset_name(presets, new)
+    if before == after:
+        return new
+    if after is not None:
+        defaults: Defaults | None = presets.preset(after).defaults
+        stamp = onboarding_stamp(None, stamp.at)
+    else:
+        defaults = onboard_with
+    if defaults is None:
+        return new
+    # The rule moves the version on when it changes the selection: apply it at the
+    # version read, so the directory change and the preset are one step on, not two.
+    base = attrs.evolve(new, version=current.version)
+    applied = apply_rows((base,), defaults, stamp=stamp)[0][0]
+    return new if applied is base else applied
 
 
 def onboarded(user: User, defaults: Defaults | None, stamp: LabelOrigin = PREVIEW_STAMP) -> User:
@@ -227,12 +281,16 @@ def plan_batch(
     *,
     onboard_with: Defaults | None,
     onboard_stamp: LabelOrigin = PREVIEW_STAMP,
+    presets: PresetBook | None = None,
 ) -> DirectoryBatch:
     """Reconcile `users` (the host's) with the `stored` Users of the same ids (R13).
 
-    A User not stored is added (onboarded with `onboard_with`, its flips stamped
-    `onboard_stamp`, B4, R15); a stored one is `updated`; one whose host-owned
-    fields are equal is unchanged.
+    A User not stored is added, onboarded (B4) with the preset of its first
+    matching group in `presets`, else with `onboard_with`, its flips stamped
+    `onboard_stamp` (R15; a preset's without the push); a stored one is
+    `updated`, and `regrouped` when its groups change its preset (R21); one whose
+    host-owned fields are equal is unchanged. `presets` is the tenant's book when
+    it onboards new Users, else None.
     """
     adds: list[User] = []
     writes: list[tuple[User, int]] = []
@@ -240,9 +298,21 @@ def plan_batch(
     for user in users:
         current = stored.get(user.id)
         if current is None:
-            adds.append(onboarded(user, onboard_with, onboard_stamp))
+            preset = presets.for_user(user) if presets is not None and user.groups else None
+            if preset is None:
+                adds.append(onboarded(user, onboard_with, onboard_stamp))
+            else:
+                adds.append(
+                    onboarded(user, preset.defaults, onboarding_stamp(None, onboard_stamp.at))
+                )
             continue
-        new = updated(current, user)
+        new = regrouped(
+            current,
+            updated(current, user),
+            presets=presets,
+            onboard_with=onboard_with,
+            stamp=onboard_stamp,
+        )
         if new is current:
             unchanged.append(user.id)
         else:
@@ -314,6 +384,7 @@ def reconcile(
     *,
     remove_missing: bool = False,
     at: dt.datetime | None = None,
+    presets: PresetBook | None = None,
 ) -> tuple[Tenant, DirectoryReport]:
     """`tenant` brought in step with the host's roster `users`, and what that did (R13).
 
@@ -322,10 +393,18 @@ def reconcile(
     `at` that time, R15); stored ones get the host-owned fields (`updated`);
     with `remove_missing`, stored Users the host no longer lists are removed.
     Pure, so it previews `LabelSync.sync_directory` (given the service clock's time).
+
+    Presets are not part of a `Tenant` value: pass the tenant's book
+    (`LabelSync.presets(tenant_id)`) as `presets` and, with onboarding on, new
+    Users get their group's preset and Users whose groups change their preset
+    get the new one (`regrouped`, R21), exactly as the sync does. Without it the
+    preview knows no presets: it onboards with the last push's defaults only.
     """
     if not isinstance(tenant, Tenant):
         raise InvalidInput("tenant", tenant, "is not a Tenant")
     check_flag("remove_missing", remove_missing)
+    if presets is not None and not isinstance(presets, PresetBook):
+        raise InvalidInput("presets", presets, "is not a PresetBook")
     roster = check_roster(users)
     onboard_with = onboarding(tenant.onboard_new_users, tenant.last_push, tenant.defaults)
     given: object = at  # as passed, not as typed
@@ -334,7 +413,13 @@ def reconcile(
     last_push = tenant.last_push
     stamp = PREVIEW_STAMP if last_push is None else onboarding_stamp(last_push.job_id, at)
     stored = {user.id: user for user in tenant.users}
-    batch = plan_batch(stored, roster, onboard_with=onboard_with, onboard_stamp=stamp)
+    batch = plan_batch(
+        stored,
+        roster,
+        onboard_with=onboard_with,
+        onboard_stamp=stamp,
+        presets=presets if tenant.onboard_new_users else None,
+    )
     listed = {user.id for user in roster} if remove_missing else set()
     replaced = {user.id: user for user, _ in batch.writes}
     kept: list[User] = []

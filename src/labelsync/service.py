@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from itertools import groupby, islice
 
 import attrs
@@ -52,6 +52,7 @@ from labelsync.ports import Clock, JobLeases, Store, TenantSettings
 from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
 from labelsync.rules import (
+    PREVIEW_STAMP,
     apply_defaults,
     apply_rows,
     check_uncovered,
@@ -308,21 +309,46 @@ class LabelSync:
         refresh) come from `user`; its `synced` and `version` are ignored: the
         selection stays labelsync's (`labelsync.directory.kept_selection`) and
         the version moves on, so a writer that read the old User notices (R12).
-        Nothing is written when no host-owned field differs. The host's call;
+        Nothing is written when no host-owned field differs. With onboarding
+        on, a change of `groups` that gives the User another first-matching
+        preset also applies that preset's defaults (or, leaving every preset,
+        the defaults a new User gets) in the same compare-and-set write, one
+        version on (R21, `labelsync.directory.regrouped`). The host's call;
         with `actor_id`, that actor must be an admin of the tenant.
         """
         if not isinstance(user, User):
             raise InvalidInput("user", user, "is not a User")
         self._directory_actor(tenant_id, actor_id)
+        presets, onboard_with, stamp = self._regrouping(tenant_id)
         while True:
             current = self.store.get_user(tenant_id, user.id)
-            new = directory.updated(current, user)
+            new = directory.regrouped(
+                current,
+                directory.updated(current, user),
+                presets=presets,
+                onboard_with=onboard_with,
+                stamp=stamp,
+            )
             if new is current or not self.store.save_users(tenant_id, [(new, current.version)]):
                 if new is not current:
                     _log.info("User %s of tenant %s updated from the directory", user.id, tenant_id)
                 return new
             # A push or the User's own edit landed in between: apply the host's
             # fields again on top of what they wrote, which stays theirs.
+
+    def _regrouping(self, tenant_id: str) -> tuple[PresetBook | None, Defaults | None, LabelOrigin]:
+        """The tenant's presets when it onboards (else None), what a new User without a
+        preset gets, and the origin onboarding stamps (R15): what a directory change
+        applies to a User it adds or moves between presets (B4, R21)."""
+        settings = self.store.settings(tenant_id)
+        if not settings.onboard_new_users:
+            return None, None, PREVIEW_STAMP
+        onboard_with = directory.onboarding(True, settings.last_push, settings.defaults)
+        last_push = settings.last_push
+        stamp = onboarding_stamp(
+            None if last_push is None else last_push.job_id, _push.now(self.clock)
+        )
+        return self.store.get_presets(tenant_id), onboard_with, stamp
 
     def remove_user(self, tenant_id: str, user_id: str, *, actor_id: str | None = None) -> None:
         """Remove a User (R13); `UnknownUser` if there is none.
@@ -395,11 +421,13 @@ class LabelSync:
 
     def _sync_batch(self, tenant_id: str, users: list[User]) -> DirectoryReport:
         """Reconcile one batch of the host's roster; Users written meanwhile are read again."""
-        settings = self.store.settings(tenant_id)
+        presets, onboard_with, stamp = self._regrouping(tenant_id)
         stored = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in users])}
-        batch = directory.plan_batch(stored, users, onboard_with=None)
+        batch = directory.plan_batch(
+            stored, users, onboard_with=onboard_with, onboard_stamp=stamp, presets=presets
+        )
         if batch.adds:
-            self.store.add_users(tenant_id, self._onboarded(tenant_id, batch.adds, settings))
+            self.store.add_users(tenant_id, batch.adds)
         report = DirectoryReport(added=batch.added, unchanged=batch.unchanged)
         writes = batch.writes
         while writes:
@@ -410,21 +438,14 @@ class LabelSync:
             # A push or a User's edit wrote these in between: reconcile them again.
             again = [u for u in users if u.id in conflicts]
             current = {u.id: u for u in self.store.get_users(tenant_id, [u.id for u in again])}
-            retry = directory.plan_batch(current, again, onboard_with=None)
+            retry = directory.plan_batch(
+                current, again, onboard_with=onboard_with, onboard_stamp=stamp, presets=presets
+            )
             if retry.adds:  # removed meanwhile: the host lists them, so they come back
-                self.store.add_users(tenant_id, self._onboarded(tenant_id, retry.adds, settings))
+                self.store.add_users(tenant_id, retry.adds)
             report += DirectoryReport(added=retry.added, unchanged=retry.unchanged)
             writes = retry.writes
         return report
-
-    def _onboarded(
-        self, tenant_id: str, users: Sequence[User], settings: TenantSettings
-    ) -> list[User]:
-        """New Users as `add_user` stores them: onboarded when the tenant onboards (B4, R21)."""
-        if not settings.onboard_new_users:
-            return list(users)
-        now = _push.now(self.clock)
-        return [self._onboard(tenant_id, user, settings, at=now) for user in users]
 
     def set_selection(
         self, tenant_id: str, user_id: str, synced: LabelSet, *, actor_id: str | None = None
