@@ -27,7 +27,7 @@ import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
@@ -485,28 +485,34 @@ _BATCH_CHANGES: Final = f"""
     ) ORDER BY position, rank
 """
 
-_BATCH_SKIPS: Final = f"""
+# The skip kinds in the order the rule reports them for one User, each an arm of the
+# batch's skips statement; a batch runs only the arms its range counted rows for
+# (`_skips_sql`), since an arm with nothing to report still seeks every row it covers.
+_SKIP_ARMS: Final = (
+    f"""SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
+        FROM user_state WHERE {_BATCH} AND {_NO_MAILBOX}""",
+    f"""SELECT position, 0 AS rank, id, NULL AS label, 'USER_REMOVED' AS reason
+        FROM removed_users WHERE {_BATCH} AND job_id = :job""",
+    f"""SELECT position, 1 AS rank, id, 'INBOX' AS label, 'LABEL_MISSING' AS reason
+        FROM user_state WHERE {_BATCH} AND {_MISS_INBOX}""",
+    f"""SELECT position, 1 AS rank, id, 'INBOX' AS label, 'USER_CHOICE_KEPT' AS reason
+        FROM user_state WHERE {_BATCH} AND {_KEPT_INBOX}""",
+    f"""SELECT position, 2 AS rank, id, 'SENT' AS label, 'LABEL_MISSING' AS reason
+        FROM user_state WHERE {_BATCH} AND {_MISS_SENT}""",
+    f"""SELECT position, 2 AS rank, id, 'SENT' AS label, 'USER_CHOICE_KEPT' AS reason
+        FROM user_state WHERE {_BATCH} AND {_KEPT_SENT}""",
+)
+
+
+def _skips_of(arms: Iterable[str]) -> str:
+    """The skips statement of `arms` (a non-empty selection of `_SKIP_ARMS`), in roster order."""
+    return f"""
     INSERT INTO job_skips (job_id, tenant_id, user_id, label, reason)
     SELECT :job, :t, id, label, reason FROM (
-        SELECT position, 0 AS rank, id, NULL AS label, 'NO_MAILBOX' AS reason
-        FROM user_state WHERE {_BATCH} AND {_NO_MAILBOX}
-        UNION ALL
-        SELECT position, 0, id, NULL, 'USER_REMOVED'
-        FROM removed_users WHERE {_BATCH} AND job_id = :job
-        UNION ALL
-        SELECT position, 1, id, 'INBOX', 'LABEL_MISSING'
-        FROM user_state WHERE {_BATCH} AND {_MISS_INBOX}
-        UNION ALL
-        SELECT position, 1, id, 'INBOX', 'USER_CHOICE_KEPT'
-        FROM user_state WHERE {_BATCH} AND {_KEPT_INBOX}
-        UNION ALL
-        SELECT position, 2, id, 'SENT', 'LABEL_MISSING'
-        FROM user_state WHERE {_BATCH} AND {_MISS_SENT}
-        UNION ALL
-        SELECT position, 2, id, 'SENT', 'USER_CHOICE_KEPT'
-        FROM user_state WHERE {_BATCH} AND {_KEPT_SENT}
+        {" UNION ALL ".join(arms)}
     ) ORDER BY position, rank
 """
+
 
 # Roster Users removed since the job started (R14), kept for it in `removed_users`. Only
 # when the batch's stretch of the roster has some does the batch end where the
@@ -582,7 +588,6 @@ _MEMBERS_RANGE: Final = f"""
     )
 """
 _MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
-_MEMBERS_SKIPS: Final = _BATCH_SKIPS.replace(_BATCH, _BATCH_MEMBERS)
 _MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
 
 
@@ -592,12 +597,22 @@ class _BatchSql:
 
     range: str
     changes: str
-    skips: str
     users: str
+    where: str  # which rows an arm of `_SKIP_ARMS` reads: `_BATCH` or `_BATCH_MEMBERS`
+
+    def skips(self, present: tuple[bool, ...]) -> str:
+        """The skips statement of the arms of `_SKIP_ARMS` that `present` marks."""
+        return _skips_sql(self.where, present)
 
 
-_EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_SKIPS, _BATCH_USERS)
-_NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_SKIPS, _MEMBERS_USERS)
+@functools.cache
+def _skips_sql(where: str, present: tuple[bool, ...]) -> str:
+    arms = (arm for arm, keep in zip(_SKIP_ARMS, present, strict=True) if keep)
+    return _skips_of(arm.replace(_BATCH, where) for arm in arms)
+
+
+_EVERYONE: Final = _BatchSql(_BATCH_RANGE, _BATCH_CHANGES, _BATCH_USERS, _BATCH)
+_NARROWED: Final = _BatchSql(_MEMBERS_RANGE, _MEMBERS_CHANGES, _MEMBERS_USERS, _BATCH_MEMBERS)
 
 # A narrowed job's roster: its members' positions, selected in the store at the start.
 # The next distinct set of groups after :after, by one seek in `users_by_groups`: a
@@ -1705,8 +1720,11 @@ class SqliteStore:
             # version, whether it was covered), which the update then moves on.
             if changed:
                 conn.execute(sql.changes, params)
-            if no_mailbox or miss_inbox or miss_sent or kept_inbox or kept_sent or removed:
-                conn.execute(sql.skips, params)
+            # Only the kinds of skip the range counted (in `_SKIP_ARMS` order): an arm with
+            # nothing to report would still read every row of the batch.
+            skipped = (no_mailbox, removed, miss_inbox, kept_inbox, miss_sent, kept_sent)
+            if any(skipped):
+                conn.execute(sql.skips(tuple(bool(n) for n in skipped)), params)
             if changed or uncovered:
                 conn.execute(sql.users, params)
             counts = plan.counts(
