@@ -346,6 +346,25 @@ def test_a_sync_without_remove_missing_keeps_unlisted_users(svc: LabelSync) -> N
     assert ["admin", "ana", "bo"] == [u.id for u in svc.tenant("acme").users]
 
 
+def test_a_sync_that_changes_only_a_users_groups_reports_them_updated(svc: LabelSync) -> None:
+    """R13, R20: groups are host-owned, so a roster that moves a User to another group and
+    changes nothing else updates them (version on by one, selection kept); listed again
+    the same, they are unchanged. Found by the directory state machine with batch_size=1,
+    whose model had compared email, permissions and mailbox only."""
+    sales, ops = frozenset({"sales"}), frozenset({"ops"})
+    svc.create_tenant(acme(attrs.evolve(person("hu2", "INBOX"), groups=sales)))
+    moved = attrs.evolve(person("hu2"), groups=ops, version=5)  # host's version ignored
+    roster = [person("admin", admin=True), moved]
+
+    report = svc.sync_directory("acme", roster, batch_size=1)
+    again = svc.sync_directory("acme", roster, batch_size=1)
+
+    assert DirectoryReport(updated=["hu2"], unchanged=["admin"]) == report
+    assert DirectoryReport(unchanged=["admin", "hu2"]) == again
+    hu2 = svc.user("acme", "hu2")
+    assert (ops, 1, LabelSet(["INBOX"])) == (hu2.groups, hu2.version, hu2.synced)
+
+
 def test_a_second_sync_of_the_same_roster_changes_nothing(svc: LabelSync) -> None:
     """R13 idempotence: the reconcile goes by id, so running it again converges."""
     svc.create_tenant(acme(person("ana"), person("bo")))
