@@ -7,7 +7,6 @@ integrator relies on around them: who may call, bad input, onboarding, resume.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -31,8 +30,6 @@ from labelsync import (
     User,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.directory import DirectoryReport
 from labelsync.exceptions import UnknownTenant, UnknownUser
 from labelsync.ports import Store
@@ -75,21 +72,6 @@ class _Stop(Exception):
 
 def stop(job: PushJob) -> None:
     raise _Stop
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture
