@@ -13,12 +13,16 @@ import glob
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from postgres_fixtures import DSN_VARIABLE
+from labelsync.adapters.memory import InMemoryStore
+from labelsync.adapters.sqlite import SqliteStore
+from labelsync.ports import Store
+from postgres_fixtures import DSN_VARIABLE, fresh_schema, postgres_dsn
 
 settings.register_profile("default", settings())
 settings.register_profile("ci", max_examples=300, deadline=None, print_blob=True)
@@ -61,3 +65,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _started_dir is not None:
         env = {**os.environ, "LABELSYNC_PG_DIR": _started_dir}
         subprocess.run(["bash", str(_SCRIPT), "stop"], env=env, capture_output=True, check=False)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty store of each kind a host runs: in memory, a SQLite file, a PostgreSQL schema.
+
+    A test module that needs fewer kinds defines its own `store`, which wins over this one.
+    """
+    if request.param == "memory":
+        yield InMemoryStore()
+    elif request.param == "sqlite":
+        with SqliteStore(tmp_path / "labelsync.db") as opened:
+            yield opened
+    else:
+        from labelsync.adapters.postgres import PostgresStore
+
+        dsn = postgres_dsn()
+        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
+            yield opened

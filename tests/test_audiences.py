@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pytest
@@ -29,8 +27,6 @@ from labelsync import (
     coverage,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.coverage import NO_GROUP, CoverageStatus
 from labelsync.ports import Store
 from labelsync.testing.strategies import audiences, defaults, tenants
@@ -84,21 +80,6 @@ def acme() -> Tenant:
             person("fay"),
         ),
     )
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture

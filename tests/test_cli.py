@@ -225,6 +225,22 @@ def test_demo_shows_a_gmail_a_localised_microsoft_and_a_mailboxless_email_tab(
     assert "  Email tab: no mailbox connected" in out
 
 
+def test_demo_email_tabs_say_which_labels_the_admins_push_set(tmp_path: Path) -> None:
+    """R15: a label the demo's push selected reads "Set by your admin on <day>"; one the push
+    found already selected keeps its origin and says nothing of the admin."""
+    result = labelsync("demo", "--users", "400", "--db", tmp_path / "demo.db", cwd=tmp_path)
+
+    assert 0 == result.returncode, result.stderr
+    tabs = re.findall(r"this push: (.*)\n  Email tab of .*\n((?:  \[.*\n)+)", result.stdout)
+    assert tabs
+    for pushed, rows in tabs:
+        for label in ("Inbox", "Sent"):
+            [row] = [r for r in rows.splitlines() if re.match(rf"  \[x\] {label}  ", r)] or [""]
+            if not row:
+                continue  # a localised mailbox names them otherwise
+            assert (f"{label} selected" in pushed) == ("[Set by your admin on " in row), row
+
+
 def test_demo_output_has_no_terminal_escapes_when_piped(tmp_path: Path) -> None:
     result = labelsync("demo", "--users", "50", "--db", tmp_path / "demo.db", cwd=tmp_path)
 

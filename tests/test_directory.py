@@ -7,7 +7,6 @@ integrator relies on around them: who may call, bad input, onboarding, resume.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -31,8 +30,6 @@ from labelsync import (
     User,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.directory import DirectoryReport
 from labelsync.exceptions import UnknownTenant, UnknownUser
 from labelsync.ports import Store
@@ -75,21 +72,6 @@ class _Stop(Exception):
 
 def stop(job: PushJob) -> None:
     raise _Stop
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture
@@ -344,6 +326,25 @@ def test_a_sync_without_remove_missing_keeps_unlisted_users(svc: LabelSync) -> N
 
     assert DirectoryReport(unchanged=["bo"]) == report
     assert ["admin", "ana", "bo"] == [u.id for u in svc.tenant("acme").users]
+
+
+def test_a_sync_that_changes_only_a_users_groups_reports_them_updated(svc: LabelSync) -> None:
+    """R13, R20: groups are host-owned, so a roster that moves a User to another group and
+    changes nothing else updates them (version on by one, selection kept); listed again
+    the same, they are unchanged. Found by the directory state machine with batch_size=1,
+    whose model had compared email, permissions and mailbox only."""
+    sales, ops = frozenset({"sales"}), frozenset({"ops"})
+    svc.create_tenant(acme(attrs.evolve(person("hu2", "INBOX"), groups=sales)))
+    moved = attrs.evolve(person("hu2"), groups=ops, version=5)  # host's version ignored
+    roster = [person("admin", admin=True), moved]
+
+    report = svc.sync_directory("acme", roster, batch_size=1)
+    again = svc.sync_directory("acme", roster, batch_size=1)
+
+    assert DirectoryReport(updated=["hu2"], unchanged=["admin"]) == report
+    assert DirectoryReport(unchanged=["admin", "hu2"]) == again
+    hu2 = svc.user("acme", "hu2")
+    assert (ops, 1, LabelSet(["INBOX"])) == (hu2.groups, hu2.version, hu2.synced)
 
 
 def test_a_second_sync_of_the_same_roster_changes_nothing(svc: LabelSync) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -33,14 +33,12 @@ from labelsync import (
     io,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.coverage import CoverageStatus
 from labelsync.policy import DriftReason, DriftRow, user_drift
 from labelsync.ports import Store
 from labelsync.presets import PresetBook
 from labelsync.testing.strategies import defaults, tenants
-from postgres_fixtures import fresh_schema, postgres_dsn
 from test_audiences import acme, person
 from test_cli import labelsync, one_error_line
 
@@ -95,21 +93,6 @@ def test_user_drift_refuses_what_is_not_a_user_or_defaults() -> None:
 
 
 # -- pushing to exactly the drifted Users (R18 with R20) -----------------------------------
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -30,13 +28,10 @@ from labelsync import (
     User,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.exceptions import AlreadyReverted
 from labelsync.policy import DriftReason
 from labelsync.ports import Store
 from labelsync.providers import gmail_label
-from postgres_fixtures import fresh_schema, postgres_dsn
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)
@@ -81,21 +76,6 @@ def acme() -> Tenant:
             person("cy", "SENT"),
         ),
     )
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "policy.db") as sqlite:
-            yield sqlite
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as pg:
-            yield pg
 
 
 @pytest.fixture

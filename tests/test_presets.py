@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +23,10 @@ from labelsync import (
     Tenant,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.coverage import CoverageStatus
 from labelsync.ports import Store
 from labelsync.presets import Assignment, PresetAction, PresetBook
 from labelsync.whatif import compare
-from postgres_fixtures import fresh_schema, postgres_dsn
 from test_audiences import acme, person
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -40,21 +35,6 @@ INBOX_ONLY = Defaults(inbox=True, sent=False)
 NEITHER = Defaults(inbox=False, sent=False)
 SALES = Preset(name="Sales", defaults=BOTH, locks=frozenset({SystemLabel.SENT}))
 SUPPORT = Preset(name="Support", defaults=INBOX_ONLY)
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture

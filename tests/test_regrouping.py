@@ -11,8 +11,7 @@ presets is checked to preview exactly what the service stores.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, cast
 
 import attrs
@@ -32,13 +31,10 @@ from labelsync import (
     User,
 )
 from labelsync.adapters.clock import FixedClock
-from labelsync.adapters.memory import InMemoryStore
-from labelsync.adapters.sqlite import SqliteStore
 from labelsync.directory import reconcile, regrouped
 from labelsync.ports import Store
 from labelsync.presets import PresetBook
 from labelsync.providers import gmail_label
-from postgres_fixtures import fresh_schema, postgres_dsn
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 BOTH = Defaults(inbox=True, sent=True)
@@ -62,21 +58,6 @@ def person(user_id: str, *synced: str, groups: Sequence[str] = (), admin: bool =
         synced=LabelSet(synced),
         groups=frozenset(groups),
     )
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield InMemoryStore()
-    elif request.param == "sqlite":
-        with SqliteStore(tmp_path / "labelsync.db") as opened:
-            yield opened
-    else:
-        from labelsync.adapters.postgres import PostgresStore
-
-        dsn = postgres_dsn()
-        with fresh_schema(dsn) as schema, PostgresStore(dsn, schema=schema) as opened:
-            yield opened
 
 
 @pytest.fixture

@@ -45,8 +45,15 @@ def deleted_ids(old: Mailbox | None, new: Mailbox | None) -> set[str]:
     return {label.id for label in old.labels} - {label.id for label in new.labels}
 
 
+# R13: the host owns every field of a User but labelsync's own three; the model names them
+# here rather than asking `labelsync.directory`, and covers fields added later (groups, R20).
+LABELSYNC_FIELDS = frozenset({"synced", "version", "provenance"})
+HOST_FIELDS = tuple(a.name for a in attrs.fields(User) if a.name not in LABELSYNC_FIELDS)
+
+
 def host_fields(user: User) -> tuple[object, ...]:
-    return (user.email, user.permissions, user.mailbox)
+    """Every host-owned field of `user` (R13): a change of any of them is an update."""
+    return tuple(getattr(user, name) for name in HOST_FIELDS)
 
 
 class DirectoryMachine(PushMachine):
@@ -257,3 +264,13 @@ def test_the_directory_state_machine_holds_on_postgres() -> None:
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_the_model_counts_a_change_of_groups_alone_as_an_update() -> None:
+    """R13, R20: groups are host-owned, so a host roster that changes only a User's groups
+    updates them; the model once compared email, permissions and mailbox only and expected
+    no update where the service (rightly) reported one."""
+    user = User(id="hu2", email="a@a.io", groups=frozenset({"sales"}))
+    assert "groups" in HOST_FIELDS
+    assert host_fields(user) != host_fields(attrs.evolve(user, groups=frozenset()))
+    assert host_fields(user) == host_fields(attrs.evolve(user, synced=LabelSet(["x"]), version=7))

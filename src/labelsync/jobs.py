@@ -23,7 +23,7 @@ from labelsync import _validate as v
 from labelsync._provenance import LabelOrigin, Origin
 from labelsync.audience import Audience
 from labelsync.changes import ChangeRow, LabelChange, Skip, SkipRow, count_rows
-from labelsync.exceptions import InvalidInput, JobSuperseded
+from labelsync.exceptions import AlreadyReverted, InvalidInput, JobSuperseded
 from labelsync.model import Defaults, PushCounts, PushRecord, SkipReason, SystemLabel, User
 from labelsync.policy import PushMode
 from labelsync.rules import PREVIEW_STAMP, apply_rows
@@ -42,6 +42,7 @@ __all__ = [
     "after_range",
     "check_current",
     "check_live",
+    "check_revert_finishable",
     "check_writable",
     "decide",
     "decide_job",
@@ -49,6 +50,7 @@ __all__ = [
     "job_plan",
     "leased",
     "plan",
+    "revert_started",
     "started",
     "superseded",
 ]
@@ -182,6 +184,30 @@ class RevertJob:
     def stamp(self) -> LabelOrigin:
         """The origin this revert gives each label it restores (R15)."""
         return LabelOrigin(origin=Origin.REVERT, job_id=self.id, at=self.started_at)
+
+
+def revert_started(revert: RevertJob, known: RevertJob | None) -> RevertJob:
+    """What `start_revert` keeps for `revert`, given the revert `known` of the same push (R19).
+
+    None known: `revert` is stored. An unfinished one: it is resumed (a revert
+    interrupted midway goes on). A finished one: `AlreadyReverted`, nothing written.
+    """
+    if known is None:
+        return revert
+    if known.status is JobStatus.DONE:
+        raise AlreadyReverted(revert.push_job_id, known.id)
+    return known
+
+
+def check_revert_finishable(
+    revert: RevertJob, *, push_job_id: str | None, status: JobStatus | None
+) -> None:
+    """The fence of `finish_revert`: `revert` must be stored for its push (`push_job_id`, as
+    stored; None if not stored) and not finished yet (`status`, as stored)."""
+    if push_job_id != revert.push_job_id:
+        raise InvalidInput("revert.id", revert.id, "is not a started revert")
+    if status is JobStatus.DONE:
+        raise AlreadyReverted(revert.push_job_id, revert.id)
 
 
 class Activity(enum.Enum):

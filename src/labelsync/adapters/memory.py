@@ -26,13 +26,12 @@ from labelsync.adapters._records import (
 from labelsync.changes import Skip
 from labelsync.exceptions import (
     AlreadyExists,
-    AlreadyReverted,
     InvalidInput,
     UnknownJob,
     UnknownTenant,
     UnknownUser,
 )
-from labelsync.jobs import JobStatus, PushJob, RevertJob, StoredChange
+from labelsync.jobs import PushJob, RevertJob, StoredChange
 from labelsync.model import Defaults, Locks, PushRecord, Tenant, User
 from labelsync.ports import StaleCheckpoint, TenantSettings
 from labelsync.presets import PresetBook, PresetEvent
@@ -370,13 +369,9 @@ class InMemoryStore:
             job = self.get_job(revert.push_job_id)
             if job.tenant_id != revert.tenant_id:
                 raise UnknownJob(revert.push_job_id)
-            known = self._reverts.get(revert.push_job_id)
-            if known is not None:
-                if known.status is JobStatus.DONE:
-                    raise AlreadyReverted(revert.push_job_id, known.id)
-                return known
-            self._reverts[revert.push_job_id] = revert
-            return revert
+            started = jobs.revert_started(revert, self._reverts.get(revert.push_job_id))
+            self._reverts[revert.push_job_id] = started
+            return started
 
     def finish_revert(
         self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
@@ -384,10 +379,12 @@ class InMemoryStore:
         with self._lock:
             row = self._row(revert.tenant_id)
             known = self._reverts.get(revert.push_job_id)
-            if known is None or known.id != revert.id:
-                raise InvalidInput("revert.id", revert.id, "is not a started revert")
-            if known.status is JobStatus.DONE:
-                raise AlreadyReverted(revert.push_job_id, known.id)
+            mine = known is not None and known.id == revert.id
+            jobs.check_revert_finishable(
+                revert,
+                push_job_id=revert.push_job_id if mine else None,
+                status=known.status if known is not None and mine else None,
+            )
             self._reverts[revert.push_job_id] = revert
             if revert.restored_defaults:
                 row.defaults = defaults

@@ -59,7 +59,6 @@ from labelsync.audience import Audience
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
-    AlreadyReverted,
     InvalidInput,
     LabelSyncError,
     MissingExtra,
@@ -1680,17 +1679,14 @@ class PostgresStore:
                 (revert.push_job_id,),
             )
             row = cur.fetchone()
-            if row is not None:
-                known = _revert_from_row(row)
-                if known.status is JobStatus.DONE:
-                    raise AlreadyReverted(revert.push_job_id, known.id)
-                return known
-            cur.execute(
-                f"INSERT INTO {self._s}.reverts ({_REVERT_COLUMNS}) VALUES "
-                f"({', '.join(['%s'] * 11)})",
-                _revert_params(revert),
-            )
-            return revert
+            started = jobs.revert_started(revert, None if row is None else _revert_from_row(row))
+            if started is revert:
+                cur.execute(
+                    f"INSERT INTO {self._s}.reverts ({_REVERT_COLUMNS}) VALUES "
+                    f"({', '.join(['%s'] * 11)})",
+                    _revert_params(revert),
+                )
+            return started
 
     def finish_revert(
         self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
@@ -1703,10 +1699,11 @@ class PostgresStore:
                 (revert.id,),
             )
             row = cur.fetchone()
-            if row is None or row[0] != revert.push_job_id:
-                raise InvalidInput("revert.id", revert.id, "is not a started revert")
-            if row[1] == JobStatus.DONE.value:
-                raise AlreadyReverted(revert.push_job_id, revert.id)
+            jobs.check_revert_finishable(
+                revert,
+                push_job_id=None if row is None else row[0],
+                status=None if row is None else JobStatus(row[1]),
+            )
             cur.execute(
                 f"UPDATE {s}.reverts SET status = %s, finished_at = %s, users_restored = %s, "
                 f"labels_restored = %s, users_left_alone = %s, restored_defaults = %s "

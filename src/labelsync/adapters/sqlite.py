@@ -56,7 +56,6 @@ from labelsync.audience import Audience, AudienceKind
 from labelsync.changes import LabelChange, Skip
 from labelsync.exceptions import (
     AlreadyExists,
-    AlreadyReverted,
     InvalidInput,
     LabelSyncError,
     StorageBusy,
@@ -1831,17 +1830,14 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT * FROM reverts WHERE push_job_id = ?", (revert.push_job_id,)
             ).fetchone()
-            if row is not None:
-                known = _revert_from_row(row)
-                if known.status is JobStatus.DONE:
-                    raise AlreadyReverted(revert.push_job_id, known.id)
-                return known
-            conn.execute(
-                f"INSERT INTO reverts ({', '.join(_REVERT_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(_REVERT_COLUMNS))})",
-                _revert_params(revert),
-            )
-            return revert
+            started = jobs.revert_started(revert, None if row is None else _revert_from_row(row))
+            if started is revert:
+                conn.execute(
+                    f"INSERT INTO reverts ({', '.join(_REVERT_COLUMNS)})"
+                    f" VALUES ({', '.join('?' * len(_REVERT_COLUMNS))})",
+                    _revert_params(revert),
+                )
+            return started
 
     def finish_revert(
         self, revert: RevertJob, *, defaults: Defaults | None, last_push: PushRecord | None
@@ -1849,10 +1845,11 @@ class SqliteStore:
         """Store the finished revert; if it restored them, the tenant's defaults and last push."""
         with self._writing() as conn:
             row = conn.execute("SELECT * FROM reverts WHERE id = ?", (revert.id,)).fetchone()
-            if row is None or row["push_job_id"] != revert.push_job_id:
-                raise InvalidInput("revert.id", revert.id, "is not a started revert")
-            if row["status"] == JobStatus.DONE.value:
-                raise AlreadyReverted(revert.push_job_id, revert.id)
+            jobs.check_revert_finishable(
+                revert,
+                push_job_id=None if row is None else row["push_job_id"],
+                status=None if row is None else JobStatus(row["status"]),
+            )
             columns = _REVERT_COLUMNS[1:]
             conn.execute(
                 f"UPDATE reverts SET ({', '.join(columns)}) = ({', '.join('?' * len(columns))})"

@@ -212,8 +212,9 @@ def _email_tab_text(title: str, user: User, pushed: Iterable[str]) -> str:
             hidden += 1
             continue
         mark = "[x]" if row.selected else "[ ]"
-        note = f"  ({row.note})" if row.note else ""
-        lines.append(f"  {mark} {row.label.name}{note}")
+        # The same remarks as the Email tab: the note, who set it (R15), a lock (R17).
+        remarks = row.remarks()
+        lines.append(f"  {mark} {row.label.name}{'  ' + remarks if remarks else ''}")
     if hidden:
         lines.append(f"  ... and {hidden} more labels, not synced")
     return "\n".join(lines)
