@@ -9,14 +9,9 @@ audit record must come out identical (R12).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import queue
 import random
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import attrs
@@ -38,6 +33,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.providers import gmail_label, graph_folder, imap_mailbox
+from worker_process import LineWorker
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +45,6 @@ JOB = "push-1"
 DEFAULTS = Defaults(inbox=True, sent=False)
 STARTED = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
 FINISHED = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
-LINE_TIMEOUT = 120.0  # seconds to wait for one progress line on a loaded machine
 
 # The worker: resumes the push and prints "processed total" after each committed batch.
 WORKER = """
@@ -149,38 +144,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Outcome, Outc
     return base, before, outcome(uninterrupted)
 
 
-class Worker:
+class Worker(LineWorker):
     """A subprocess resuming the push, whose progress lines are read as they come."""
 
     def __init__(self, path: Path, log: Path) -> None:
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.log = log
-        with log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(path), JOB, str(BATCH), FINISHED.isoformat()],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def next_line(self) -> str:
-        """The next line the worker printed; fails with its stderr if it ended or stalled."""
-        try:
-            line = self.lines.get(timeout=LINE_TIMEOUT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"no progress line within {LINE_TIMEOUT}s: {self.log.read_text()}")
-        if line is None:
-            pytest.fail(f"worker ended early ({self.process.wait()}): {self.log.read_text()}")
-        return line
+        super().__init__(WORKER, [str(path), JOB, str(BATCH), FINISHED.isoformat()], log)
 
     def processed_after(self, batches: int) -> int:
         """Wait until the worker reported `batches` more committed batches; the last processed."""
@@ -188,16 +156,6 @@ class Worker:
         for _ in range(batches):
             processed = int(self.next_line().split()[0])
         return processed
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.close()
-
-    def close(self) -> None:
-        self.process.wait(timeout=LINE_TIMEOUT)
-        self.reader.join(timeout=LINE_TIMEOUT)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
 
 
 def kill_at(path: Path, batches: int, log: Path) -> int:

@@ -11,14 +11,9 @@ versions, selections, onboarding and roster order must come out identical.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import queue
 import random
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -28,13 +23,13 @@ import pytest
 from labelsync import Defaults, LabelSync, Permission, Tenant, User
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.sqlite import SqliteStore
+from worker_process import LineWorker
 
 pytestmark = pytest.mark.slow
 
 BATCH = 1000
 TENANT = "t1"
 AT = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
-LINE_TIMEOUT = 120.0
 
 # The host's directory, deterministic, so the test and its workers build the same roster:
 # 50,000 stored Users; of them every 13th has left, every 10th has a new email, every
@@ -131,44 +126,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tenant]:
     return base, state(uninterrupted)
 
 
-class Worker:
+class Worker(LineWorker):
     """A subprocess running the sync, whose progress lines are read as they come."""
 
     def __init__(self, path: Path, log: Path) -> None:
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.log = log
-        with log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(path), str(BATCH), AT.isoformat()],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def next_line(self) -> str:
-        try:
-            line = self.lines.get(timeout=LINE_TIMEOUT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"no progress line within {LINE_TIMEOUT}s: {self.log.read_text()}")
-        if line is None:
-            pytest.fail(f"worker ended early ({self.process.wait()}): {self.log.read_text()}")
-        return line
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=LINE_TIMEOUT)
-        self.reader.join(timeout=LINE_TIMEOUT)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        super().__init__(WORKER, [str(path), str(BATCH), AT.isoformat()], log)
 
 
 def kill_after(path: Path, batches: int, log: Path) -> list[int]:
@@ -186,10 +148,7 @@ def run_to_the_end(path: Path, log: Path) -> list[int]:
     worker = Worker(path, log)
     while not (line := worker.next_line()).startswith("done"):
         pass
-    worker.process.wait(timeout=LINE_TIMEOUT)
-    worker.reader.join(timeout=LINE_TIMEOUT)
-    assert worker.process.stdout is not None
-    worker.process.stdout.close()
+    worker.close()
     assert 0 == worker.process.returncode, log.read_text()
     return [int(n) for n in line.split()[1:]]
 
