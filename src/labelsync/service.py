@@ -286,11 +286,10 @@ class LabelSync:
         preset = self.store.get_presets(tenant_id).for_user(user) if user.groups else None
         if preset is not None:
             return preset.defaults, None
-        last_push = settings.last_push
-        if last_push is None:
+        defaults = directory.onboarding(True, settings.last_push, settings.defaults)
+        if defaults is None or settings.last_push is None:
             return None
-        defaults = settings.defaults if last_push.audience.narrowed else last_push.defaults
-        return None if defaults is None else (defaults, last_push.job_id)
+        return defaults, settings.last_push.job_id
 
     # -- the directory (R13, R14) --------------------------------------------------
 
