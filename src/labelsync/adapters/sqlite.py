@@ -587,6 +587,27 @@ _MEMBERS_RANGE: Final = f"""
     )
 """
 _MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
+
+# A batch's members when nobody ahead was removed: the first :limit after :after, how
+# many and the last. Where they are all the Users stored in their stretch of the roster
+# (an audience added together, or the tail of a team), the batch runs the statements of
+# a push to everyone over that stretch: a range read, not a lookup per member.
+_MEMBERS_STRETCH: Final = """
+    SELECT count(*), max(position) FROM (
+        SELECT position FROM job_members
+        WHERE job_id = :job AND position > :after AND position <= :end
+        ORDER BY position LIMIT :limit
+    )
+"""
+# How many Users are stored in the stretch (after, last], counted up to one more than
+# its members: a stretch holding others is told by its first extra row.
+_STORED_IN_STRETCH: Final = """
+    SELECT count(*) FROM (
+        SELECT 1 FROM user_state
+        WHERE tenant_id = :t AND position > :after AND position <= :last
+        LIMIT :limit + 1
+    )
+"""
 _MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
 
 
@@ -1701,7 +1722,10 @@ class SqliteStore:
             }
             sql = _NARROWED if job.audience.narrowed else _EVERYONE
             removed = 0
-            if conn.execute(_REMOVED_AHEAD, params).fetchone()[0]:
+            removed_ahead = conn.execute(_REMOVED_AHEAD, params).fetchone()[0]
+            if job.audience.narrowed and not removed_ahead:
+                sql = self._stretch_of_members(conn, params)
+            if removed_ahead:
                 # The batch's entries end at the last of its first `limit` roster entries,
                 # live or removed; at most `limit` live Users are in that stretch.
                 ends = _MEMBERS_END if job.audience.narrowed else _ENTRIES_END
@@ -1737,6 +1761,27 @@ class SqliteStore:
             stored = jobs.after_batch(job, last_position=last, processed=size, counts=counts)
             self._save_job(conn, stored)
             return stored
+
+    @staticmethod
+    def _stretch_of_members(conn: sqlite3.Connection, params: dict[str, object]) -> _BatchSql:
+        """The statements for a narrowed batch none of whose Users was removed (R14, R20).
+
+        Positions below a job's `roster_end` are never given to a User added
+        later, so the Users stored in a stretch of the roster were all there at
+        the start: when they are as many as the batch's members in it, they are
+        its members, and the batch reads the stretch as a push to everyone does
+        (with `params` narrowed to it). Otherwise it looks its members up.
+        """
+        members, last = conn.execute(_MEMBERS_STRETCH, params).fetchone()
+        if not members:
+            return _NARROWED
+        stored = conn.execute(
+            _STORED_IN_STRETCH, {**params, "last": last, "limit": members}
+        ).fetchone()[0]
+        if stored != members:
+            return _NARROWED
+        params.update(end=last, limit=members)
+        return _EVERYONE
 
     def finish_job(self, job_id: str, finished_at: dt.datetime) -> PushJob:
         """Mark the job DONE (`jobs.finished`) and make it the tenant's last push (R11).

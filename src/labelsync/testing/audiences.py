@@ -165,6 +165,32 @@ class AudienceContract:
         assert (3, 3) == (done.total, done.processed)
         assert ["u2", "u3", "u5"] == _touched(store, "j1")
 
+    def test_a_member_removed_beside_an_outsider_is_skipped_and_the_outsider_left_alone(
+        self, store: Store
+    ) -> None:
+        """R20 with R14: a batch's stretch of the roster holding as many stored Users as it
+        has members is not thereby all members: here a member (u3) was removed and an
+        outsider (u2) sits in the stretch."""
+        tenant = Tenant(
+            id="teams",
+            name="Teams",
+            users=(
+                _member("u1", "sales"),
+                _member("u2"),
+                _member("u3", "sales"),
+                _member("u4", "sales"),
+            ),
+        )
+        store.add_tenant(tenant)
+        job = store.start_job(_job("j1", "teams", Audience.groups({"sales"})))
+        assert ("u3",) == store.remove_users("teams", ["u3"])
+
+        done = _run(store, job, limit=3)
+
+        assert (3, 2, 1) == (done.processed, done.counts.users_changed, done.counts.user_removed)
+        assert ["u1", "u3", "u4"] == _touched(store, "j1")
+        assert 0 == store.get_user("teams", "u2").version
+
     def test_a_narrowed_push_leaves_the_tenants_checkboxes_alone(self, store: Store) -> None:
         """The tenant's checkbox settings are the defaults for everyone (R11); a push to a
         group does not change them, a push to everyone does."""
