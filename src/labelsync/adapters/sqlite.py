@@ -1665,12 +1665,12 @@ class SqliteStore:
                 after = row[0]
                 if not wanted.isdisjoint(json.loads(after)):
                     sets.append(after)
-            conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)})
+            total = conn.execute(_ROSTER_OF_GROUPS, {**params, "names": _json(sets)}).rowcount
         else:
-            conn.execute(_ROSTER_OF_USERS, params)
-        total, roster_end = conn.execute(
-            "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?",
-            (job.id,),
+            total = conn.execute(_ROSTER_OF_USERS, params).rowcount
+        # The count is the insert's; the last member is one seek, not a walk over them all.
+        (roster_end,) = conn.execute(
+            "SELECT COALESCE(MAX(position), 0) FROM job_members WHERE job_id = ?", (job.id,)
         ).fetchone()
         return total, roster_end
 
