@@ -19,7 +19,12 @@ What it keeps, as `SqliteStore` does:
   tenant's audit record and checkbox settings;
 - provenance (R15): each label the push flips records the push (origin, job id,
   time), every User with a mailbox is marked covered, and a KEEP_USER_CHOICES
-  push (R16) leaves labels whose origin is the User, one skip row each.
+  push (R16) leaves labels whose origin is the User, one skip row each;
+- audiences (R20): `narrow` fixes a push's members in the file when it starts
+  (the Users holding one of its groups, found by an index on the cold rows), a
+  batch is the next 500 members and reads only their rows (by key; by range where
+  they are all the Users of their stretch of the roster), the job counts only
+  them, and the tenant's checkboxes stay as they were.
 
 What makes it fast: the hot state a push reads and writes is one narrow row per
 User (its version, the ids of the labels holding INBOX/SENT, whether each is
@@ -40,7 +45,9 @@ from benchmarks.state import NarrowUser, State, provenance_text, state_of
 from labelsync import Defaults, Origin, Tenant
 from labelsync.policy import LabelOrigin
 
-__all__ = ["Superseded", "connect", "final_state", "push", "users_after", "write_tenant"]
+__all__ = [
+    "Superseded", "connect", "final_state", "narrow", "push", "users_after", "write_tenant",
+]  # fmt: skip
 
 _SCHEMA = (
     """
@@ -75,8 +82,10 @@ _SCHEMA = (
     CREATE TABLE cold (                 -- the rest of a User: a push never touches it
         pos       INTEGER PRIMARY KEY REFERENCES users (pos),
         email     TEXT NOT NULL,
-        other_ids TEXT NOT NULL         -- selected ids that are not INBOX/SENT, JSON
+        other_ids TEXT NOT NULL,        -- selected ids that are not INBOX/SENT, JSON
+        groups    TEXT NOT NULL         -- the User's groups, a sorted JSON list
     )""",
+    "CREATE INDEX cold_by_groups ON cold (groups, pos)",
     """
     CREATE TABLE jobs (
         id            TEXT PRIMARY KEY,
@@ -95,9 +104,16 @@ _SCHEMA = (
         keep          INTEGER NOT NULL DEFAULT 0,  -- KEEP_USER_CHOICES (R16)
         kept          INTEGER NOT NULL DEFAULT 0,
         user_removed  INTEGER NOT NULL DEFAULT 0,
+        narrowed      INTEGER NOT NULL DEFAULT 0,  -- the roster is its members (R20)
         started_at    TEXT NOT NULL,
         finished_at   TEXT
     )""",
+    """
+    CREATE TABLE members (              -- a narrowed push's roster, fixed at its start
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        pos    INTEGER NOT NULL,
+        PRIMARY KEY (job_id, pos)
+    ) WITHOUT ROWID""",
     """
     CREATE TABLE removed (              -- roster Users removed while their push runs (R14)
         pos    INTEGER PRIMARY KEY,
@@ -208,6 +224,21 @@ _UPDATE_USERS = f"""
     WHERE {_RANGE} AND ({_FLIP_INBOX} OR {_FLIP_SENT})
 """
 _COVER_USERS = f"UPDATE users SET covered = 1 WHERE {_RANGE} AND has_mailbox = 1 AND covered = 0"
+# A narrowed batch: its members, and whether they are all the Users of their stretch.
+_MEMBERS = "pos IN (SELECT pos FROM members WHERE job_id = :job AND pos > :cursor AND pos <= :end)"
+_NEXT_MEMBERS = """
+    SELECT max(pos), count(*) FROM (
+        SELECT pos FROM members WHERE job_id = :job AND pos > :cursor AND pos <= :roster_end
+        ORDER BY pos LIMIT :size
+    )
+"""
+_STORED_IN = """
+    SELECT count(*) FROM (
+        SELECT 1 FROM users WHERE pos > :cursor AND pos <= :end AND +tenant_id = :tenant
+        LIMIT :size + 1
+    )
+"""
+_NEXT_GROUP_SET = "SELECT groups FROM cold WHERE groups > ? ORDER BY groups LIMIT 1"
 _CHECKPOINT = """
     UPDATE jobs SET status = 'RUNNING', cursor = :end, processed = processed + :batch,
         users_changed = users_changed + :users_changed, selected = selected + :selected,
@@ -218,7 +249,7 @@ _CHECKPOINT = """
 """
 _FENCE = """
     SELECT j.tenant_id, j.status, j.cursor, j.roster_end, j.inbox, j.sent, t.current_job,
-           j.keep, j.started_at
+           j.keep, j.started_at, j.narrowed
     FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = ?
 """
 
@@ -274,9 +305,12 @@ def write_tenant(
                     *_origin(user.provenance.sent),
                 )
             )
-            cold.append((pos, user.email, json.dumps(n.other_ids, separators=(",", ":"))))
+            other_ids, groups = (
+                json.dumps(v, separators=(",", ":")) for v in (n.other_ids, sorted(user.groups))
+            )
+            cold.append((pos, user.email, other_ids, groups))
         conn.executemany(f"INSERT INTO users VALUES ({', '.join('?' * 16)})", hot)
-        conn.executemany("INSERT INTO cold VALUES (?, ?, ?)", cold)
+        conn.executemany("INSERT INTO cold VALUES (?, ?, ?, ?)", cold)
         conn.execute(
             "INSERT INTO jobs (id, tenant_id, status, inbox, sent, roster_end, keep, started_at)"
             " VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)",
@@ -296,16 +330,56 @@ def write_tenant(
         conn.close()
 
 
-def _fence(conn: sqlite3.Connection, job_id: str) -> tuple[str, int, int, bool, bool, bool, str]:
-    """Inside a write transaction: the job's tenant, cursor, roster end, checkboxes, mode
-    and start time, or `Superseded` if a newer push started or the job is finished."""
+def narrow(conn: sqlite3.Connection, job_id: str, groups: frozenset[str]) -> None:
+    """Make the PENDING job a push to the Users holding one of `groups` (R20): fix its
+    members in the file, in one transaction. The distinct sets of groups are found by
+    one seek each in the cold rows' index (a tenant has few), then their Users."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        sets: list[str] = []
+        after = ""
+        while row := conn.execute(_NEXT_GROUP_SET, (after,)).fetchone():
+            after = row[0]
+            if not groups.isdisjoint(json.loads(after)):
+                sets.append(after)
+        conn.execute(
+            "INSERT INTO members (job_id, pos) SELECT ?, pos FROM cold"
+            " WHERE groups IN (SELECT value FROM json_each(?))",
+            (job_id, json.dumps(sets)),
+        )
+        conn.execute(
+            "UPDATE jobs SET narrowed = 1,"
+            " roster_end = coalesce((SELECT max(pos) FROM members WHERE job_id = ?1), 0)"
+            " WHERE id = ?1 AND status = 'PENDING'",
+            (job_id,),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _fence(
+    conn: sqlite3.Connection, job_id: str
+) -> tuple[str, int, int, bool, bool, bool, str, bool]:
+    """Inside a write transaction: the job's tenant, cursor, roster end, checkboxes, mode,
+    start time and whether it is narrowed, or `Superseded` if a newer push started or the
+    job is finished."""
     row = conn.execute(_FENCE, (job_id,)).fetchone()
     if row is None:
         raise LookupError(f"no job {job_id!r}")
-    tenant_id, status, cursor, roster_end, inbox, sent, current, keep, started_at = row
+    tenant_id, status, cursor, roster_end, inbox, sent, current, keep, started_at, narrowed = row
     if current != job_id or status not in ("PENDING", "RUNNING"):
         raise Superseded(f"job {job_id!r} is {status}, the tenant's current job is {current!r}")
-    return tenant_id, cursor, roster_end, bool(inbox), bool(sent), bool(keep), started_at
+    return (
+        tenant_id, cursor, roster_end, bool(inbox), bool(sent), bool(keep), started_at,
+        bool(narrowed),
+    )  # fmt: skip
+
+
+def _over(statement: str, narrowed: bool) -> str:
+    """`statement` over the batch's members instead of its range of the roster."""
+    return statement.replace(_RANGE, _MEMBERS) if narrowed else statement
 
 
 def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: str) -> None:
@@ -313,7 +387,9 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tenant_id, cursor, roster_end, inbox, sent, keep, started_at = _fence(conn, job_id)
+            tenant_id, cursor, roster_end, inbox, sent, keep, started_at, narrowed = _fence(
+                conn, job_id
+            )
             bounds = {
                 "cursor": cursor,
                 "roster_end": roster_end,
@@ -322,27 +398,36 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
                 "job": job_id,
             }
             removed = 0
-            if conn.execute(_REMOVED_AHEAD, (job_id, cursor, roster_end)).fetchone()[0]:
+            removed_ahead = conn.execute(_REMOVED_AHEAD, (job_id, cursor, roster_end)).fetchone()[0]
+            if narrowed:
+                # The members include removed ones; `removed` holds only members.
+                end, batch = conn.execute(_NEXT_MEMBERS, bounds).fetchone()
+                if removed_ahead:
+                    removed = conn.execute(_REMOVED_AHEAD, (job_id, cursor, end)).fetchone()[0]
+            elif removed_ahead:
                 end, batch, removed = conn.execute(_ENTRIES, bounds).fetchone()
             else:
                 end, batch = conn.execute(_NEXT_BATCH, bounds).fetchone()
             if end is None:
-                _finish(conn, job_id, tenant_id, inbox, sent, finished_at)
+                _finish(conn, job_id, tenant_id, inbox, sent, finished_at, narrowed)
                 conn.execute("COMMIT")
                 return
             where = {"cursor": cursor, "end": end, "tenant": tenant_id, "job": job_id}
+            if narrowed and not removed_ahead:
+                stored = conn.execute(_STORED_IN, {**where, "size": batch}).fetchone()[0]
+                narrowed = stored != batch  # all the Users of the stretch: read it as a range
             flags = {**where, "inbox": inbox, "sent": sent, "keep": keep, "at": started_at}
             no_mailbox, inbox_missing, sent_missing = (
-                conn.execute(statement, where).rowcount for statement in _SKIPS
+                conn.execute(_over(statement, narrowed), where).rowcount for statement in _SKIPS
             )
             kept = (
-                sum(conn.execute(statement, flags).rowcount for statement in _KEPT) if keep else 0
+                sum(conn.execute(_over(s, narrowed), flags).rowcount for s in _KEPT) if keep else 0
             )
             inbox_flips, sent_flips = (
-                conn.execute(statement, flags).rowcount for statement in _CHANGES
+                conn.execute(_over(statement, narrowed), flags).rowcount for statement in _CHANGES
             )
-            users_changed = conn.execute(_UPDATE_USERS, flags).rowcount
-            conn.execute(_COVER_USERS, where)
+            users_changed = conn.execute(_over(_UPDATE_USERS, narrowed), flags).rowcount
+            conn.execute(_over(_COVER_USERS, narrowed), where)
             if removed:
                 conn.execute(_REMOVED_SKIPS, where)
             conn.execute(
@@ -367,16 +452,26 @@ def push(conn: sqlite3.Connection, job_id: str, batch_size: int, finished_at: st
 
 
 def _finish(
-    conn: sqlite3.Connection, job_id: str, tenant_id: str, inbox: bool, sent: bool, at: str
+    conn: sqlite3.Connection,
+    job_id: str,
+    tenant_id: str,
+    inbox: bool,
+    sent: bool,
+    at: str,
+    narrowed: bool,
 ) -> None:
-    """Mark the job DONE and write the tenant's audit record and checkboxes (R11)."""
+    """Mark the job DONE and write the tenant's audit record and, for a push to everyone,
+    its checkboxes (R11, R20)."""
     conn.execute("UPDATE jobs SET status = 'DONE', finished_at = ? WHERE id = ?", (at, job_id))
     record = conn.execute(
-        "SELECT json_object('job_id', id, 'finished_at', finished_at, 'roster_size', roster_end,"
+        "SELECT json_object('job_id', id, 'finished_at', finished_at, 'roster_size', processed,"
         " 'users_changed', users_changed, 'selected', selected, 'deselected', deselected,"
         " 'no_mailbox', no_mailbox, 'label_missing', label_missing) FROM jobs WHERE id = ?",
         (job_id,),
     ).fetchone()[0]
+    if narrowed:
+        conn.execute("UPDATE tenants SET last_push = ? WHERE id = ?", (record, tenant_id))
+        return
     conn.execute(
         "UPDATE tenants SET defaults_inbox = ?, defaults_sent = ?, last_push = ? WHERE id = ?",
         (inbox, sent, record, tenant_id),

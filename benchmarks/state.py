@@ -158,6 +158,7 @@ def check_equal(ours: State, floor: State, where: str) -> None:
         for position, (mine, theirs) in enumerate(zip(ours.users, floor.users, strict=False)):
             if mine != theirs:
                 raise FloorMismatch(f"{where}: User at {position}: {mine!r} vs {theirs!r}")
+    raise FloorMismatch(f"{where}: the Users differ (digests {ours.digest} vs {floor.digest})")
     raise FloorMismatch(f"{where}: the Users after the push differ")
 
 
