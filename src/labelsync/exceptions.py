@@ -6,7 +6,6 @@ Errors about bad input are also `ValueError`s (and unknown ids also
 
 from __future__ import annotations
 
-import copyreg
 from collections.abc import Callable
 
 __all__ = [
@@ -46,7 +45,7 @@ class LabelSyncError(Exception):
         state = dict(vars(self))
         if isinstance(self, ImportError):  # MissingExtra: these live outside __dict__
             state.update(msg=self.msg, name=self.name, path=self.path)
-        return copyreg.__newobj__, (type(self), *self.args), state
+        return _rebuilt, (type(self), *self.args), state
 
 
 class Retryable:
@@ -185,3 +184,8 @@ class StorageBusy(StorageError, Retryable):
 class StorageUnavailable(StorageError, Retryable):
     """Raised when the database cannot be reached (connection lost, server down); retry later."""
 
+
+def _rebuilt(cls: type[LabelSyncError], *args: object) -> LabelSyncError:
+    """An unpickled error before its attributes return: its class with its args, no constructor
+    (a subclass's takes other arguments than the message `args` holds)."""
+    return cls.__new__(cls, *args)
