@@ -1,8 +1,8 @@
 """The commands of version 2's audiences: ``push --group/--users``, ``coverage``, ``presets``.
 
 `audience_options` and `target_of` give ``push`` and ``preview`` the same
-audience (R20) from the same options; ``labelsync coverage`` shows who the defaults reach (R22);
-``labelsync presets ...`` keeps a tenant's presets (R21).
+audience (R20) from the same options; ``labelsync coverage`` shows who the
+defaults reach (R22); ``labelsync presets ...`` keeps a tenant's presets (R21).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def audience_options(command: _F) -> _F:
     command = click.option(
         "--drifted",
         is_flag=True,
-        help="The tenant's saved defaults, to exactly the Users that drifted from them "
-        "(changed them, or never got them); leave out --inbox/--sent.",
+        help="The tenant's saved defaults, to exactly the Users whose Inbox/Sent differ "
+        "from them now (drift, R18); leave out --inbox/--sent.",
     )(command)
     command = click.option(
         "--users",
@@ -91,9 +91,9 @@ def target_of(
 ) -> tuple[Defaults | None, Audience]:
     """The checkboxes and audience that the options of ``push`` and ``preview`` name.
 
-    With ``--drifted`` the defaults are None: the tenant's saved ones, to the
-    Users that drifted from them, both known only from the tenant
-    (`labelsync.policy.drifted_push`); the audience is then everyone until then.
+    With ``--drifted`` the defaults are None and the audience a placeholder: the
+    tenant's saved defaults and the Users that drifted from them are known only
+    once the tenant is read (`labelsync.policy.drifted_push`).
     """
     if drifted:
         if inbox is not None or sent is not None or groups or user_ids is not None:

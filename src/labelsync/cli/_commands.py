@@ -302,9 +302,10 @@ def preview(
     """Show what a push would change, writing nothing.
 
     Reads the tenant from a JSON SNAPSHOT file, or from --db PATH --tenant ID.
-    Takes the options of "labelsync push": both checkbox options are required;
-    --mode previews a KEEP_USER_CHOICES or NEW_USERS_ONLY push; --group,
-    --users or --drifted preview a push to those Users only.
+    Takes the options of "labelsync push" and shows what that push would do
+    now: both checkbox options are required (none with --drifted); --mode
+    previews a KEEP_USER_CHOICES or NEW_USERS_ONLY push; --group, --users or
+    --drifted a push to those Users only.
     """
     from labelsync.rules import apply_defaults
 
