@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 from benchmarks import kept, sqlite_floor
+from benchmarks.audience_push import AUDIENCES, floor_path, grouped_tenant
+from benchmarks.audience_push import DEFAULTS as AUDIENCE_DEFAULTS
+from benchmarks.audience_push import FLOOR_JOB as AUDIENCE_FLOOR_JOB
+from benchmarks.audience_push import prepare as audience_prepare
 from benchmarks.bench_postgres import check_same as check_same_on_postgres
 from benchmarks.policy_push import with_user_choices
 from benchmarks.sqlite_push import FLOOR_JOB, prepare
@@ -18,7 +22,7 @@ from benchmarks.state import check_equal, labelsync_state
 from labelsync import Defaults, LabelSync, PushMode
 from labelsync.adapters.clock import SystemClock
 from labelsync.adapters.sqlite import SqliteStore
-from labelsync.synthetic import synthetic_tenant
+from labelsync.synthetic import ADMIN_ID, synthetic_tenant
 from postgres_fixtures import postgres_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,3 +141,34 @@ def test_every_section_of_the_page_is_rendered_by_the_full_run_or_kept() -> None
 
 def _headings(page: str) -> list[str]:
     return [line for line in page.splitlines() if line.startswith("#") and " " in line]
+
+
+@pytest.mark.parametrize("group", ["sales", "east"])
+def test_the_sqlite_floor_pushes_to_an_audience_as_labelsync_does(
+    tmp_path: Path, group: str
+) -> None:
+    """R20 with R3-R7, R15: a push to a spread (`sales`) or clustered (`east`) 10% group
+    leaves every User, provenance included, and counts as labelsync's does; only its
+    members are touched and the floor's tenant keeps its checkboxes."""
+    tenant = grouped_tenant(3_000)
+    base = tmp_path / "a.db"
+    audience_prepare(tenant, base)
+    with SqliteStore(base) as store:
+        service = LabelSync(store=store, clock=SystemClock())
+        report = service.push(
+            "bench", actor_id=ADMIN_ID, defaults=AUDIENCE_DEFAULTS, audience=AUDIENCES[group]
+        )
+        ours = labelsync_state(service, "bench", report.job.id, keep=True, provenance=True)
+    conn = sqlite_floor.connect(floor_path(base))
+    try:
+        sqlite_floor.narrow(conn, AUDIENCE_FLOOR_JOB, frozenset({group}))
+        sqlite_floor.push(conn, AUDIENCE_FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
+        floor = sqlite_floor.final_state(conn, AUDIENCE_FLOOR_JOB, keep=True)
+        checkboxes = conn.execute("SELECT defaults_inbox, defaults_sent FROM tenants").fetchone()
+    finally:
+        conn.close()
+    check_equal(ours, floor, f"SQLite, push to {group}")
+    assert (300, (None, None)) == (floor.processed, checkboxes)
+    assert floor.users is not None
+    touched = [user for user in floor.users if "job" in str(user[3])]
+    assert 0 < len(touched) <= 300
