@@ -170,5 +170,5 @@ def test_the_sqlite_floor_pushes_to_an_audience_as_labelsync_does(
     check_equal(ours, floor, f"SQLite, push to {group}")
     assert (300, (None, None)) == (floor.processed, checkboxes)
     assert floor.users is not None
-    touched = [user for user in floor.users if "job" in str(user[3])]
+    touched = [user for user in floor.users if "job" in str(user[3:])]
     assert 0 < len(touched) <= 300
