@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from pathlib import Path
 import attrs
 
 from benchmarks import sqlite_floor
-from benchmarks.sqlite_push import peak_rss_kib, remove_db
+from benchmarks.sqlite_push import copy_db, peak_rss_kib, remove_db
 from benchmarks.state import (
     FloorMismatch,
     State,
@@ -160,7 +159,7 @@ def run_child(impl: str, base: Path, work: Path, audience_name: str, *, keep: bo
     in a fresh interpreter."""
     target = work / f"run-{impl}-{audience_name}.db"
     remove_db(target)
-    shutil.copyfile(base if impl == "labelsync" else floor_path(base), target)
+    copy_db(base if impl == "labelsync" else floor_path(base), target)
     done = subprocess.run(  # checked below, to show the child's stderr
         [sys.executable, "-m", "benchmarks.audience_push", "child", impl, str(target)]
         + [audience_name]

@@ -30,7 +30,6 @@ import argparse
 import datetime as dt
 import gc
 import json
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ import attrs
 
 from benchmarks import kept
 from benchmarks.machine import load_average, this_machine
-from benchmarks.sqlite_push import peak_rss_kib, remove_db
+from benchmarks.sqlite_push import copy_db, peak_rss_kib, remove_db
 from labelsync import LabelSync, Mailbox, Tenant, User
 from labelsync.adapters._records import label_row, provenance_columns
 from labelsync.adapters.clock import SystemClock
@@ -317,7 +316,7 @@ class Run:
 def run_child(impl: str, base: Path, work: Path, users: int, *, keep: bool = False) -> Run:
     target = work / f"{impl}.db"
     remove_db(target)
-    shutil.copyfile(base, target)
+    copy_db(base, target)
     done = subprocess.run(
         [
             sys.executable,

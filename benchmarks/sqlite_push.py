@@ -118,7 +118,7 @@ def run_child(impl: str, base: Path, work: Path, job_id: str, *, keep: bool = Fa
     """Copy `base` to a scratch file and run the job on it in a fresh interpreter."""
     target = work / f"run-{impl}.db"
     remove_db(target)
-    shutil.copyfile(base, target)
+    copy_db(base, target)
     done = subprocess.run(  # checked below, to show the child's stderr
         [
             sys.executable,
@@ -148,6 +148,21 @@ def run_child(impl: str, base: Path, work: Path, job_id: str, *, keep: bool = Fa
 
 
 # -- the prepared files -----------------------------------------------------------------
+
+
+def copy_db(source: Path, target: Path) -> None:
+    """Copy a closed SQLite file for one run, on disk before the run starts.
+
+    A fresh copy is dirty in the page cache; the run's first checkpoint fsyncs
+    the file and would write the whole copy out inside the timing (0 to 0.2 s at
+    1,000,000 Users, varying with the kernel's own writeback): setup, not push.
+    """
+    shutil.copyfile(source, target)
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def remove_db(path: Path) -> None:
