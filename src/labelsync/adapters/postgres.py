@@ -504,13 +504,20 @@ _ENTRIES_END = """
     ) AS f
 """
 # A narrowed audience (R20): the batch is its members in the range, whose positions
-# `job_members` holds; the same statements, over them only.
+# `job_members` holds; the same statements, over them only. The batch's members are
+# taken first, by key and in order: joined before the limit, the planner (which has no
+# statistics for a job's fresh members) joined and sorted every member left to the end of
+# the roster for each batch. A member removed since the start has no row to lock; the
+# batch then recounts its entries below (R14), as a full push does.
 _LOCK_MEMBERS = """
     SELECT count(*), max(position) FROM (
-        SELECT h.position FROM {s}.job_members AS m
+        SELECT h.position FROM (
+            SELECT position FROM {s}.job_members
+            WHERE job_id = %(job)s AND position > %(after)s AND position <= %(end)s
+            ORDER BY position LIMIT %(limit)s
+        ) AS m
         JOIN {s}.user_state AS h ON h.tenant_id = %(t)s AND h.position = m.position
-        WHERE m.job_id = %(job)s AND m.position > %(after)s AND m.position <= %(end)s
-        ORDER BY m.position LIMIT %(limit)s FOR UPDATE OF h
+        ORDER BY h.position FOR UPDATE OF h
     ) AS r
 """
 _RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
@@ -1408,6 +1415,10 @@ class PostgresStore:
                 )
             counted = cur.fetchone()
             assert counted is not None
+            if job.audience.narrowed and counted[0] >= _INSERT_CHUNK:
+                # Fresh statistics, so each batch takes its members by key in order (an
+                # index scan that stops at the batch's end), not all that are left.
+                cur.execute(f"ANALYZE {s}.job_members")
             stored = jobs.started(job, total=counted[0], roster_end=counted[1])
             cur.execute(
                 f"SELECT {_JOB_SELECT} FROM {s}.jobs WHERE tenant_id = %s AND status = ANY(%s) "
