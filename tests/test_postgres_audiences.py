@@ -186,11 +186,16 @@ def test_a_push_to_groups_selects_its_members_by_the_group_index_not_by_reading_
     store: PostgresStore,
 ) -> None:
     """R20, the bulk engine: the roster of a group push comes from an index-only scan of
-    `user_groups` by (tenant, group) and never reads `users`; listed Users by (tenant, id)."""
+    `user_groups` by (tenant, group) and never reads `users` (one group: in roster order,
+    unsorted); listed Users by (tenant, id)."""
     groups_sql = postgres_adapter._ROSTER_OF["groups"]
     plan = _plan(store, groups_sql, {"job": "j", "t": "acme", "names": ["sales", "east"]})
     assert "Index Only Scan using user_groups_pkey on user_groups" in plan
     assert "on users" not in plan
+    one_sql = postgres_adapter._ROSTER_OF_GROUP
+    plan = _plan(store, one_sql, {"job": "j", "t": "acme", "names": ["sales"]})
+    assert "Index Only Scan using user_groups_pkey on user_groups" in plan
+    assert "Sort" not in plan  # the key range is in roster order already
     users_sql = postgres_adapter._ROSTER_OF["users"]
     plan = _plan(store, users_sql, {"job": "j", "t": "acme", "names": ["u1", "u2"]})
     assert "using user_state_tenant_id_id_key on user_state" in plan
@@ -219,3 +224,29 @@ def test_a_version_6_schema_gains_the_group_index_on_migration(dsn: str) -> None
             assert {c.user_id for c in svc.changes(report.job.id).changed} == {
                 u.id for u in users if "east" in u.groups
             }
+
+
+def test_a_narrowed_batch_takes_its_members_by_key_up_to_its_limit(store: PostgresStore) -> None:
+    """R20, the bulk engine: after a push to a big group starts, a batch's lock reads the
+    job's members in order by key and stops at the batch size; it never gathers (bitmap
+    scan, sort) every member left up to the roster's end, which made each batch cost as
+    much as the members still to come."""
+    members = 10_000
+    tenant = Tenant(
+        id="big",
+        name="Big",
+        users=(ADMIN, *(member(f"u{i}", frozenset({GROUPS[i % 2]})) for i in range(2 * members))),
+    )
+    svc = LabelSync(store=store, clock=FixedClock(T0))
+    svc.create_tenant(tenant)
+    job = svc.start_push(
+        "big", actor_id=ADMIN.id, defaults=DEFAULTS, audience=Audience.groups({"sales"})
+    )
+    assert job.total == members
+    params = {"t": "big", "job": job.id, "after": 0, "end": job.roster_end, "limit": 500}
+    plan = _plan(store, postgres_adapter._LOCK_MEMBERS, params)
+    assert "Bitmap Heap Scan on job_members" not in plan
+    assert "Index Only Scan using job_members_pkey on job_members" in plan
+    assert plan.index("Limit") < plan.index("job_members_pkey")
+    report = svc.run_push(job.id)
+    assert (report.job.processed, report.counts.users_changed) == (members, members)

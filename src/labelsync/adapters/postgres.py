@@ -509,32 +509,44 @@ _ENTRIES_END = """
 # statistics for a job's fresh members) joined and sorted every member left to the end of
 # the roster for each batch. A member removed since the start has no row to lock; the
 # batch then recounts its entries below (R14), as a full push does.
+#
+# The members' rows are looked up by key (`position = ANY(ARRAY(...))`, one index probe
+# each, in order) whatever the planner estimates: as a join, it scanned all of
+# `user_state` and hashed it for a batch of a spread group of a 100,000-User tenant.
 _LOCK_MEMBERS = """
     SELECT count(*), max(position) FROM (
-        SELECT h.position FROM (
+        SELECT position FROM {s}.user_state
+        WHERE tenant_id = %(t)s AND position = ANY(ARRAY(
             SELECT position FROM {s}.job_members
             WHERE job_id = %(job)s AND position > %(after)s AND position <= %(end)s
             ORDER BY position LIMIT %(limit)s
-        ) AS m
-        JOIN {s}.user_state AS h ON h.tenant_id = %(t)s AND h.position = m.position
-        ORDER BY h.position FOR UPDATE OF h
+        ))
+        ORDER BY position FOR UPDATE
     ) AS r
 """
 _RANGE = "WHERE tenant_id = %(t)s AND position > %(after)s AND position <= %(last)s"
 # Only the members' rows, looked up by key: the positions between them are never read.
 _RUN_MEMBERS = _RUN_BATCH.replace(
     _RANGE,
-    "WHERE tenant_id = %(t)s AND position IN (SELECT position FROM {s}.job_members "
-    "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s)",
+    "WHERE tenant_id = %(t)s AND position = ANY(ARRAY(SELECT position FROM {s}.job_members "
+    "WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s))",
 )
 # The members of named groups come from `user_groups` by its key (an index-only scan);
-# a User in several of them once.
+# a User in several of them once. Written in roster order, each row lands at the end of
+# the `job_members` key (in hash order, the insert took half as long again). Listed Users
+# are looked up by id: ordered by position, the planner may walk the whole roster instead.
 _ROSTER_OF = {
-    "groups": "INSERT INTO {s}.job_members (job_id, position) SELECT DISTINCT %(job)s, "
-    "position FROM {s}.user_groups WHERE tenant_id = %(t)s AND name = ANY(%(names)s::text[])",
+    "groups": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM (SELECT DISTINCT position FROM {s}.user_groups WHERE tenant_id = %(t)s "
+    "AND name = ANY(%(names)s::text[])) AS g ORDER BY position",
     "users": "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
     "FROM {s}.user_state WHERE tenant_id = %(t)s AND id = ANY(%(names)s::text[])",
 }
+# One group: its key range is already in roster order, and holds each member once.
+_ROSTER_OF_GROUP = (
+    "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
+    "FROM {s}.user_groups WHERE tenant_id = %(t)s AND name = (%(names)s::text[])[1] ORDER BY position"
+)
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
 
@@ -1398,8 +1410,9 @@ class PostgresStore:
             if job.audience.narrowed:
                 # The members now (R6, R20), selected in the database.
                 ((key, names),) = (job.audience.to_doc() or {}).items()
+                roster = _ROSTER_OF_GROUP if key == "groups" and len(names) == 1 else _ROSTER_OF[key]
                 cur.execute(
-                    _ROSTER_OF[key].replace("{s}", s),
+                    roster.replace("{s}", s),
                     {"job": job.id, "t": job.tenant_id, "names": names},
                 )
                 cur.execute(
