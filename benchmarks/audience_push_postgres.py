@@ -175,7 +175,7 @@ def run(sizes: list[int], repeat: int, check_size: int) -> None:
     dsn = os.environ.get(DSN_VARIABLE, "")
     if not dsn:
         raise SystemExit(
-            f"{DSN_VARIABLE} is not set: eval \"$(bash scripts/postgres-test-server.sh start)\""
+            f'{DSN_VARIABLE} is not set: eval "$(bash scripts/postgres-test-server.sh start)"'
         )
     print(f"server: {_server(dsn)}")
     small = grouped_tenant(check_size)

@@ -201,19 +201,29 @@ def test_a_push_to_groups_selects_its_members_by_the_group_index_not_by_reading_
     assert "using user_state_tenant_id_id_key on user_state" in plan
 
 
-def test_a_version_6_schema_gains_the_group_index_on_migration(dsn: str) -> None:
-    """A schema at version 6 (groups in `users.groups` only) migrates to the current one
+# The schema version before the step that adds `user_groups`.
+BEFORE_GROUP_INDEX = next(
+    version
+    for version, step in enumerate(postgres_adapter._MIGRATIONS)
+    if "CREATE TABLE {s}.user_groups" in step
+)
+
+
+def test_a_schema_from_before_the_group_index_gains_it_on_migration(dsn: str) -> None:
+    """A schema one step older (groups in `users.groups` only) migrates to the current one
     with every group's members in `user_groups`, and a group push reaches exactly them."""
     users = [member(f"u{i}", frozenset(GROUPS[: i % 4])) for i in range(12)]
     tenant = Tenant(id="acme", name="Acme", users=(ADMIN, *users))
     with fresh_schema(dsn) as schema:
         with PostgresStore(dsn, schema=schema) as store:
             store.add_tenant(tenant)
-            with store._tx() as cur:  # back to what version 6 wrote
+            with store._tx() as cur:  # back to what the step before wrote
                 cur.execute(f"DROP TABLE {store._s}.user_groups")
-                cur.execute(f"UPDATE {store._s}.schema_version SET version = 6")
+                cur.execute(
+                    f"UPDATE {store._s}.schema_version SET version = %s", (BEFORE_GROUP_INDEX,)
+                )
         with PostgresStore(dsn, schema=schema) as store:
-            assert SCHEMA_VERSION == store.schema_version() == 7
+            assert BEFORE_GROUP_INDEX < SCHEMA_VERSION == store.schema_version()
             assert index_rows(store, "acme") == derived_rows(store, "acme")
             assert {name for name, _ in index_rows(store, "acme")} == set(GROUPS)
             svc = LabelSync(store=store, clock=FixedClock(T0))

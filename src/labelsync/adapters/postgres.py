@@ -545,7 +545,8 @@ _ROSTER_OF = {
 # One group: its key range is already in roster order, and holds each member once.
 _ROSTER_OF_GROUP = (
     "INSERT INTO {s}.job_members (job_id, position) SELECT %(job)s, position "
-    "FROM {s}.user_groups WHERE tenant_id = %(t)s AND name = (%(names)s::text[])[1] ORDER BY position"
+    "FROM {s}.user_groups WHERE tenant_id = %(t)s AND name = (%(names)s::text[])[1] "
+    "ORDER BY position"
 )
 _INSERT_CHUNK = 10_000
 _UNFINISHED = ("PENDING", "RUNNING")
@@ -1410,7 +1411,8 @@ class PostgresStore:
             if job.audience.narrowed:
                 # The members now (R6, R20), selected in the database.
                 ((key, names),) = (job.audience.to_doc() or {}).items()
-                roster = _ROSTER_OF_GROUP if key == "groups" and len(names) == 1 else _ROSTER_OF[key]
+                one_group = key == "groups" and len(names) == 1
+                roster = _ROSTER_OF_GROUP if one_group else _ROSTER_OF[key]
                 cur.execute(
                     roster.replace("{s}", s),
                     {"job": job.id, "t": job.tenant_id, "names": names},
