@@ -170,6 +170,14 @@ def test_a_push_to_an_unknown_user_is_refused_and_writes_nothing(svc: LabelSync)
     assert None is svc.tenant("acme").defaults
 
 
+def test_a_preview_to_an_unknown_user_is_refused_as_the_push_is(svc: LabelSync) -> None:
+    """A preview shows what the push would do, so it refuses what the push refuses."""
+    with pytest.raises(InvalidInput, match=r"audience\.user_ids: 'zed' is not a User of tenant"):
+        svc.preview("acme", BOTH, audience=Audience.users(["ana", "zed"]))
+
+    assert 2 == svc.preview("acme", BOTH, audience=Audience.users(["ana", "di"])).users
+
+
 def test_an_audience_push_by_a_non_admin_is_refused(svc: LabelSync) -> None:
     """R1 holds for every audience."""
     with pytest.raises(PermissionDenied):

@@ -369,6 +369,7 @@ def test_preview_json_gives_the_counts_and_every_change_and_skip(
         "deselected": counts.deselected,
         "no_mailbox": counts.no_mailbox,
         "label_missing": counts.label_missing,
+        "user_choice_kept": counts.user_choice_kept,
     } == document["counts"]
     assert [
         {

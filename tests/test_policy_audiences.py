@@ -35,7 +35,7 @@ from labelsync import (
 from labelsync.adapters.clock import FixedClock
 from labelsync.adapters.sqlite import SqliteStore
 from labelsync.coverage import CoverageStatus
-from labelsync.policy import DriftReason, DriftRow, user_drift
+from labelsync.policy import DriftReason, DriftRow, drifted_push, user_drift
 from labelsync.ports import Store
 from labelsync.presets import PresetBook
 from labelsync.testing.strategies import defaults, tenants
@@ -139,6 +139,16 @@ def test_push_drifted_in_keep_user_choices_reaches_only_the_never_covered(
     assert ["di", "di"] == [
         r.user_id for r in svc.drift("acme") if r.reason is DriftReason.USER_CHANGE
     ]
+
+
+def test_drifted_push_is_the_target_push_drifted_starts(svc: LabelSync) -> None:
+    """R18 with R20: the pure answer (the CLI preview's) is the started push's."""
+    defaults, audience = drifted_push(svc.tenant("acme"))
+
+    job = svc.start_push_drifted("acme", actor_id="admin")
+
+    assert (BOTH, Audience.users(["bo", "di", "gus"])) == (defaults, audience)
+    assert (defaults, audience) == (job.defaults, job.audience)
 
 
 def test_push_drifted_needs_an_admin_and_something_drifted(store: Store) -> None:

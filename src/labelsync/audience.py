@@ -9,7 +9,7 @@ roster order, and the stores select the same Users in the store
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from attrs import field, frozen
@@ -112,6 +112,15 @@ class Audience:
         if self.kind is AudienceKind.EVERYONE:
             return list(users)
         return [user for user in users if self.includes(user)]
+
+    def check_users_known(self, tenant_id: str, known: Container[str]) -> None:
+        """Refuse listed User ids that are not Users of the tenant: `InvalidInput` naming the
+        first (sorted). `known` holds the tenant's User ids, or a `Tenant`."""
+        for user_id in sorted(self.user_ids):
+            if user_id not in known:
+                raise InvalidInput(
+                    "audience.user_ids", user_id, f"is not a User of tenant {tenant_id!r}"
+                )
 
     def describe(self) -> str:
         """A short phrase for reports: ``everyone``, ``groups sales, support``, ``Users u1, u2``."""

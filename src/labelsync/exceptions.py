@@ -6,6 +6,8 @@ Errors about bad input are also `ValueError`s (and unknown ids also
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "AlreadyExists",
     "AlreadyReverted",
@@ -30,7 +32,20 @@ __all__ = [
 
 
 class LabelSyncError(Exception):
-    """Raised for every failure labelsync reports on purpose; the base to catch."""
+    """Raised for every failure labelsync reports on purpose; the base to catch.
+
+    Every one pickles whole, all its attributes equal after a round trip: task
+    queues (Celery, RQ) ship a task's exception to another process.
+    """
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...], dict[str, object]]:
+        # The default calls the class again with `args`, the message alone, which most
+        # subclasses' constructors do not take (or take as something else). Rebuild the
+        # exception as it is instead: same class and args, then every attribute it holds.
+        state = dict(vars(self))
+        if isinstance(self, ImportError):  # MissingExtra: these live outside __dict__
+            state.update(msg=self.msg, name=self.name, path=self.path)
+        return _rebuilt, (type(self), *self.args), state
 
 
 class Retryable:
@@ -149,10 +164,6 @@ class StorageError(LabelSyncError):
         self.advice = advice
         super().__init__(f"{path}: {problem}; {advice}")
 
-    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str, str]]:
-        # Pickled whole (task queues ship a task's exception to another process).
-        return type(self), (self.path, self.problem, self.advice)
-
 
 class StorageCorrupt(StorageError):
     """Raised when the database is damaged (or is not a database): restore it from a backup."""
@@ -172,3 +183,9 @@ class StorageBusy(StorageError, Retryable):
 
 class StorageUnavailable(StorageError, Retryable):
     """Raised when the database cannot be reached (connection lost, server down); retry later."""
+
+
+def _rebuilt(cls: type[LabelSyncError], *args: object) -> LabelSyncError:
+    """An unpickled error before its attributes return: its class with its args, no constructor
+    (a subclass's takes other arguments than the message `args` holds)."""
+    return cls.__new__(cls, *args)

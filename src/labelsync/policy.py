@@ -16,6 +16,7 @@ from attrs import field, frozen
 
 from labelsync import _validate as v
 from labelsync._provenance import LabelOrigin, Origin, Provenance
+from labelsync.audience import Audience
 from labelsync.exceptions import InvalidInput, LabelLocked, MissingExtra
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "changed_labels",
     "check_locks",
     "drift",
+    "drifted_push",
     "user_drift",
 ]
 
@@ -211,6 +213,30 @@ def drift(tenant: Tenant) -> Drift:
     for user in tenant.users:
         rows += _user_rows(user, defaults)
     return Drift(defaults=defaults, rows=tuple(rows))
+
+
+def drifted_push(tenant: Tenant) -> tuple[Defaults, Audience]:
+    """The defaults and audience of a push to exactly the Users `drift` shows (R18 with R20).
+
+    The tenant's current defaults, the ones drift is measured against, to
+    ``Audience.users(drift(tenant).user_ids)``. A tenant without defaults, or
+    without drifted Users, has nothing to push: `InvalidInput`. The push
+    (`LabelSync.start_push_drifted`) and its preview both ask this.
+    """
+    found = drift(tenant)
+    if found.defaults is None:
+        raise InvalidInput(
+            "tenant.defaults",
+            None,
+            f"means tenant {tenant.id!r} has no defaults yet, so no User can drift from them",
+        )
+    if not found:
+        raise InvalidInput(
+            "drift",
+            0,
+            f"Users of tenant {tenant.id!r} differ from its defaults; nothing to push",
+        )
+    return found.defaults, Audience.users(found.user_ids)
 
 
 def user_drift(user: User, defaults: Defaults) -> tuple[DriftRow, ...]:

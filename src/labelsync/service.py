@@ -47,7 +47,14 @@ from labelsync.model import (
     User,
 )
 from labelsync.parallel import run_worker
-from labelsync.policy import Drift, PushMode, changed_labels, check_locks, drift
+from labelsync.policy import (
+    Drift,
+    PushMode,
+    changed_labels,
+    check_locks,
+    drift,
+    drifted_push,
+)
 from labelsync.ports import Clock, JobLeases, Store, TenantSettings
 from labelsync.presets import Preset, PresetAction, PresetBook, PresetEvent
 from labelsync.push import Progress, PushReport
@@ -772,10 +779,11 @@ class LabelSync:
         audience: Audience | None = None,
     ) -> Changes:
         """What pushing `defaults` in `mode` (to `audience`, R20) now would change, writing
-        nothing (B1)."""
+        nothing (B1). Listed User ids must be Users of the tenant, as for `start_push`."""
         _check_mode(mode)
         audience = _audience(audience)
         tenant = self.store.get_tenant(tenant_id)
+        audience.check_users_known(tenant_id, tenant)
         return apply_defaults(tenant, defaults, mode=mode, audience=audience)[1]
 
     def start_push(
@@ -817,13 +825,8 @@ class LabelSync:
         """`start_push` with its arguments checked; `also_locked` joins the tenant's locks."""
         self._admin(tenant_id, actor_id)
         if audience.user_ids:
-            wanted = sorted(audience.user_ids)
-            known = {user.id for user in self.store.get_users(tenant_id, wanted)}
-            unknown = [user_id for user_id in wanted if user_id not in known]
-            if unknown:
-                raise InvalidInput(
-                    "audience.user_ids", unknown[0], f"is not a User of tenant {tenant_id!r}"
-                )
+            found = self.store.get_users(tenant_id, sorted(audience.user_ids))
+            audience.check_users_known(tenant_id, {user.id for user in found})
         job = PushJob(
             id=self._new_id(),
             tenant_id=tenant_id,
@@ -1159,25 +1162,9 @@ class LabelSync:
         """
         _check_mode(mode)
         self._admin(tenant_id, actor_id)
-        found = drift(self.store.get_tenant(tenant_id))
-        if found.defaults is None:
-            raise InvalidInput(
-                "tenant.defaults",
-                None,
-                f"means tenant {tenant_id!r} has no defaults yet, so no User can drift from them",
-            )
-        if not found:
-            raise InvalidInput(
-                "drift",
-                0,
-                f"Users of tenant {tenant_id!r} differ from its defaults; nothing to push",
-            )
+        defaults, audience = drifted_push(self.store.get_tenant(tenant_id))
         return self.start_push(
-            tenant_id,
-            actor_id=actor_id,
-            defaults=found.defaults,
-            mode=mode,
-            audience=Audience.users(found.user_ids),
+            tenant_id, actor_id=actor_id, defaults=defaults, mode=mode, audience=audience
         )
 
     def push_drifted(

@@ -1,8 +1,8 @@
 """The commands of version 2's audiences: ``push --group/--users``, ``coverage``, ``presets``.
 
-`audience_options` and `audience_of` give ``push`` (and ``preview``) an
-audience (R20); ``labelsync coverage`` shows who the defaults reach (R22);
-``labelsync presets ...`` keeps a tenant's presets (R21).
+`audience_options` and `target_of` give ``push`` and ``preview`` the same
+audience (R20) from the same options; ``labelsync coverage`` shows who the
+defaults reach (R22); ``labelsync presets ...`` keeps a tenant's presets (R21).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from labelsync.audience import Audience
 from labelsync.cli._output import make_console, num, write_json
 from labelsync.cli._shell import (
     batch_size_option,
+    defaults_of,
     existing_db,
     label_options,
     run_job,
@@ -25,17 +26,32 @@ from labelsync.cli._shell import (
     suggesting_admins,
 )
 from labelsync.coverage import CoverageStatus
-from labelsync.model import Defaults, SystemLabel
-from labelsync.policy import PushMode
+from labelsync.model import Defaults, SystemLabel, Tenant
+from labelsync.policy import PushMode, drifted_push
 from labelsync.presets import Preset, PresetBook
 
-__all__ = ["audience_of", "audience_options", "coverage_command", "presets"]
+__all__ = [
+    "audience_of",
+    "audience_options",
+    "coverage_command",
+    "presets",
+    "preview_target",
+    "target_of",
+    "whom",
+]
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
 def audience_options(command: _F) -> _F:
-    """``--group NAME`` (repeatable) and ``--users ID,ID``: who a push goes to (R20)."""
+    """``--group NAME`` (repeatable), ``--users ID,ID`` and ``--drifted``: who a push (or its
+    preview) goes to (R20, R18)."""
+    command = click.option(
+        "--drifted",
+        is_flag=True,
+        help="The tenant's saved defaults, to exactly the Users whose Inbox/Sent differ "
+        "from them now (drift, R18); leave out --inbox/--sent.",
+    )(command)
     command = click.option(
         "--users",
         "user_ids",
@@ -63,6 +79,48 @@ def audience_of(groups: tuple[str, ...], user_ids: str | None) -> Audience:
             raise click.UsageError("--users needs at least one User id (e.g. --users u1,u2)")
         return Audience.users(ids)
     return Audience.everyone()
+
+
+def target_of(
+    inbox: bool | None,
+    sent: bool | None,
+    groups: tuple[str, ...],
+    user_ids: str | None,
+    *,
+    drifted: bool,
+) -> tuple[Defaults | None, Audience]:
+    """The checkboxes and audience that the options of ``push`` and ``preview`` name.
+
+    With ``--drifted`` the defaults are None and the audience a placeholder: the
+    tenant's saved defaults and the Users that drifted from them are known only
+    once the tenant is read (`labelsync.policy.drifted_push`).
+    """
+    if drifted:
+        if inbox is not None or sent is not None or groups or user_ids is not None:
+            raise click.UsageError(
+                "--drifted pushes the tenant's saved defaults to its drifted Users; "
+                "leave out --inbox/--sent, --group and --users"
+            )
+        return None, Audience.everyone()
+    return defaults_of(inbox, sent), audience_of(groups, user_ids)
+
+
+def preview_target(
+    tenant: Tenant, defaults: Defaults | None, audience: Audience
+) -> tuple[Defaults, Audience]:
+    """What ``preview`` shows for `target_of`'s answer on `tenant`: the defaults and audience
+    ``push`` with the same options would start with, refused as ``push`` refuses them."""
+    if defaults is None:
+        return drifted_push(tenant)
+    audience.check_users_known(tenant.id, tenant)
+    return defaults, audience
+
+
+def whom(audience: Audience, *, drifted: bool) -> str:
+    """`` (group sales)`` after a push's or preview's defaults; nothing for everyone."""
+    if drifted:
+        return " (the Users that drifted from these defaults)"
+    return f" ({audience.describe()})" if audience.narrowed else ""
 
 
 def _format_option(command: _F) -> _F:

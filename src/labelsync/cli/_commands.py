@@ -14,7 +14,14 @@ from typing import Any, NoReturn
 
 import click
 
-from labelsync.cli._audiences import audience_of, audience_options, coverage_command, presets
+from labelsync.cli._audiences import (
+    audience_options,
+    coverage_command,
+    presets,
+    preview_target,
+    target_of,
+    whom,
+)
 from labelsync.cli._demo import demo
 from labelsync.cli._directory import replace_tenant, sync_directory
 from labelsync.cli._exits import (
@@ -48,7 +55,6 @@ from labelsync.cli._output import (
 from labelsync.cli._shell import (
     Failure,
     batch_size_option,
-    defaults_of,
     existing_db,
     exit_code_of,
     fail,
@@ -272,6 +278,7 @@ def export(db: Path, tenant_id: str, output: Path | None, output_format: str) ->
 @click.option("--tenant", "tenant_id", help="Id of the stored tenant to preview.")
 @label_options
 @mode_option
+@audience_options
 @click.option(
     "--format",
     "output_format",
@@ -287,17 +294,22 @@ def preview(
     inbox: bool | None,
     sent: bool | None,
     mode: str,
+    groups: tuple[str, ...],
+    user_ids: str | None,
+    drifted: bool,
     output_format: str,
 ) -> None:
     """Show what a push would change, writing nothing.
 
     Reads the tenant from a JSON SNAPSHOT file, or from --db PATH --tenant ID.
-    Both checkbox options are required, as for "labelsync push"; --mode previews
-    a KEEP_USER_CHOICES or NEW_USERS_ONLY push.
+    Takes the options of "labelsync push" and shows what that push would do
+    now: both checkbox options are required (none with --drifted); --mode
+    previews a KEEP_USER_CHOICES or NEW_USERS_ONLY push; --group, --users or
+    --drifted a push to those Users only.
     """
     from labelsync.rules import apply_defaults
 
-    defaults = defaults_of(inbox, sent)
+    wanted, audience = target_of(inbox, sent, groups, user_ids, drifted=drifted)
     if snapshot is not None:
         if db is not None or tenant_id is not None:
             raise click.UsageError("give either SNAPSHOT or --db with --tenant, not both")
@@ -308,10 +320,11 @@ def preview(
         # Read-only: a preview leaves the file byte for byte as it was.
         with service(db, read_only=True) as svc:
             tenant = svc.tenant(tenant_id)
+    defaults, audience = preview_target(tenant, wanted, audience)
     push_mode = PushMode[mode.upper()]
-    changes = apply_defaults(tenant, defaults, mode=push_mode)[1]
+    changes = apply_defaults(tenant, defaults, mode=push_mode, audience=audience)[1]
     if output_format == "json":
-        preview_json(tenant, defaults, changes, sys.stdout)
+        preview_json(tenant, defaults, changes, sys.stdout, mode=push_mode, audience=audience)
     elif output_format == "csv":
         preview_csv(changes, sys.stdout)
     else:
@@ -319,8 +332,9 @@ def preview(
         out = make_console()
         out.print(
             f"Preview of tenant {tenant.id!r} ({tenant.name}), {defaults.describe()}"
-            f"{'' if push_mode is PushMode.OVERRIDE else f' ({push_mode.name})'}; "
-            "nothing was written."
+            f"{'' if push_mode is PushMode.OVERRIDE else f' ({push_mode.name})'}"
+            f"{whom(audience, drifted=drifted)}; nothing was written.",
+            markup=False,  # group names are the host's strings, not rich markup
         )
         out.print(f"Would change: {users_line(summary.users, summary.counts)}")
         out.print()
@@ -339,12 +353,6 @@ def preview(
 @label_options
 @mode_option
 @audience_options
-@click.option(
-    "--drifted",
-    is_flag=True,
-    help="Push the tenant's saved defaults to exactly the Users that drifted from them "
-    "(see 'labelsync drift'); leave out --inbox/--sent.",
-)
 @batch_size_option
 @_json_format
 def push(
@@ -369,40 +377,29 @@ def push(
     and prints how to resume it. --mode KEEP_USER_CHOICES leaves labels Users
     set themselves; NEW_USERS_ONLY reaches only Users no push or onboarding
     covered yet. Locked labels are applied in every mode. --drifted pushes
-    the saved defaults to exactly the Users that drifted from them.
+    the saved defaults to exactly the Users that drifted from them. "labelsync
+    preview" with the same options shows what it would do.
     """
-    if drifted:
-        if inbox is not None or sent is not None or groups or user_ids is not None:
-            raise click.UsageError(
-                "--drifted pushes the tenant's saved defaults to its drifted Users; "
-                "leave out --inbox/--sent, --group and --users"
-            )
-    else:
-        defaults = defaults_of(inbox, sent)
-    audience = audience_of((), None) if drifted else audience_of(groups, user_ids)
+    wanted, audience = target_of(inbox, sent, groups, user_ids, drifted=drifted)
     err = make_console(stderr=True)
     with service(db) as svc:
         with suggesting_admins(svc, tenant_id, actor_id):
-            if drifted:
+            if wanted is None:
                 job = svc.start_push_drifted(
                     tenant_id, actor_id=actor_id, mode=PushMode[mode.upper()]
                 )
-                defaults = job.defaults
             else:
                 job = svc.start_push(
                     tenant_id,
                     actor_id=actor_id,
-                    defaults=defaults,
+                    defaults=wanted,
                     mode=PushMode[mode.upper()],
                     audience=audience,
                 )
         how = "" if job.mode is PushMode.OVERRIDE else f" ({job.mode.name})"
-        whom = f" ({audience.describe()})" if audience.narrowed else ""
-        if drifted:
-            whom = " (the Users that drifted from these defaults)"
         err.print(
-            f"push {job.id} started: {defaults.describe()}{how}, to {num(job.total)} Users "
-            f"of {tenant_id!r}{whom}; Ctrl-C leaves it resumable"
+            f"push {job.id} started: {job.defaults.describe()}{how}, to {num(job.total)} Users "
+            f"of {tenant_id!r}{whom(audience, drifted=drifted)}; Ctrl-C leaves it resumable"
         )
         job = run_job(svc, job, db, batch_size)
     _finished(job, db, output_format)

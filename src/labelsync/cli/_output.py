@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
+from labelsync.audience import EVERYONE, Audience
 from labelsync.jobs import Activity, activity
 from labelsync.model import Defaults, PushCounts, PushRecord, Tenant
+from labelsync.policy import PushMode
 from labelsync.ports import JobStatus, PushJob
 
 if TYPE_CHECKING:
@@ -242,13 +244,28 @@ def print_finished(job: PushJob) -> None:
     out.print(counts_table(job.total, job.counts))
 
 
-def preview_json(tenant: Tenant, defaults: Defaults, changes: Changes, stream: IO[str]) -> None:
+def preview_json(
+    tenant: Tenant,
+    defaults: Defaults,
+    changes: Changes,
+    stream: IO[str],
+    *,
+    mode: PushMode = PushMode.OVERRIDE,
+    audience: Audience = EVERYONE,
+) -> None:
+    """``preview --format json``: the keys of ``push --format json`` that a preview knows
+    (``users`` the roster, ``counts``, ``mode``, ``audience``), and every change and skip."""
     summary = changes.summary()
     document = {
         "tenant": tenant.id,
         "defaults": defaults_json(defaults),
+        "mode": mode.name,
+        "audience": audience.to_doc(),
         "users": summary.users,
-        "counts": counts_json(summary.users, summary.counts),
+        "counts": {
+            **counts_json(summary.users, summary.counts),
+            "user_choice_kept": summary.counts.user_choice_kept,
+        },
         "labels": [
             {
                 "label": row.label.name,
