@@ -1083,9 +1083,10 @@ class PostgresStore:
             cur.execute(_REMOVED_AHEAD.replace("{s}", s), bounded)
             removed = _one(cur)
             live = (
-                f"SELECT count(*) FROM {s}.job_members AS m JOIN {s}.user_state AS h "
-                f"ON h.tenant_id = %(t)s AND h.position = m.position WHERE m.job_id = %(job)s "
-                f"AND m.position > %(after)s AND m.position <= %(last)s"
+                # The members' rows by key, as the batch reads them.
+                f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
+                f"AND position = ANY(ARRAY(SELECT position FROM {s}.job_members "
+                f"WHERE job_id = %(job)s AND position > %(after)s AND position <= %(last)s))"
                 if narrowed
                 else f"SELECT count(*) FROM {s}.user_state WHERE tenant_id = %(t)s "
                 f"AND position > %(after)s AND position <= %(last)s"
