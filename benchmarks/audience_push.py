@@ -1,6 +1,7 @@
 """A push to a 10% audience (R20) against a push to everyone on SQLite, beside the floor.
 
     python -m benchmarks.audience_push --sizes 100000,1000000 --repeat 3
+    python -m benchmarks.audience_push --store postgres ...   # benchmarks.audience_push_postgres
 
 The tenant is `labelsync.synthetic.synthetic_tenant` with every tenth User in
 group ``sales`` (a 10% audience spread over the whole roster, as a team whose
@@ -236,10 +237,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="roster sizes, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each push per size")
     parser.add_argument("--check-size", type=int, default=20_000, help="size of the rule check")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the store to push on (postgres: benchmarks.audience_push_postgres)",
+    )
     args = parser.parse_args(argv)
     if args.command == "child":
         run = _labelsync_child if args.impl == "labelsync" else _floor_child
         print(json.dumps(run(args.path, args.audience, args.keep)))
+        return
+    if args.store == "postgres":
+        from benchmarks import audience_push_postgres
+
+        sizes = [int(part) for part in args.sizes.split(",")]
+        audience_push_postgres.run(sizes, args.repeat, args.check_size)
         return
     with tempfile.TemporaryDirectory(prefix="labelsync-audience-") as scratch:
         work = Path(scratch)
