@@ -260,3 +260,33 @@ def test_a_narrowed_batch_takes_its_members_by_key_up_to_its_limit(store: Postgr
     assert plan.index("Limit") < plan.index("job_members_pkey")
     report = svc.run_push(job.id)
     assert (report.job.processed, report.counts.users_changed) == (members, members)
+
+
+def test_a_push_to_a_group_keeps_its_members_only_while_it_can_run(store: PostgresStore) -> None:
+    """R20, R6: `job_members` holds a narrowed push's roster while the push can run;
+    superseding or finishing it drops those rows (the job keeps its audience and total),
+    so the schema does not grow by a roster with every push to a group."""
+    tenant_id = f"kept-{next(_tenants)}"
+    users = (ADMIN, *(member(f"u{i}", frozenset({GROUPS[i % 2]})) for i in range(6)))
+    svc = LabelSync(store=store, clock=FixedClock(T0))
+    svc.create_tenant(Tenant(id=tenant_id, name="Kept", users=users))
+    sales = Audience.groups({"sales"})
+
+    def members(*job_ids: str) -> dict[str, int]:
+        with store._tx() as cur:
+            cur.execute(
+                f"SELECT job_id, count(*) FROM {store._s}.job_members"
+                " WHERE job_id = ANY(%s) GROUP BY job_id",
+                (list(job_ids),),
+            )
+            return dict(cur.fetchall())
+
+    first = svc.start_push(tenant_id, actor_id=ADMIN.id, defaults=DEFAULTS, audience=sales)
+    assert {first.id: 3} == members(first.id)
+    second = svc.start_push(tenant_id, actor_id=ADMIN.id, defaults=DEFAULTS, audience=sales)
+    assert {second.id: 3} == members(first.id, second.id)
+
+    report = svc.run_push(second.id)
+
+    assert {} == members(first.id, second.id)
+    assert (sales, 3, 3) == (report.job.audience, report.job.total, report.job.processed)

@@ -20,6 +20,7 @@ import attrs
 import pytest
 
 from labelsync import (
+    Audience,
     Defaults,
     InvalidInput,
     JobSuperseded,
@@ -494,3 +495,39 @@ def test_a_batch_costs_as_much_late_in_a_push_as_early(tmp_path: Path) -> None:
             after = result.cursor
     assert 30 == len(per_batch)
     assert per_batch[-1] <= 1.5 * per_batch[1], per_batch
+
+
+def test_a_push_to_a_group_keeps_its_members_only_while_it_can_run(
+    store: SqliteStore, path: Path
+) -> None:
+    """R20, R6: `job_members` holds a narrowed push's roster while the push can run;
+    superseding or finishing it drops those rows (the job keeps its audience and total),
+    so the file does not grow by a roster with every push to a group."""
+    users = tenant("t1", 4).users
+    grouped = tuple(
+        attrs.evolve(u, groups=frozenset({"sales"} if n % 2 == 0 else {"ops"}))
+        for n, u in enumerate(users)
+    )
+    store.add_tenant(Tenant(id="t1", name="Acme", users=grouped))
+    sales = Audience.groups({"sales"})
+
+    def members() -> dict[str, int]:
+        with raw(path) as conn:
+            found = conn.execute("SELECT job_id, count(*) FROM job_members GROUP BY job_id")
+            return dict(found.fetchall())
+
+    store.start_job(attrs.evolve(new_job("j1"), audience=sales))
+    assert {"j1": 2} == members()
+    job = store.start_job(attrs.evolve(new_job("j2", minutes=1), audience=sales))
+    assert {"j2": 2} == members()
+    while not job.roster_done:
+        done = store.run_batch(job.id, after=job.cursor, limit=1)
+        assert isinstance(done, PushJob)
+        job = done
+    assert {"j2": 2} == members()
+
+    finished = store.finish_job("j2", START + dt.timedelta(minutes=2))
+
+    assert {} == members()
+    assert (sales, 2, 2) == (finished.audience, finished.total, finished.processed)
+    assert (sales, 2) == (store.get_job("j2").audience, store.get_job("j2").total)

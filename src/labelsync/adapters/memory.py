@@ -223,6 +223,7 @@ class InMemoryStore:
             for other in self._jobs.values():
                 if other.tenant_id == job.tenant_id and not other.finished:
                     self._jobs[other.id] = jobs.superseded(other, by=job.id)
+                    self._members.pop(other.id, None)  # kept only while its push can run
             if job.audience.narrowed:
                 members = [
                     position
@@ -337,6 +338,7 @@ class InMemoryStore:
                 self._jobs[job_id] = stored
                 row.last_push = stored.record()
                 row.removed.clear()
+                self._members.pop(job_id, None)
             return stored
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:

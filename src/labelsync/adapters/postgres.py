@@ -1442,7 +1442,10 @@ class PostgresStore:
                 (job.tenant_id, list(_UNFINISHED)),
             )
             for row in cur.fetchall():
-                self._save_job(cur, jobs.superseded(_job_from_row(row), by=job.id))
+                superseded = jobs.superseded(_job_from_row(row), by=job.id)
+                self._save_job(cur, superseded)
+                # A roster is kept while its push can run: a superseded one never runs again.
+                cur.execute(f"DELETE FROM {s}.job_members WHERE job_id = %s", (superseded.id,))
             c = stored.counts
             cur.execute(
                 f"INSERT INTO {s}.jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 23)})",
@@ -1551,6 +1554,8 @@ class PostgresStore:
                 (_jsonb(record_doc(done.record())), job.tenant_id),
             )
             cur.execute(f"DELETE FROM {s}.removed_users WHERE job_id = %s", (job_id,))
+            # The audience and its count stay with the job; its members were for running it.
+            cur.execute(f"DELETE FROM {s}.job_members WHERE job_id = %s", (job_id,))
             return done
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:

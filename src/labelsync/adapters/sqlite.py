@@ -1618,6 +1618,8 @@ class SqliteStore:
             ).fetchall()
             for row in unfinished:
                 self._save_job(conn, jobs.superseded(_job_from_row(row), by=job.id))
+                # A roster is kept while its push can run: a superseded one never runs again.
+                conn.execute("DELETE FROM job_members WHERE job_id = ?", (row["id"],))
             if job.audience.narrowed:
                 # The job row first: its members' rows point at it.
                 conn.execute(_INSERT_JOB, _job_params(jobs.started(job, total=0, roster_end=0)))
@@ -1800,6 +1802,8 @@ class SqliteStore:
                 (_json(record_doc(stored.record())), job.tenant_id),
             )
             conn.execute("DELETE FROM removed_users WHERE job_id = ?", (job.id,))
+            # The audience and its count stay with the job; its members were for running it.
+            conn.execute("DELETE FROM job_members WHERE job_id = ?", (job.id,))
             return stored
 
     def lease_job(self, job_id: str, *, runner_id: str, until: dt.datetime | None) -> PushJob:
