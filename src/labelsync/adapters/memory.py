@@ -271,8 +271,8 @@ class InMemoryStore:
         An entry is the User as stored, or `jobs.Removed` for one removed since the job started.
         """
         row = self._row(job.tenant_id)
-        members = self._members.get(job.id)
-        if members is not None:
+        if job.audience.narrowed:
+            members = self._members.get(job.id, [])  # none once the push cannot run
             # Each member as stored, or removed since the job started (R14).
             gone = dict(row.removed)
             picked: list[int] = []

@@ -533,9 +533,10 @@ _ENTRIES_END: Final = """
     )
 """
 
-# A narrowed job's roster entries are its members' positions, live or removed (R20, R14).
+# A narrowed job's roster entries are its members' positions, live or removed (R20, R14):
+# where its batch of the first :limit after :after ends, and how many they are.
 _MEMBERS_END: Final = """
-    SELECT max(position) FROM (
+    SELECT max(position), count(*) FROM (
         SELECT position FROM job_members
         WHERE job_id = :job AND position > :after AND position <= :end
         ORDER BY position LIMIT :limit
@@ -587,20 +588,13 @@ _MEMBERS_RANGE: Final = f"""
     )
 """
 _MEMBERS_CHANGES: Final = _BATCH_CHANGES.replace(_BATCH, _BATCH_MEMBERS)
+_MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
 
-# A batch's members when nobody ahead was removed: the first :limit after :after, how
-# many and the last. Where they are all the Users stored in their stretch of the roster
-# (an audience added together, or the tail of a team), the batch runs the statements of
-# a push to everyone over that stretch: a range read, not a lookup per member.
-_MEMBERS_STRETCH: Final = """
-    SELECT count(*), max(position) FROM (
-        SELECT position FROM job_members
-        WHERE job_id = :job AND position > :after AND position <= :end
-        ORDER BY position LIMIT :limit
-    )
-"""
-# How many Users are stored in the stretch (after, last], counted up to one more than
-# its members: a stretch holding others is told by its first extra row.
+# How many Users are stored in the stretch (after, last] of the roster, counted up to
+# one more than the batch's members in it (`_MEMBERS_END`): where they are as many, the
+# members are all the Users of their stretch (an audience added together, or the tail
+# of a team), and the batch runs the statements of a push to everyone over it: a range
+# read, not a lookup per member.
 _STORED_IN_STRETCH: Final = """
     SELECT count(*) FROM (
         SELECT 1 FROM user_state
@@ -608,7 +602,6 @@ _STORED_IN_STRETCH: Final = """
         LIMIT :limit + 1
     )
 """
-_MEMBERS_USERS: Final = _BATCH_USERS.replace(_BATCH, _BATCH_MEMBERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1774,7 +1767,7 @@ class SqliteStore:
         its members, and the batch reads the stretch as a push to everyone does
         (with `params` narrowed to it). Otherwise it looks its members up.
         """
-        members, last = conn.execute(_MEMBERS_STRETCH, params).fetchone()
+        last, members = conn.execute(_MEMBERS_END, params).fetchone()
         if not members:
             return _NARROWED
         stored = conn.execute(
