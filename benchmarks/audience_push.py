@@ -107,24 +107,29 @@ def prepare(tenant: Tenant, path: Path) -> float:
     return taken
 
 
-def _labelsync_child(path: str, audience_name: str, keep: bool) -> dict[str, object]:
-    """Start and run one push on `path`; report its times, peak RSS and the state it left."""
-    with SqliteStore(path) as store:
-        service = LabelSync(store=store, clock=SystemClock())
-        wall, cpu = time.perf_counter(), time.process_time()
-        job = service.start_push(
-            "bench", actor_id=ADMIN_ID, defaults=DEFAULTS, audience=AUDIENCES[audience_name]
-        )
-        started = time.perf_counter() - wall
-        service.run_push(job.id, batch_size=BATCH_SIZE)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        rss = peak_rss_kib()
-        done = service.job(job.id)
-        if keep:
-            state = labelsync_state(service, "bench", job.id, keep=True, provenance=True)
-        else:
-            state = State("", done.processed, counts_tuple(done.counts))
+def push_and_report(service: LabelSync, audience_name: str, keep: bool) -> dict[str, object]:
+    """Start and run one push through `service` (on any store); report its times, peak
+    RSS and the state it left (every User, provenance included, when `keep`)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    job = service.start_push(
+        "bench", actor_id=ADMIN_ID, defaults=DEFAULTS, audience=AUDIENCES[audience_name]
+    )
+    started = time.perf_counter() - wall
+    service.run_push(job.id, batch_size=BATCH_SIZE)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = peak_rss_kib()
+    done = service.job(job.id)
+    if keep:
+        state = labelsync_state(service, "bench", job.id, keep=True, provenance=True)
+    else:
+        state = State("", done.processed, counts_tuple(done.counts))
     return {"wall": wall, "cpu": cpu, "start": started, "rss_kib": rss, "state": state.to_json()}
+
+
+def _labelsync_child(path: str, audience_name: str, keep: bool) -> dict[str, object]:
+    """One push by labelsync on the SQLite file `path`."""
+    with SqliteStore(path) as store:
+        return push_and_report(LabelSync(store=store, clock=SystemClock()), audience_name, keep)
 
 
 def _floor_child(path: str, audience_name: str, keep: bool) -> dict[str, object]:
@@ -182,27 +187,31 @@ def run_child(impl: str, base: Path, work: Path, audience_name: str, *, keep: bo
     )
 
 
-def _without_provenance(state: State) -> State:
+def without_provenance(state: State) -> State:
     """`state` with only each User's id, selection and version (what the rule is checked on)."""
     assert state.users is not None
     rows = ((row[0], row[1], row[2]) for row in state.users)
     return state_of(rows, state.processed, state.counts, keep=True)
 
 
+def rule_state(tenant: Tenant, audience_name: str) -> State:
+    """What the pure rule says the push to `audience_name` leaves and counts."""
+    after, changes = apply_defaults(tenant, DEFAULTS, audience=AUDIENCES[audience_name])
+    return state_of(
+        ((u.id, u.synced.ids, u.version) for u in after.users),
+        changes.users,
+        counts_tuple(changes.counts()),
+        keep=True,
+    )
+
+
 def check_rule(tenant: Tenant, base: Path, work: Path) -> None:
     """Every push leaves every User and counts exactly as the pure rule, and the floor's
     leaves what labelsync's leaves, provenance included (before timing)."""
-    for name, audience in AUDIENCES.items():
+    for name in AUDIENCES:
         where = f"push to {name}, {len(tenant.users):,} Users"
-        after, changes = apply_defaults(tenant, DEFAULTS, audience=audience)
-        want = state_of(
-            ((u.id, u.synced.ids, u.version) for u in after.users),
-            changes.users,
-            counts_tuple(changes.counts()),
-            keep=True,
-        )
         ours = run_child("labelsync", base, work, name, keep=True).state
-        check_equal(_without_provenance(ours), want, where)
+        check_equal(without_provenance(ours), rule_state(tenant, name), where)
         check_equal(ours, run_child("floor", base, work, name, keep=True).state, f"floor, {where}")
 
 

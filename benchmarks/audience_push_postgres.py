@@ -24,19 +24,23 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.audience_push import AUDIENCES, BATCH_SIZE, DEFAULTS, Run, grouped_tenant
-from benchmarks.sqlite_push import peak_rss_kib
-from benchmarks.state import FloorMismatch, State, check_equal, counts_tuple, state_of
+from benchmarks.audience_push import (
+    AUDIENCES,
+    Run,
+    grouped_tenant,
+    push_and_report,
+    rule_state,
+    without_provenance,
+)
+from benchmarks.state import FloorMismatch, State, check_equal
 from benchmarks.timing import Runs, Timing, runs
-from labelsync import LabelSync, Tenant, apply_defaults
+from labelsync import LabelSync, Tenant
 from labelsync.adapters.clock import SystemClock
-from labelsync.synthetic import ADMIN_ID
 
 DSN_VARIABLE = "LABELSYNC_POSTGRES_DSN"
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,28 +81,11 @@ def template(dsn: str, tenant: Tenant) -> Iterator[str]:
 
 
 def _child(dsn: str, audience_name: str, keep: bool) -> dict[str, object]:
-    """Start and run one push on `dsn`; report its times, peak RSS and the state it left."""
+    """One push by labelsync on the PostgreSQL database `dsn`."""
     from labelsync.adapters.postgres import PostgresStore
 
     with PostgresStore(dsn) as store:
-        service = LabelSync(store=store, clock=SystemClock())
-        wall, cpu = time.perf_counter(), time.process_time()
-        job = service.start_push(
-            "bench", actor_id=ADMIN_ID, defaults=DEFAULTS, audience=AUDIENCES[audience_name]
-        )
-        started = time.perf_counter() - wall
-        service.run_push(job.id, batch_size=BATCH_SIZE)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        rss = peak_rss_kib()
-        done = service.job(job.id)
-        users = service.tenant("bench").users if keep else ()
-        state = state_of(
-            ((u.id, u.synced.ids, u.version) for u in users),
-            done.processed,
-            counts_tuple(done.counts),
-            keep=keep,
-        )
-    return {"wall": wall, "cpu": cpu, "start": started, "rss_kib": rss, "state": state.to_json()}
+        return push_and_report(LabelSync(store=store, clock=SystemClock()), audience_name, keep)
 
 
 def run_child(dsn: str, base: str, audience_name: str, *, keep: bool = False) -> Run:
@@ -136,16 +123,10 @@ def run_child(dsn: str, base: str, audience_name: str, *, keep: bool = False) ->
 
 def check_rule(dsn: str, tenant: Tenant, base: str) -> None:
     """Every push leaves every User and counts exactly as the pure rule (before timing)."""
-    for name, audience in AUDIENCES.items():
-        after, changes = apply_defaults(tenant, DEFAULTS, audience=audience)
-        want = state_of(
-            ((u.id, u.synced.ids, u.version) for u in after.users),
-            changes.users,
-            counts_tuple(changes.counts()),
-            keep=True,
-        )
-        got = run_child(dsn, base, name, keep=True).state
-        check_equal(got, want, f"PostgreSQL push to {name}, {len(tenant.users):,} Users")
+    for name in AUDIENCES:
+        got = without_provenance(run_child(dsn, base, name, keep=True).state)
+        where = f"PostgreSQL push to {name}, {len(tenant.users):,} Users"
+        check_equal(got, rule_state(tenant, name), where)
 
 
 def bench(dsn: str, base: str, repeat: int) -> dict[str, tuple[Runs, list[Run]]]:
