@@ -88,9 +88,11 @@ def test_a_bad_audience_is_one_error_line_and_writes_nothing(
 def test_coverage_shows_each_status_in_text_and_json(db: Path) -> None:
     push(db)
 
-    text = labelsync("coverage", "--db", db, "acme", cwd=db.parent)
+    text = labelsync("coverage", "--db", db, "--tenant", "acme", cwd=db.parent)
     document = json.loads(
-        labelsync("coverage", "--db", db, "acme", "--format", "json", cwd=db.parent).stdout
+        labelsync(
+            "coverage", "--db", db, "--tenant", "acme", "--format", "json", cwd=db.parent
+        ).stdout
     )
 
     assert 0 == text.returncode, text.stderr
@@ -107,7 +109,7 @@ def test_coverage_shows_each_status_in_text_and_json(db: Path) -> None:
 
 
 def test_coverage_of_an_unknown_tenant_is_one_error_line(db: Path) -> None:
-    result = labelsync("coverage", "--db", db, "nope", cwd=db.parent)
+    result = labelsync("coverage", "--db", db, "--tenant", "nope", cwd=db.parent)
 
     assert 2 == result.returncode
     assert "nope" in one_error_line(result)
@@ -115,7 +117,9 @@ def test_coverage_of_an_unknown_tenant_is_one_error_line(db: Path) -> None:
 
 def test_presets_are_created_assigned_listed_renamed_applied_and_deleted(db: Path) -> None:
     def run(*args: str) -> str:
-        result = labelsync("presets", *args[:1], "--db", db, "acme", *args[1:], cwd=db.parent)
+        result = labelsync(
+            "presets", *args[:1], "--db", db, "--tenant", "acme", *args[1:], cwd=db.parent
+        )
         assert 0 == result.returncode, result.stderr
         return result.stdout
 
@@ -147,7 +151,8 @@ def test_presets_are_created_assigned_listed_renamed_applied_and_deleted(db: Pat
 
 def test_a_preset_change_by_a_non_admin_exits_3(db: Path) -> None:
     result = labelsync(
-        "presets", "create", "--db", db, "acme", "X", "--actor", "ana", "--inbox", "--sent",
+        "presets", "create", "--db", db, "--tenant", "acme", "X", "--actor", "ana", "--inbox",
+        "--sent",
         cwd=db.parent,
     )  # fmt: skip
 

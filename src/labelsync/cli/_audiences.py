@@ -139,10 +139,10 @@ def _format_option(command: _F) -> _F:
 
 @click.command(name="coverage")
 @existing_db
-@click.argument("tenant_id", metavar="TENANT")
+@click.option("--tenant", "tenant_id", required=True, help="Id of the tenant.")
 @_format_option
 def coverage_command(db: Path, tenant_id: str, output_format: str) -> None:
-    """Show, per User of TENANT, whether the defaults reach them, and why not (R22).
+    """Show, per User of the tenant, whether the defaults reach them, and why not (R22).
 
     Each User gets one status: covered, no mailbox, label missing, cannot see
     the Email tab (no EMAIL_SYNC), drifted, or stale selection ids; roles a
@@ -215,7 +215,8 @@ def _show(book: PresetBook, output_format: str) -> None:
 
 
 _actor = click.option("--actor", "actor_id", required=True, help="Id of the admin User.")
-_tenant = click.argument("tenant_id", metavar="TENANT")
+# The tenant is an option, as for every other command (push, preview, history, ...).
+_tenant = click.option("--tenant", "tenant_id", required=True, help="Id of the tenant.")
 
 
 @click.group()
@@ -228,7 +229,7 @@ def presets() -> None:
 @_tenant
 @_format_option
 def list_presets(db: Path, tenant_id: str, output_format: str) -> None:
-    """List the presets of TENANT and which groups have them, in precedence order."""
+    """List the presets of the tenant and which groups have them, in precedence order."""
     with service(db) as svc:
         _show(svc.presets(tenant_id), output_format)
 
@@ -263,7 +264,7 @@ def create(
     locks: tuple[str, ...],
     mode: str,
 ) -> None:
-    """Create preset NAME of TENANT; admins only."""
+    """Create preset NAME of the tenant; admins only."""
     if inbox is None or sent is None:
         raise click.UsageError("say both --inbox/--no-inbox and --sent/--no-sent")
     preset = Preset(
@@ -284,7 +285,7 @@ def create(
 @click.argument("new_name")
 @_actor
 def rename(db: Path, tenant_id: str, name: str, new_name: str, actor_id: str) -> None:
-    """Rename preset NAME of TENANT to NEW_NAME; its groups keep it. Admins only."""
+    """Rename preset NAME of the tenant to NEW_NAME; its groups keep it. Admins only."""
     with service(db) as svc, suggesting_admins(svc, tenant_id, actor_id):
         svc.rename_preset(tenant_id, actor_id=actor_id, name=name, new_name=new_name)
     click.echo(f"preset {name!r} renamed to {new_name!r}")
@@ -296,7 +297,7 @@ def rename(db: Path, tenant_id: str, name: str, new_name: str, actor_id: str) ->
 @click.argument("name")
 @_actor
 def delete(db: Path, tenant_id: str, name: str, actor_id: str) -> None:
-    """Delete preset NAME of TENANT and its group assignments; admins only."""
+    """Delete preset NAME of the tenant and its group assignments; admins only."""
     with service(db) as svc, suggesting_admins(svc, tenant_id, actor_id):
         svc.delete_preset(tenant_id, actor_id=actor_id, name=name)
     click.echo(f"preset {name!r} deleted")
@@ -323,7 +324,7 @@ def assign(
     position: int | None,
     unassign: bool,
 ) -> None:
-    """Give GROUP of TENANT preset NAME (or, with --none, no preset); admins only."""
+    """Give GROUP of the tenant preset NAME (or, with --none, no preset); admins only."""
     if (name is None) is not unassign:
         raise click.UsageError("give a preset NAME, or --none to take the group's preset away")
     with service(db) as svc, suggesting_admins(svc, tenant_id, actor_id):
