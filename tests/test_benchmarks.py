@@ -6,6 +6,7 @@ every test run, so a change to labelsync or to a floor cannot leave them apart.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from benchmarks.audience_push import prepare as audience_prepare
 from benchmarks.bench_postgres import check_same as check_same_on_postgres
 from benchmarks.policy_push import with_user_choices
 from benchmarks.sqlite_push import FLOOR_JOB, prepare
-from benchmarks.state import check_equal, labelsync_state
+from benchmarks.state import State, check_equal, labelsync_state
 
 from labelsync import Defaults, LabelSync, PushMode
 from labelsync.adapters.clock import SystemClock
@@ -31,6 +32,24 @@ ROOT = Path(__file__).resolve().parent.parent
 MIXED = Defaults(inbox=True, sent=False)
 
 
+def labelsync_run(path: Path, job_id: str) -> State:
+    """labelsync runs its started push `job_id` in `path`; what it leaves, provenance included."""
+    with SqliteStore(path) as store:
+        service = LabelSync(store=store, clock=SystemClock())
+        service.run_push(job_id, batch_size=500)
+        return labelsync_state(service, "bench", job_id, keep=True, provenance=True)
+
+
+def floor_run(path: Path, job_id: str, *, groups: frozenset[str] | None = None) -> State:
+    """The floor runs its pending push `job_id` in `path` (first narrowed to `groups`, if
+    given, R20); what it leaves."""
+    with contextlib.closing(sqlite_floor.connect(path)) as conn:
+        if groups is not None:
+            sqlite_floor.narrow(conn, job_id, groups)
+        sqlite_floor.push(conn, job_id, 500, "2024-05-01T00:00:00+00:00")
+        return sqlite_floor.final_state(conn, job_id, keep=True)
+
+
 @pytest.mark.parametrize("defaults", [MIXED, Defaults(inbox=True, sent=True)], ids=str)
 def test_the_sqlite_floor_leaves_every_user_and_count_as_labelsync_does(
     tmp_path: Path, defaults: Defaults
@@ -39,16 +58,8 @@ def test_the_sqlite_floor_leaves_every_user_and_count_as_labelsync_does(
     prepared = prepare(
         synthetic_tenant(1_500, seed=5, tenant_id="bench"), tmp_path / "b.db", defaults
     )
-    with SqliteStore(prepared.path) as store:
-        service = LabelSync(store=store, clock=SystemClock())
-        service.run_push(prepared.job_id, batch_size=500)
-        ours = labelsync_state(service, "bench", prepared.job_id, keep=True, provenance=True)
-    conn = sqlite_floor.connect(prepared.floor_path)
-    try:
-        sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
-        floor = sqlite_floor.final_state(conn, FLOOR_JOB, keep=True)
-    finally:
-        conn.close()
+    ours = labelsync_run(prepared.path, prepared.job_id)
+    floor = floor_run(prepared.floor_path, FLOOR_JOB)
     check_equal(ours, floor, "SQLite")
     assert 1_500 == floor.processed
     changed, selected, deselected, _, _ = floor.counts
@@ -85,16 +96,8 @@ def test_the_sqlite_floor_keeps_user_choices_and_provenance_as_labelsync_does(
     provenance as the floor does, and both keep the same labels."""
     tenant = with_user_choices(synthetic_tenant(1_500, seed=5, tenant_id="bench"))
     prepared = prepare(tenant, tmp_path / "k.db", MIXED, PushMode.KEEP_USER_CHOICES)
-    with SqliteStore(prepared.path) as store:
-        service = LabelSync(store=store, clock=SystemClock())
-        service.run_push(prepared.job_id, batch_size=500)
-        ours = labelsync_state(service, "bench", prepared.job_id, keep=True, provenance=True)
-    conn = sqlite_floor.connect(prepared.floor_path)
-    try:
-        sqlite_floor.push(conn, FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
-        floor = sqlite_floor.final_state(conn, FLOOR_JOB, keep=True)
-    finally:
-        conn.close()
+    ours = labelsync_run(prepared.path, prepared.job_id)
+    floor = floor_run(prepared.floor_path, FLOOR_JOB)
     check_equal(ours, floor, "SQLite, KEEP_USER_CHOICES")
     assert ours.kept > 0
     assert ours.users is not None
@@ -159,14 +162,9 @@ def test_the_sqlite_floor_pushes_to_an_audience_as_labelsync_does(
             "bench", actor_id=ADMIN_ID, defaults=AUDIENCE_DEFAULTS, audience=AUDIENCES[group]
         )
         ours = labelsync_state(service, "bench", report.job.id, keep=True, provenance=True)
-    conn = sqlite_floor.connect(floor_path(base))
-    try:
-        sqlite_floor.narrow(conn, AUDIENCE_FLOOR_JOB, frozenset({group}))
-        sqlite_floor.push(conn, AUDIENCE_FLOOR_JOB, 500, "2024-05-01T00:00:00+00:00")
-        floor = sqlite_floor.final_state(conn, AUDIENCE_FLOOR_JOB, keep=True)
+    floor = floor_run(floor_path(base), AUDIENCE_FLOOR_JOB, groups=frozenset({group}))
+    with contextlib.closing(sqlite_floor.connect(floor_path(base))) as conn:
         checkboxes = conn.execute("SELECT defaults_inbox, defaults_sent FROM tenants").fetchone()
-    finally:
-        conn.close()
     check_equal(ours, floor, f"SQLite, push to {group}")
     assert (300, (None, None)) == (floor.processed, checkboxes)
     assert floor.users is not None
